@@ -1,0 +1,5 @@
+import sys
+
+from qrtui.cli import main
+
+sys.exit(main())

@@ -1,0 +1,339 @@
+"""The TOML node configuration: locate, read (tomllib), validate, save (tomli-w, atomic).
+
+Every mistake becomes one ConfigError line naming the file, the node and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import platformdirs
+import tomli_w
+
+APP_NAME = "qrtui"
+CONFIG_ENV = "QRTUI_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded as one line for the user."""
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    aet: str = "QRTUI"
+
+
+@dataclass(frozen=True)
+class RemoteNode:
+    """A node we query and retrieve from."""
+
+    name: str
+    aet: str
+    host: str
+    port: int = 104
+    retrieve: str = "move"
+    timeout: float = 5.0
+    dimse_timeout: float = 60.0
+    use_modality_tag: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class StoreNode:
+    """Where retrieved objects go: embedded (has a directory) or an external SCP (has a host)."""
+
+    name: str
+    aet: str
+    port: int = 11112
+    host: str | None = None
+    directory: Path | None = None
+    bind: str = "0.0.0.0"
+    timeout: float = 5.0
+
+    @property
+    def embedded(self) -> bool:
+        return self.directory is not None
+
+    @property
+    def address(self) -> str:
+        return f"{self.bind if self.embedded else self.host}:{self.port}"
+
+
+_N = TypeVar("_N", RemoteNode, StoreNode)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    client: ClientConfig
+    remotes: tuple[RemoteNode, ...]
+    stores: tuple[StoreNode, ...]
+
+    def remote(self, ref: str) -> RemoteNode:
+        return _pick(self.remotes, ref, "remote", self.path)
+
+    def store(self, ref: str) -> StoreNode:
+        return _pick(self.stores, ref, "store", self.path)
+
+
+def _pick(nodes: tuple[_N, ...], ref: str, kind: str, path: Path) -> _N:
+    for node in nodes:
+        if node.name == ref:
+            return node
+    if ref.isdigit() and 1 <= int(ref) <= len(nodes):
+        return nodes[int(ref) - 1]
+    known = ", ".join(n.name for n in nodes) or "none configured"
+    raise ConfigError(f"{path}: no {kind} node {ref!r} (known: {known})")
+
+
+# ---------------------------------------------------------------- locating
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def resolve_config_path(cli_path: str | None, environ: Mapping[str, str] = os.environ) -> Path:
+    if cli_path:
+        return Path(cli_path).expanduser()
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV]).expanduser()
+    return default_config_path()
+
+
+# ---------------------------------------------------------------- checks
+
+Check = Callable[[Any], str | None]
+
+
+def check_aet(value: str) -> str | None:
+    if not value.strip():
+        return "AE title is empty"
+    if len(value) > 16:
+        return f"AE title {value!r} is longer than 16 characters"
+    if "\\" in value:
+        return f"AE title {value!r} contains a backslash"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return f"AE title {value!r} contains a control character"
+    return None
+
+
+def check_port(value: int) -> str | None:
+    return None if 1 <= value <= 65535 else f"port {value} is outside 1-65535"
+
+
+def _check_timeout(value: float) -> str | None:
+    return None if 0 < value <= 3600 else f"timeout {value} must be above 0 and at most 3600 s"
+
+
+def _check_retrieve(value: str) -> str | None:
+    return None if value in ("move", "get") else f'retrieve {value!r} must be "move" or "get"'
+
+
+def _check_nonempty(value: str) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+@dataclass(frozen=True)
+class _Key:
+    kind: type
+    required: bool = False
+    check: Check | None = None
+
+
+_CLIENT_KEYS = {"aet": _Key(str, check=check_aet)}
+_REMOTE_KEYS = {
+    "aet": _Key(str, required=True, check=check_aet),
+    "host": _Key(str, required=True, check=_check_nonempty),
+    "port": _Key(int, check=check_port),
+    "retrieve": _Key(str, check=_check_retrieve),
+    "timeout": _Key(float, check=_check_timeout),
+    "dimse_timeout": _Key(float, check=_check_timeout),
+    "use_modality_tag": _Key(bool),
+}
+_STORE_KEYS = {
+    "aet": _Key(str, required=True, check=check_aet),
+    "port": _Key(int, check=check_port),
+    "host": _Key(str, check=_check_nonempty),
+    "directory": _Key(str, check=_check_nonempty),
+    "bind": _Key(str, check=_check_nonempty),
+    "timeout": _Key(float, check=_check_timeout),
+}
+_NODE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _typed(value: Any, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _read_table(
+    table: Any, keys: Mapping[str, _Key], where: str, fail: Callable[[str, str], ConfigError]
+) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise fail(where, "must be a table")
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        spec = keys.get(key)
+        if spec is None:
+            raise fail(f"{where}.{key}", f"unknown key (known: {', '.join(keys)})")
+        if not _typed(value, spec.kind):
+            raise fail(f"{where}.{key}", f"must be {_TYPE_NAMES[spec.kind]}, not {value!r}")
+        problem = spec.check(value) if spec.check else None
+        if problem:
+            raise fail(f"{where}.{key}", problem)
+        out[key] = float(value) if spec.kind is float else value
+    for key, spec in keys.items():
+        if spec.required and key not in out:
+            raise fail(f"{where}.{key}", "is required")
+    return out
+
+
+def parse_config(data: Mapping[str, Any], path: Path) -> Config:
+    """Validate a decoded TOML document and build the frozen configuration."""
+
+    def fail(where: str, problem: str) -> ConfigError:
+        return ConfigError(f"{path}: {where}: {problem}")
+
+    for top in data:
+        if top not in ("client", "remotes", "stores"):
+            raise fail(top, "unknown table (known: client, remotes, stores)")
+    client = ClientConfig(**_read_table(data.get("client", {}), _CLIENT_KEYS, "client", fail))
+
+    def node_tables(section: str) -> list[tuple[str, Any]]:
+        tables = data.get(section, {})
+        if not isinstance(tables, dict):
+            raise fail(section, f"must be tables like [{section}.NAME]")
+        for name in tables:
+            if not _NODE_NAME.match(name) or name.isdigit():
+                raise fail(
+                    f"{section}.{name}",
+                    "node names use letters, digits, '_', '.', '-' and are not only digits",
+                )
+        return list(tables.items())
+
+    remotes = tuple(
+        RemoteNode(name=name, **_read_table(table, _REMOTE_KEYS, f"remotes.{name}", fail))
+        for name, table in node_tables("remotes")
+    )
+    stores: list[StoreNode] = []
+    for name, table in node_tables("stores"):
+        where = f"stores.{name}"
+        values = _read_table(table, _STORE_KEYS, where, fail)
+        if "directory" in values:
+            if "host" in values:
+                raise fail(
+                    f"{where}.host",
+                    "an embedded store (with directory) listens on 'bind'; "
+                    "'host' is only for external stores",
+                )
+            values["directory"] = Path(values["directory"]).expanduser()
+        elif "host" not in values:
+            raise fail(where, "needs 'directory' (embedded store) or 'host' (external store)")
+        elif "bind" in values:
+            raise fail(f"{where}.bind", "only an embedded store (with directory) listens")
+        stores.append(StoreNode(name=name, **values))
+
+    _check_store_clashes(stores, fail)
+    return Config(path=path, client=client, remotes=remotes, stores=tuple(stores))
+
+
+def _check_store_clashes(stores: list[StoreNode], fail: Callable[[str, str], ConfigError]) -> None:
+    seen_aet: dict[str, str] = {}
+    seen_port: dict[int, str] = {}
+    for store in stores:
+        aet = store.aet.strip()
+        if aet in seen_aet:
+            raise fail(
+                f"stores.{store.name}.aet",
+                f"AE title {aet!r} is already used by stores.{seen_aet[aet]}",
+            )
+        seen_aet[aet] = store.name
+        if store.embedded:
+            if store.port in seen_port:
+                raise fail(
+                    f"stores.{store.name}.port",
+                    f"port {store.port} is already used by stores.{seen_port[store.port]}",
+                )
+            seen_port[store.port] = store.name
+
+
+def load_config(path: Path) -> Config:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: configuration file not found (copy config.example.toml there, "
+            f"or pass --config PATH or set ${CONFIG_ENV})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+    return parse_config(data, path)
+
+
+# ---------------------------------------------------------------- saving
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    def node_dict(node: RemoteNode | StoreNode) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for field in fields(node):
+            value = getattr(node, field.name)
+            if field.name == "name" or value is None:
+                continue
+            if field.name == "bind" and not node.embedded:  # type: ignore[union-attr]
+                continue
+            out[field.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+    return {
+        "client": {"aet": config.client.aet},
+        "remotes": {n.name: node_dict(n) for n in config.remotes},
+        "stores": {n.name: node_dict(n) for n in config.stores},
+    }
+
+
+def save_config(config: Config, path: Path | None = None) -> Config:
+    """Validate, then replace the file atomically (temp file, fsync, rename)."""
+    target = path or config.path
+    data = config_to_dict(config)
+    validated = parse_config(data, target)
+    text = tomli_w.dumps(data)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o600)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return validated

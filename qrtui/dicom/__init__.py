@@ -1,0 +1,8 @@
+"""DICOM networking: associations, echo, find. Blocking code; callers run it in threads."""
+
+from pynetdicom import _config as _pynetdicom_config
+
+# pynetdicom logs whole identifiers (patient names and IDs) unless told not to.
+_pynetdicom_config.LOG_REQUEST_IDENTIFIERS = False
+_pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = False
+_pynetdicom_config.LOG_HANDLER_LEVEL = "none"

@@ -1,0 +1,133 @@
+"""Opening associations with timeouts set, and telling the user plainly why one failed."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"
+    READY = "ready"  # an embedded store that can listen and write
+    REJECTED = "rejected"
+    TIMED_OUT = "timed out"
+    REFUSED = "connection refused"
+    UNREACHABLE = "unreachable"
+    ABORTED = "aborted"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Where to connect and how long to wait."""
+
+    aet: str
+    host: str
+    port: int
+    timeout: float = 5.0
+    dimse_timeout: float = 60.0
+
+
+class AssociationFailed(Exception):
+    def __init__(self, peer: Peer, outcome: Outcome, detail: str) -> None:
+        super().__init__(f"{peer.aet}@{peer.host}:{peer.port}: {outcome}: {detail}")
+        self.peer = peer
+        self.outcome = outcome
+        self.detail = detail
+
+
+def set_nodelay(event: Any) -> None:
+    """Small DIMSE messages must not wait for Nagle's delayed ACK."""
+    sock = event.assoc.dul.socket.socket
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def make_ae(calling_aet: str, peer: Peer) -> AE:
+    ae = AE(ae_title=calling_aet)
+    ae.connection_timeout = peer.timeout
+    ae.acse_timeout = peer.timeout
+    ae.dimse_timeout = peer.dimse_timeout
+    ae.network_timeout = max(peer.dimse_timeout, peer.timeout)
+    return ae
+
+
+def associate(
+    ae: AE,
+    peer: Peer,
+    *,
+    ext_neg: Sequence[Any] | None = None,
+    evt_handlers: Sequence[Any] = (),
+) -> Association:
+    """Associate or raise AssociationFailed with the reason a person can act on."""
+    connected = False
+
+    def on_open(event: Any) -> None:
+        nonlocal connected
+        connected = True
+        set_nodelay(event)
+
+    started = time.monotonic()
+    try:
+        assoc = ae.associate(
+            peer.host,
+            peer.port,
+            ae_title=peer.aet,
+            ext_neg=list(ext_neg) if ext_neg else None,
+            evt_handlers=[(evt.EVT_CONN_OPEN, on_open), *evt_handlers],
+        )
+    except socket.gaierror as exc:
+        raise AssociationFailed(
+            peer, Outcome.UNREACHABLE, f"unknown host {peer.host!r} ({exc.strerror})"
+        ) from None
+    if assoc.is_established:
+        return assoc
+    elapsed = time.monotonic() - started
+    if assoc.is_rejected:
+        primitive = assoc.acceptor.primitive
+        reason = (
+            f"{primitive.result_str}, {primitive.source_str}: {primitive.reason_str}"
+            if primitive
+            else "no reason given"
+        )
+        raise AssociationFailed(peer, Outcome.REJECTED, reason)
+    if not connected:
+        outcome, detail = _why_no_connection(peer, elapsed)
+        raise AssociationFailed(peer, outcome, detail)
+    if elapsed >= peer.timeout * 0.9:
+        raise AssociationFailed(
+            peer, Outcome.TIMED_OUT, f"no association answer within {peer.timeout:g} s"
+        )
+    raise AssociationFailed(peer, Outcome.ABORTED, "the peer closed the association request")
+
+
+def _why_no_connection(peer: Peer, elapsed: float) -> tuple[Outcome, str]:
+    if elapsed >= peer.timeout * 0.9:
+        return Outcome.TIMED_OUT, f"no TCP connection within {peer.timeout:g} s"
+    # pynetdicom does not keep the socket error: ask the network once more, briefly.
+    try:
+        with socket.create_connection((peer.host, peer.port), timeout=peer.timeout - elapsed):
+            return Outcome.ABORTED, "connection closed before the association request"
+    except ConnectionRefusedError:
+        return Outcome.REFUSED, f"nothing listens on port {peer.port}"
+    except TimeoutError:
+        return Outcome.TIMED_OUT, f"no TCP connection within {peer.timeout:g} s"
+    except socket.gaierror as exc:
+        return Outcome.UNREACHABLE, f"unknown host {peer.host!r} ({exc.strerror})"
+    except OSError as exc:
+        return Outcome.UNREACHABLE, exc.strerror or str(exc)
+
+
+def release(assoc: Association) -> None:
+    if assoc.is_established:
+        assoc.release()
+    if not assoc.is_released and not assoc.is_aborted:
+        assoc.abort()

@@ -1,0 +1,1 @@
+"""The Textual face of qrtui. Nothing outside this package imports Textual."""

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import os
+import socket
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import DCMQRSCP_BIN, ORTHANC_BIN, Dcmqrscp, Orthanc
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "openrem"
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def require(present: object, reason: str) -> None:
+    """Skip without the peer; in CI, where .ci/run installs it, its absence is a failure."""
+    if not present:
+        if IN_CI:
+            pytest.fail(f"{reason}: .ci/run should have installed it")
+        pytest.skip(reason)
+
+
+def require_corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"corpus not found at {CORPUS}")
+    return CORPUS
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
+    require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
+    server = Orthanc(tmp_path / "orthanc", modalities={"qrtui": ("QRTUI", "127.0.0.1", 1)}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dcmqrscp(tmp_path: Path) -> Iterator[Dcmqrscp]:
+    require(DCMQRSCP_BIN, "DCMTK is not installed (apt-get install dcmtk)")
+    server = Dcmqrscp(tmp_path / "dcmqrscp").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A port that accepts TCP connections and never says a word."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield int(sock.getsockname()[1])
+    sock.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str], Path]:
+    def write(text: str) -> Path:
+        path = tmp_path / "config.toml"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write

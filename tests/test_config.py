@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from qrtui.config import (
+    ConfigError,
+    RemoteNode,
+    load_config,
+    resolve_config_path,
+    save_config,
+)
+
+GOOD = """
+[client]
+aet = "QRTUI"
+
+[remotes.pacs]
+aet = "ORTHANC"
+host = "127.0.0.1"
+port = 4242
+retrieve = "get"
+
+[remotes.modality]
+aet = "CT1"
+host = "ct1.example"
+
+[stores.local]
+aet = "QRTUI_STORE"
+port = 11112
+directory = "~/dicom-store"
+
+[stores.dms]
+aet = "DMS"
+host = "10.0.0.5"
+port = 104
+"""
+
+
+def test_good_config_has_defaults(write_config):
+    config = load_config(write_config(GOOD))
+    pacs, modality = config.remotes
+    assert pacs == RemoteNode("pacs", "ORTHANC", "127.0.0.1", 4242, "get")
+    assert modality.port == 104 and modality.retrieve == "move" and modality.timeout == 5.0
+    local, dms = config.stores
+    assert local.embedded and local.directory == Path("~/dicom-store").expanduser()
+    assert not dms.embedded and dms.host == "10.0.0.5"
+    assert config.remote("2") is modality and config.store("dms") is dms
+
+
+def test_empty_file_is_valid_with_default_client(write_config):
+    config = load_config(write_config(""))
+    assert config.client.aet == "QRTUI" and config.remotes == () and config.stores == ()
+
+
+def test_unknown_node_reference_names_the_known(write_config):
+    config = load_config(write_config(GOOD))
+    with pytest.raises(ConfigError, match=r"no remote node 'nope' \(known: pacs, modality\)"):
+        config.remote("nope")
+    with pytest.raises(ConfigError, match="no store node '3'"):
+        config.store("3")
+
+
+BAD = [
+    ("[remotes.pacs\naet='A'", r"TOML syntax error: .*line 1, column \d+"),
+    (
+        '[remotes.pacs]\naet = "A"\nhost = "h"\ncolour = "red"',
+        r"remotes\.pacs\.colour: unknown key",
+    ),
+    (
+        '[remotes.pacs]\naet = "A"\nhost = "h"\nport = "104"',
+        r"remotes\.pacs\.port: must be an integer",
+    ),
+    (
+        '[remotes.pacs]\naet = "A"\nhost = "h"\nport = true',
+        r"remotes\.pacs\.port: must be an integer",
+    ),
+    (
+        '[remotes.pacs]\naet = "A"\nhost = "h"\nport = 0',
+        r"remotes\.pacs\.port: port 0 is outside 1-65535",
+    ),
+    ('[remotes.pacs]\naet = "A"\nhost = "h"\nport = 65536', r"port 65536 is outside 1-65535"),
+    ('[remotes.pacs]\naet = ""\nhost = "h"', r"remotes\.pacs\.aet: AE title is empty"),
+    ('[remotes.pacs]\naet = "   "\nhost = "h"', r"remotes\.pacs\.aet: AE title is empty"),
+    ('[remotes.pacs]\naet = "ABCDEFGHIJKLMNOPQ"\nhost = "h"', r"longer than 16 characters"),
+    ('[remotes.pacs]\naet = "A\\\\B"\nhost = "h"', r"remotes\.pacs\.aet: .* contains a backslash"),
+    ('[remotes.pacs]\nhost = "h"', r"remotes\.pacs\.aet: is required"),
+    ('[remotes.pacs]\naet = "A"', r"remotes\.pacs\.host: is required"),
+    (
+        '[remotes.pacs]\naet = "A"\nhost = "h"\nretrieve = "copy"',
+        r"remotes\.pacs\.retrieve: .* \"move\" or \"get\"",
+    ),
+    ('[remotes.pacs]\naet = "A"\nhost = "h"\ntimeout = -1', r"remotes\.pacs\.timeout: timeout -1"),
+    ('[remotes.pacs]\naet = "A"\nhost = "h"\nuse_modality_tag = "yes"', r"must be true or false"),
+    ('[client]\naet = "ABCDEFGHIJKLMNOPQR"', r"client\.aet: AE title .* longer than 16"),
+    ('[client]\nname = "x"', r"client\.name: unknown key"),
+    ('[nodes.x]\naet = "A"', r"nodes: unknown table"),
+    ("remotes = 3", r"remotes: must be tables like \[remotes\.NAME\]"),
+    ('[remotes."my pacs"]\naet = "A"\nhost = "h"', r"remotes\.my pacs: node names use"),
+    ('[remotes.7]\naet = "A"\nhost = "h"', r"remotes\.7: node names .* not only digits"),
+    ('[stores.s]\naet = "S"', r"stores\.s: needs 'directory' \(embedded store\) or 'host'"),
+    ('[stores.s]\naet = "S"\nhost = "h"\ndirectory = "/d"', r"stores\.s\.host: an embedded store"),
+    (
+        '[stores.s]\naet = "S"\nhost = "h"\nbind = "0.0.0.0"',
+        r"stores\.s\.bind: only an embedded store",
+    ),
+    (
+        '[stores.a]\naet = "S"\ndirectory = "/a"\n[stores.b]\naet = "S"\ndirectory = "/b"\nport = 2',
+        r"stores\.b\.aet: AE title 'S' is already used by stores\.a",
+    ),
+    (
+        '[stores.a]\naet = "A"\ndirectory = "/a"\n[stores.b]\naet = "B"\ndirectory = "/b"',
+        r"stores\.b\.port: port 11112 is already used by stores\.a",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "pattern"), BAD, ids=[p for _, p in BAD])
+def test_every_mistake_is_one_line_naming_file_node_and_key(write_config, text, pattern):
+    path = write_config(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert "\n" not in message
+    assert __import__("re").search(pattern, message), message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_not_utf8(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_bytes(b'[client]\naet = "\xff"\n')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path)
+
+
+def test_location_order(tmp_path, monkeypatch):
+    assert resolve_config_path("a.toml", {"QRTUI_CONFIG": "b.toml"}) == Path("a.toml")
+    assert resolve_config_path(None, {"QRTUI_CONFIG": "b.toml"}) == Path("b.toml")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert resolve_config_path(None, {}) == tmp_path / "qrtui" / "config.toml"
+
+
+def test_save_round_trips_and_is_atomic(write_config, tmp_path):
+    config = load_config(write_config(GOOD))
+    target = tmp_path / "sub" / "saved.toml"
+    saved = save_config(config, target)
+    assert load_config(target) == saved
+    assert saved.remotes == config.remotes and saved.stores == config.stores
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    assert [p.name for p in target.parent.iterdir()] == ["saved.toml"]
+
+
+def test_save_refuses_invalid_config_and_keeps_the_old_file(write_config):
+    path = write_config(GOOD)
+    before = path.read_text()
+    config = load_config(path)
+    broken = type(config)(
+        path, config.client, (*config.remotes, RemoteNode("bad", "X" * 17, "h")), config.stores
+    )
+    with pytest.raises(ConfigError, match=r"remotes\.bad\.aet: .*longer than 16"):
+        save_config(broken)
+    assert path.read_text() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["config.toml"]
+
+
+def test_example_config_is_valid():
+    example = Path(__file__).resolve().parents[1] / "config.example.toml"
+    config = load_config(example)
+    assert config.remotes and config.stores

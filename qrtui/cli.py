@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 from typing import NoReturn
 
 from qrtui import __version__
-from qrtui.config import Config, ConfigError, load_config, resolve_config_path
+from qrtui.config import (
+    Config,
+    ConfigError,
+    RemoteNode,
+    StoreNode,
+    load_config,
+    resolve_config_path,
+)
+from qrtui.events import Event, FunnelProgress
+from qrtui.query import QueryError, QueryParams, build_query
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -47,6 +59,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --no-tui: C-ECHO every node in parallel, one line each; exit 0 when all "
         "are usable, 3 when any is not",
     )
+    parser.add_argument("remote", nargs="?", metavar="REMOTE", help="remote node (name or number)")
+    parser.add_argument("store", nargs="?", metavar="STORE", help="store node (name or number)")
+    mods = parser.add_argument_group("modalities (at least one, or -sr alone)")
+    mods.add_argument("-ct", action="store_true", help="CT, including PET-CT and NM")
+    mods.add_argument("-mg", action="store_true", help="mammography")
+    mods.add_argument("-fl", action="store_true", help="fluoroscopy (RF, XA)")
+    mods.add_argument("-dx", action="store_true", help="planar radiography (DX, CR)")
+    mods.add_argument("-sr", action="store_true", help="studies holding only SR objects")
+    when = parser.add_argument_group(
+        "dates: yyyy-mm-dd, today, yesterday or Nd (N days ago); times HHMM"
+    )
+    when.add_argument("-f", dest="date_from", metavar="DATE", help="from this study date")
+    when.add_argument("-t", dest="date_until", metavar="DATE", help="until this study date")
+    when.add_argument("-sd", dest="single_date", metavar="DATE", help="a single study date")
+    when.add_argument("-tf", dest="time_from", metavar="HHMM", help="from this time (with -sd)")
+    when.add_argument("-tt", dest="time_until", metavar="HHMM", help="until this time (with -sd)")
+    terms = parser.add_argument_group("filters: comma-separated terms, case-insensitive")
+    terms.add_argument("-e", dest="desc_exclude", metavar="TERMS", help="exclude descriptions")
+    terms.add_argument("-i", dest="desc_include", metavar="TERMS", help="include descriptions")
+    terms.add_argument("-sne", dest="station_exclude", metavar="TERMS", help="exclude stations")
+    terms.add_argument("-sni", dest="station_include", metavar="TERMS", help="include stations")
+    opts = parser.add_argument_group("options")
+    opts.add_argument("-dup", action="store_true", help="fetch again what the store holds")
+    opts.add_argument(
+        "-toshiba", action="store_true", help="CT without RDSR: dose summary and first images"
+    )
+    opts.add_argument(
+        "-emptysr",
+        action="store_true",
+        help="take SR series of unknown type as dose objects instead of inspecting them",
+    )
+    opts.add_argument("--dry-run", action="store_true", help="plan only, retrieve nothing")
+    opts.add_argument("--json", action="store_true", help="one JSON document on stdout")
     return parser
 
 
@@ -67,7 +112,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PARTIAL
 
 
+def _quiet_library_warnings() -> None:
+    """pydicom warns with element values, which may be patient data: keep them off the terminal."""
+    logging.captureWarnings(True)
+    warnings_logger = logging.getLogger("py.warnings")
+    warnings_logger.addHandler(logging.NullHandler())
+    warnings_logger.propagate = False
+
+
 def _main(argv: Sequence[str] | None) -> int:
+    _quiet_library_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -85,7 +139,75 @@ def _main(argv: Sequence[str] | None) -> int:
 def _scripted(parser: argparse.ArgumentParser, args: argparse.Namespace, config: Config) -> int:
     if args.echo:
         return _echo(config)
-    parser.error("--no-tui needs --echo")
+    if not (args.remote and args.store):
+        parser.error("--no-tui needs REMOTE and STORE (or --echo)")
+    try:
+        params = build_query(
+            today=date.today(),
+            **{k: getattr(args, k) for k in _QUERY_FLAGS},
+        )
+        remote, store = config.remote(args.remote), config.store(args.store)
+    except (QueryError, ConfigError) as exc:
+        print(f"qrtui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.dry_run:
+        print("qrtui: retrieving is not available yet: use --dry-run", file=sys.stderr)
+        return EXIT_USAGE
+    return _query(config, remote, store, params, as_json=args.json)
+
+
+_QUERY_FLAGS = (
+    "ct", "mg", "fl", "dx", "sr", "date_from", "date_until", "single_date", "time_from",
+    "time_until", "desc_exclude", "desc_include", "station_exclude", "station_include",
+    "dup", "toshiba", "emptysr",
+)  # fmt: skip
+
+
+def _query(
+    config: Config, remote: RemoteNode, store: StoreNode, params: QueryParams, as_json: bool
+) -> int:
+    from qrtui.dicom.assoc import AssociationFailed
+    from qrtui.dicom.find import FindFailed, FindSession
+    from qrtui.funnel import Funnel
+    from qrtui.report import plan_json, plan_lines
+
+    progress = _StderrProgress() if sys.stderr.isatty() else None
+    try:
+        with FindSession(config.client.aet, remote) as session:
+            result = Funnel(session, remote, params, emit=progress or _ignore).run()
+    except (AssociationFailed, FindFailed) as exc:
+        if progress:
+            progress.clear()
+        print(f"qrtui: remote {remote.name}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if progress:
+        progress.clear()
+    if as_json:
+        json.dump(plan_json(remote.name, store.name, params, result), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print("\n".join(plan_lines(remote.name, store.name, result)))
+    return EXIT_OK
+
+
+def _ignore(event: Event) -> None:
+    pass
+
+
+class _StderrProgress:
+    """One self-overwriting line on a terminal's stderr."""
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, FunnelProgress):
+            total = f"/{event.total}" if event.total is not None else ""
+            sys.stderr.write(f"\r\033[K{event.stage} {event.done}{total}")
+        else:
+            sys.stderr.write(f"\r\033[K{event.text}\n")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
 
 
 def _echo(config: Config) -> int:

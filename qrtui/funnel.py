@@ -1,0 +1,348 @@
+"""The query funnel: study, series and image C-FIND, then the selection rules -> a plan.
+
+It reports progress as events (qrtui.events) for the TUI and the scripted mode alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from pydicom.dataset import Dataset
+
+from qrtui.config import RemoteNode
+from qrtui.dicom.find import FindOutcome, identifier, number, text, values
+from qrtui.events import Emit, FunnelProgress, Notice
+from qrtui.query import QueryParams
+from qrtui.selection import (
+    GROUP_MODALITIES,
+    SR_ONLY,
+    Decision,
+    Instance,
+    Options,
+    Series,
+    SRKind,
+    Study,
+    StudyPlan,
+    decide,
+    passes_terms,
+    study_group,
+    without_held,
+)
+
+# Stage counters, in the order the funnel passes them.
+STUDY_RESPONSES = "study responses"
+DUPLICATES = "duplicate responses merged"
+NOT_ASKED = "removed: modality not asked"
+BY_DESCRIPTION = "removed: study description"
+BY_STATION = "removed: station name"
+SERIES_QUERIES = "series queries"
+IMAGE_QUERIES = "image queries"
+NO_DOSE = "removed: no dose object"
+HELD = "removed: already held"
+UNDECODABLE = "undecodable responses skipped"
+INCOMPLETE = "queries possibly incomplete"
+TO_RETRIEVE = "studies to retrieve"
+UNDECIDED = "studies undecided (inspect first)"
+
+
+class Finder(Protocol):
+    def find(self, identifier: Dataset) -> FindOutcome: ...
+
+
+HeldLookup = Callable[[str], frozenset[str]]
+
+
+@dataclass
+class FunnelResult:
+    plans: list[StudyPlan] = field(default_factory=list)
+    dropped: list[tuple[Study, str]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    modalities_in_study_ignored: bool = False
+
+    @property
+    def to_fetch(self) -> list[StudyPlan]:
+        return [p for p in self.plans if p.decision is not Decision.DROP]
+
+    def per_group(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for plan in self.to_fetch:
+            out[plan.group] = out.get(plan.group, 0) + 1
+        return out
+
+
+def query_modalities(groups: tuple[str, ...]) -> list[str]:
+    if groups == (SR_ONLY,):
+        return ["SR"]
+    return [m for g in groups for m in GROUP_MODALITIES[g]]
+
+
+class Funnel:
+    def __init__(
+        self,
+        finder: Finder,
+        node: RemoteNode,
+        params: QueryParams,
+        emit: Emit = lambda event: None,
+        held: HeldLookup | None = None,
+    ) -> None:
+        self.finder = finder
+        self.node = node
+        self.params = params
+        self.emit = emit
+        self.held = held
+        self.result = FunnelResult()
+        self.counts = self.result.counts
+        for key in (STUDY_RESPONSES, DUPLICATES, NOT_ASKED, BY_DESCRIPTION, BY_STATION):
+            self.counts[key] = 0
+
+    # ------------------------------------------------------------ plumbing
+
+    def _find(self, ds: Dataset, what: str) -> list[Dataset]:
+        outcome = self.finder.find(ds)
+        if outcome.undecodable:
+            self.counts[UNDECODABLE] = self.counts.get(UNDECODABLE, 0) + outcome.undecodable
+            self._notice(f"{what}: {outcome.undecodable} response(s) could not be decoded")
+        if not outcome.complete:
+            self.counts[INCOMPLETE] = self.counts.get(INCOMPLETE, 0) + 1
+            self._notice(f"{what}: {outcome.problem()}; results may be incomplete")
+        return outcome.matches
+
+    def _notice(self, line: str) -> None:
+        self.result.notices.append(line)
+        self.emit(Notice(line))
+
+    def _progress(self, stage: str, done: int, total: int | None) -> None:
+        self.emit(FunnelProgress(stage, done, total, dict(self.counts)))
+
+    def _drop(self, study: Study, counter: str, reason: str) -> None:
+        self.counts[counter] = self.counts.get(counter, 0) + 1
+        self.result.dropped.append((study, reason))
+
+    # ------------------------------------------------------------ stages
+
+    def run(self) -> FunnelResult:
+        studies = self._study_level()
+        studies = self._study_filters(studies)
+        studies = self._series_level(studies)
+        studies = self._image_level(studies)
+        self._select(studies)
+        return self.result
+
+    def _study_level(self) -> list[Study]:
+        params, node = self.params, self.node
+        by_uid: dict[str, Study] = {}
+        asked = query_modalities(params.groups)
+        ignored = False
+        for index, modality in enumerate(asked):
+            self._progress("study query", index, len(asked))
+            keys = {
+                "StudyInstanceUID": "",
+                "StudyDate": params.study_date_key(),
+                "StudyTime": params.study_time_key(),
+                "StudyDescription": "",
+                "ModalitiesInStudy": "",
+                "StationName": "",
+                "NumberOfStudyRelatedSeries": "",
+            }
+            if node.use_modality_tag:
+                keys["Modality"] = modality
+            else:
+                keys["ModalitiesInStudy"] = modality
+            matches = self._find(identifier("STUDY", **keys), f"study query {modality}")
+            self.counts[STUDY_RESPONSES] += len(matches)
+            for match in matches:
+                uid = text(match, "StudyInstanceUID")
+                if not uid:
+                    self.counts[UNDECODABLE] = self.counts.get(UNDECODABLE, 0) + 1
+                    continue
+                modalities = values(match, "ModalitiesInStudy")
+                if not node.use_modality_tag and modality not in modalities:
+                    ignored = True
+                if uid in by_uid:
+                    self.counts[DUPLICATES] += 1
+                    known = by_uid[uid]
+                    merged = tuple(dict.fromkeys(known.modalities + modalities))
+                    by_uid[uid] = replace(known, modalities=merged)
+                    continue
+                by_uid[uid] = Study(
+                    study_instance_uid=uid,
+                    study_date=text(match, "StudyDate") or "",
+                    study_time=text(match, "StudyTime") or "",
+                    description=text(match, "StudyDescription") or "",
+                    modalities=modalities,
+                    station_name=text(match, "StationName") or None,
+                )
+            if ignored:
+                self.result.modalities_in_study_ignored = True
+                self._notice(
+                    f"{node.name} ignores ModalitiesInStudy: one query returned every study "
+                    "in the range; modalities are learned from the series"
+                )
+                break
+        self._progress("study query", len(asked), len(asked))
+        return list(by_uid.values())
+
+    def _in_group(self, modalities: tuple[str, ...]) -> bool:
+        return study_group(modalities, self.params.groups) is not None
+
+    def _study_filters(self, studies: list[Study]) -> list[Study]:
+        params = self.params
+        kept = []
+        for study in studies:
+            if study.modalities and not self._in_group(study.modalities):
+                mods = "\\".join(study.modalities)
+                self._drop(study, NOT_ASKED, f"modalities {mods} not asked")
+            elif not passes_terms(study.description, params.desc_include, params.desc_exclude):
+                self._drop(study, BY_DESCRIPTION, "study description excluded by the terms")
+            elif study.station_name is not None and not passes_terms(
+                study.station_name, params.station_include, params.station_exclude
+            ):
+                self._drop(study, BY_STATION, "station name excluded by the terms")
+            else:
+                kept.append(study)
+        return kept
+
+    def _series_level(self, studies: list[Study]) -> list[Study]:
+        params = self.params
+        self.counts[SERIES_QUERIES] = 0
+        kept = []
+        for index, study in enumerate(studies):
+            self._progress("series query", index, len(studies))
+            ds = identifier(
+                "SERIES",
+                StudyInstanceUID=study.study_instance_uid,
+                SeriesInstanceUID="",
+                Modality="",
+                SeriesDescription="",
+                SeriesNumber="",
+                NumberOfSeriesRelatedInstances="",
+                StationName="",
+                SeriesTime="",
+            )
+            matches = self._find(ds, "series query")
+            self.counts[SERIES_QUERIES] += 1
+            series = tuple(s for s in (_series(m) for m in matches) if s is not None)
+            study = replace(study, series=series)
+            if not study.modalities or self.result.modalities_in_study_ignored:
+                learned = tuple(dict.fromkeys(s.modality for s in series if s.modality))
+                study = replace(study, modalities=learned or study.modalities)
+                if not self._in_group(study.modalities):
+                    mods = "\\".join(study.modalities) or "none"
+                    self._drop(study, NOT_ASKED, f"series modalities {mods} not asked")
+                    continue
+            if study.station_name is None and (params.station_include or params.station_exclude):
+                stations = [s.station_name for s in series if s.station_name]
+                joined = "\\".join(stations)
+                if stations and not passes_terms(
+                    joined, params.station_include, params.station_exclude
+                ):
+                    self._drop(study, BY_STATION, "station name excluded by the terms")
+                    continue
+            kept.append(study)
+        self._progress("series query", len(studies), len(studies))
+        return kept
+
+    def _wants_instances(self, study: Study, first_pass: bool) -> set[str]:
+        """Series whose instance list could change this study's plan."""
+        if not first_pass:
+            # CT without a known dose SR: the Toshiba rule and Dose Info probing need images.
+            group = study_group(study.modalities, self.params.groups)
+            has_dose_sr = any(
+                s.instances_of(SRKind.RDSR) or s.instances_of(SRKind.ESR)
+                for s in study.series
+                if s.is_sr
+            )
+            needs = self.params.toshiba or any(
+                s.description is None for s in study.series if not s.is_sr
+            )
+            if group != "CT" or has_dose_sr or not needs:
+                return set()
+            return {
+                s.series_instance_uid for s in study.series if not s.is_sr and s.instances is None
+            }
+        wanted = {s.series_instance_uid for s in study.series if s.is_sr}
+        if self.held and self.params.ignore_held and self.held(study.study_instance_uid):
+            wanted |= {
+                s.series_instance_uid for s in study.series if s.modality in ("MG", "DX", "CR")
+            }
+        return wanted
+
+    def _image_level(self, studies: list[Study]) -> list[Study]:
+        self.counts[IMAGE_QUERIES] = 0
+        for first_pass in (True, False):
+            todo = [(study, self._wants_instances(study, first_pass)) for study in studies]
+            total = sum(len(w) for _, w in todo)
+            done = 0
+            out = []
+            for study, wanted in todo:
+                series_out = []
+                for series in study.series:
+                    if series.series_instance_uid in wanted:
+                        self._progress("image query", done, total)
+                        series = self._instances(study, series)
+                        done += 1
+                    series_out.append(series)
+                out.append(replace(study, series=tuple(series_out)))
+            self._progress("image query", total, total)
+            studies = out
+        return studies
+
+    def _instances(self, study: Study, series: Series) -> Series:
+        ds = identifier(
+            "IMAGE",
+            StudyInstanceUID=study.study_instance_uid,
+            SeriesInstanceUID=series.series_instance_uid,
+            SOPInstanceUID="",
+            SOPClassUID="",
+            InstanceNumber="",
+        )
+        matches = self._find(ds, "image query")
+        self.counts[IMAGE_QUERIES] += 1
+        instances = tuple(i for i in (_instance(m) for m in matches) if i)
+        return replace(series, instances=instances)
+
+    def _select(self, studies: list[Study]) -> None:
+        options = Options(toshiba=self.params.toshiba, emptysr=self.params.emptysr)
+        self.counts[NO_DOSE] = 0
+        self.counts[HELD] = 0
+        for study in studies:
+            group = study_group(study.modalities, self.params.groups)
+            assert group is not None
+            plan = decide(study, group, options)
+            if self.held and self.params.ignore_held and plan.decision is not Decision.DROP:
+                held = self.held(study.study_instance_uid)
+                plan = without_held(plan, held)
+                if plan.decision is Decision.DROP:
+                    self._drop(study, HELD, plan.reason)
+                    continue
+            if plan.decision is Decision.DROP:
+                self._drop(study, NO_DOSE, plan.reason)
+                continue
+            self.result.plans.append(plan)
+        self.counts[TO_RETRIEVE] = sum(p.decision is Decision.RETRIEVE for p in self.result.plans)
+        self.counts[UNDECIDED] = sum(p.decision is Decision.UNDECIDED for p in self.result.plans)
+        self._progress("selection", 1, 1)
+
+
+def _series(ds: Dataset) -> Series | None:
+    uid = text(ds, "SeriesInstanceUID")
+    if not uid:
+        return None
+    return Series(
+        series_instance_uid=uid,
+        modality=(text(ds, "Modality") or "").upper(),
+        description=text(ds, "SeriesDescription"),  # None: the PACS left the key out
+        number=number(ds, "SeriesNumber"),
+        instance_count=number(ds, "NumberOfSeriesRelatedInstances"),
+        station_name=text(ds, "StationName") or None,
+    )
+
+
+def _instance(ds: Dataset) -> Instance | None:
+    uid = text(ds, "SOPInstanceUID")
+    if not uid:
+        return None
+    return Instance(uid, text(ds, "SOPClassUID") or None, number(ds, "InstanceNumber"))

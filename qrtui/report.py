@@ -1,0 +1,84 @@
+"""The plan as a JSON document and as readable lines. No patient names or IDs in either."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qrtui.funnel import FunnelResult
+from qrtui.query import QueryParams
+from qrtui.selection import Pick, StudyPlan
+
+
+def _series_json(pick: Pick, role: str) -> dict[str, Any]:
+    series = pick.series
+    if pick.sop_instance_uids:
+        uids = list(pick.sop_instance_uids)
+    else:
+        uids = [i.sop_instance_uid for i in series.instances or ()]
+    count = len(uids) if uids else series.instance_count
+    return {
+        "series_instance_uid": series.series_instance_uid,
+        "modality": series.modality,
+        "series_description": series.description,
+        "instances": count,
+        "sop_instance_uids": uids,
+        "whole_series": pick.whole_series,
+        "role": role,
+        "why": pick.why,
+    }
+
+
+def _study_json(plan: StudyPlan) -> dict[str, Any]:
+    study = plan.study
+    series = [_series_json(p, "retrieve") for p in plan.picks]
+    series += [_series_json(p, "probe") for p in plan.probe]
+    series += [_series_json(p, "fallback") for p in plan.fallback]
+    return {
+        "study_instance_uid": study.study_instance_uid,
+        "study_date": study.study_date,
+        "study_time": study.study_time,
+        "study_description": study.description,
+        "modality": plan.group,
+        "modalities_in_study": list(study.modalities),
+        "decision": str(plan.decision),
+        "reason": plan.reason,
+        "series": series,
+    }
+
+
+def plan_json(remote: str, store: str, params: QueryParams, result: FunnelResult) -> dict[str, Any]:
+    return {
+        "remote": remote,
+        "store": store,
+        "query": params.to_json(),
+        "counts": dict(result.counts),
+        "studies_per_group": result.per_group(),
+        "notices": list(result.notices),
+        "studies": [_study_json(p) for p in result.plans],
+        "dropped": [
+            {"study_instance_uid": s.study_instance_uid, "reason": reason}
+            for s, reason in result.dropped
+        ],
+    }
+
+
+def plan_lines(remote: str, store: str, result: FunnelResult) -> list[str]:
+    lines = [f"Query of {remote} for store {store}"]
+    lines += [f"  {name}: {value}" for name, value in result.counts.items()]
+    per_group = result.per_group()
+    lines.append(
+        "Studies per group: " + (", ".join(f"{g} {n}" for g, n in per_group.items()) or "none")
+    )
+    lines += [f"Note: {n}" for n in result.notices]
+    for plan in result.plans:
+        study = plan.study
+        fetch = sum(1 for _ in plan.picks) + sum(1 for _ in plan.probe)
+        lines.append(
+            f"{plan.decision.upper():9} {study.study_date or '-':8} {plan.group:3} "
+            f"{study.description[:30]!r:32} {fetch} series: {plan.reason}"
+        )
+    for study, reason in result.dropped:
+        lines.append(
+            f"{'DROPPED':9} {study.study_date or '-':8} {study.description[:30]!r:36} {reason}"
+        )
+    return lines

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from qrtui.query import QueryError, build_query, parse_date
+
+TODAY = date(2026, 11, 28)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-01", date(2026, 11, 1)),
+        ("today", TODAY),
+        ("Yesterday", date(2026, 11, 27)),
+        ("0d", TODAY),
+        ("7d", date(2026, 11, 21)),
+    ],
+)
+def test_dates(text, expected):
+    assert parse_date(text, TODAY) == expected
+
+
+@pytest.mark.parametrize("text", ["2026-13-01", "01/11/2026", "7", "-3d", "tomorrow", "2026-02-30"])
+def test_bad_dates(text):
+    with pytest.raises(QueryError, match="is not yyyy-mm-dd, today, yesterday or Nd"):
+        parse_date(text, TODAY)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "choose at least one modality"),
+        ({"ct": True, "sr": True}, "cannot be combined with a modality"),
+        ({"ct": True, "single_date": "today", "date_from": "1d"}, "-sd .* cannot be combined"),
+        ({"ct": True, "time_from": "0800"}, "-tf/-tt need -sd"),
+        ({"ct": True, "date_from": "today", "date_until": "3d"}, "from date .* is after until"),
+        ({"ct": True, "single_date": "today", "time_from": "2500"}, "-tf '2500' is not a time"),
+        (
+            {"ct": True, "single_date": "today", "time_from": "1200", "time_until": "0800"},
+            "is after time until",
+        ),
+    ],
+)
+def test_bad_combinations(kwargs, message):
+    with pytest.raises(QueryError, match=message):
+        build_query(today=TODAY, **kwargs)
+
+
+def test_keys_sent_to_the_pacs():
+    q = build_query(
+        today=TODAY, ct=True, mg=True, date_from="2d", date_until="today", desc_exclude="A, b "
+    )
+    assert q.groups == ("MG", "CT") and q.study_date_key() == "20261126-20261128"
+    assert q.study_time_key() == "" and q.desc_exclude == ("a", "b") and q.ignore_held
+    single = build_query(
+        today=TODAY, sr=True, single_date="yesterday", time_from="0800", time_until="1230", dup=True
+    )
+    assert single.groups == ("SR",) and single.study_date_key() == "20261127"
+    assert single.study_time_key() == "080000-123059" and not single.ignore_held
+    assert build_query(today=TODAY, dx=True).study_date_key() == ""
+    assert build_query(today=TODAY, dx=True, date_until="1d").study_date_key() == "-20261127"

@@ -182,6 +182,11 @@ class Funnel:
                     "in the range; modalities are learned from the series"
                 )
                 break
+        if node.use_modality_tag and not by_uid:
+            self._notice(
+                f"{node.name}: no study matched Modality at study level; if the node "
+                "supports ModalitiesInStudy, set use_modality_tag = false"
+            )
         self._progress("study query", len(asked), len(asked))
         return list(by_uid.values())
 

@@ -248,3 +248,25 @@ def test_cli_usage_errors_are_one_line_exit_2(tmp_path, args, message):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_use_modality_tag_on_dcmqrscp_misses_nothing(population, dcmtk_pacs):
+    from dataclasses import replace
+
+    result = run(replace(dcmtk_pacs, use_modality_tag=True), **ALL)
+    planned = {p.study.study_instance_uid for p in result.plans}
+    wanted = {
+        s.uid
+        for s in population.studies.values()
+        if s.expect and s.group in {"CT", "MG", "FL", "DX"} and (TODAY - s.study_date).days <= 7
+    }
+    assert wanted <= planned
+    assert population.studies["mr"].uid not in planned
+
+
+def test_use_modality_tag_on_a_node_that_needs_modalities_in_study_says_so(orthanc_pacs):
+    from dataclasses import replace
+
+    result = run(replace(orthanc_pacs, use_modality_tag=True), ct=True)
+    assert result.plans == []
+    assert any("set use_modality_tag = false" in n for n in result.notices)

@@ -39,6 +39,14 @@ class EchoResult:
 
 
 def echo_peer(calling_aet: str, peer: Peer) -> tuple[Outcome, str, float | None]:
+    outcome = _echo_once(calling_aet, peer)
+    if outcome[0] is Outcome.ABORTED:
+        # A peer that answers and closes at once can race pynetdicom's reader: ask again.
+        outcome = _echo_once(calling_aet, peer)
+    return outcome
+
+
+def _echo_once(calling_aet: str, peer: Peer) -> tuple[Outcome, str, float | None]:
     ae = make_ae(calling_aet, peer)
     ae.add_requested_context(Verification)
     started = time.monotonic()

@@ -145,7 +145,7 @@ class Dcmqrscp:
         log = self.workdir / "dcmqrscp.log"
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [DCMQRSCP_BIN, "-c", str(cfg), "--single-process", str(self.port)],
+                [DCMQRSCP_BIN, "-c", str(cfg), str(self.port)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

@@ -301,7 +301,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             value = getattr(node, field.name)
             if field.name == "name" or value is None:
                 continue
-            if field.name == "bind" and not node.embedded:  # type: ignore[union-attr]
+            if field.name == "bind" and isinstance(node, StoreNode) and not node.embedded:
                 continue
             out[field.name] = str(value) if isinstance(value, Path) else value
         return out

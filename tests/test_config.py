@@ -21,7 +21,7 @@ aet = "QRTUI"
 [remotes.pacs]
 aet = "ORTHANC"
 host = "127.0.0.1"
-port = 4242
+port = 4343
 retrieve = "get"
 
 [remotes.modality]
@@ -30,20 +30,20 @@ host = "ct1.example"
 
 [stores.local]
 aet = "QRTUI_STORE"
-port = 11112
+port = 11120
 directory = "~/dicom-store"
 
 [stores.dms]
 aet = "DMS"
 host = "10.0.0.5"
-port = 104
+port = 2104
 """
 
 
 def test_good_config_has_defaults(write_config):
     config = load_config(write_config(GOOD))
     pacs, modality = config.remotes
-    assert pacs == RemoteNode("pacs", "ORTHANC", "127.0.0.1", 4242, "get")
+    assert pacs == RemoteNode("pacs", "ORTHANC", "127.0.0.1", 4343, "get")
     assert modality.port == 104 and modality.retrieve == "move" and modality.timeout == 5.0
     local, dms = config.stores
     assert local.embedded and local.directory == Path("~/dicom-store").expanduser()

@@ -103,12 +103,15 @@ class Funnel:
     def _find(self, ds: Dataset, what: str) -> list[Dataset]:
         outcome = self.finder.find(ds)
         if outcome.undecodable:
-            self.counts[UNDECODABLE] = self.counts.get(UNDECODABLE, 0) + outcome.undecodable
+            self._count(UNDECODABLE, outcome.undecodable)
             self._notice(f"{what}: {outcome.undecodable} response(s) could not be decoded")
         if not outcome.complete:
-            self.counts[INCOMPLETE] = self.counts.get(INCOMPLETE, 0) + 1
+            self._count(INCOMPLETE)
             self._notice(f"{what}: {outcome.problem()}; results may be incomplete")
         return outcome.matches
+
+    def _count(self, counter: str, n: int = 1) -> None:
+        self.counts[counter] = self.counts.get(counter, 0) + n
 
     def _notice(self, line: str) -> None:
         self.result.notices.append(line)
@@ -118,7 +121,7 @@ class Funnel:
         self.emit(FunnelProgress(stage, done, total, dict(self.counts)))
 
     def _drop(self, study: Study, counter: str, reason: str) -> None:
-        self.counts[counter] = self.counts.get(counter, 0) + 1
+        self._count(counter)
         self.result.dropped.append((study, reason))
 
     # ------------------------------------------------------------ stages
@@ -156,7 +159,7 @@ class Funnel:
             for match in matches:
                 uid = text(match, "StudyInstanceUID")
                 if not uid:
-                    self.counts[UNDECODABLE] = self.counts.get(UNDECODABLE, 0) + 1
+                    self._count(UNDECODABLE)
                     continue
                 modalities = values(match, "ModalitiesInStudy")
                 if not node.use_modality_tag and modality not in modalities:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from datetime import date
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from qrtui import __version__
 from qrtui.config import (
@@ -20,8 +24,13 @@ from qrtui.config import (
     load_config,
     resolve_config_path,
 )
-from qrtui.events import Event, FunnelProgress
+from qrtui.events import Emit, Event, FunnelProgress, RetrieveProgress
 from qrtui.query import QueryError, QueryParams, build_query
+
+if TYPE_CHECKING:
+    from qrtui.retrieve import RetrieveSummary
+    from qrtui.selection import StudyPlan
+    from qrtui.store import Store
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -58,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --no-tui: C-ECHO every node in parallel, one line each; exit 0 when all "
         "are usable, 3 when any is not",
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="STORE",
+        help="with --no-tui: run the embedded store STORE as a Storage SCP until stopped "
+        "(Ctrl-C or SIGTERM), so modalities can send to it",
     )
     parser.add_argument("remote", nargs="?", metavar="REMOTE", help="remote node (name or number)")
     parser.add_argument("store", nargs="?", metavar="STORE", help="store node (name or number)")
@@ -139,6 +154,8 @@ def _main(argv: Sequence[str] | None) -> int:
 def _scripted(parser: argparse.ArgumentParser, args: argparse.Namespace, config: Config) -> int:
     if args.echo:
         return _echo(config)
+    if args.listen:
+        return _listen(config, args.listen)
     if not (args.remote and args.store):
         parser.error("--no-tui needs REMOTE and STORE (or --echo)")
     try:
@@ -150,10 +167,19 @@ def _scripted(parser: argparse.ArgumentParser, args: argparse.Namespace, config:
     except (QueryError, ConfigError) as exc:
         print(f"qrtui: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if not args.dry_run:
-        print("qrtui: retrieving is not available yet: use --dry-run", file=sys.stderr)
+    if remote.retrieve == "get" and not store.embedded and not args.dry_run:
+        print(
+            f"qrtui: remote {remote.name} retrieves with C-GET, which needs an embedded store "
+            f"(one with a directory); store {store.name} is external",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
-    return _query(config, remote, store, params, as_json=args.json)
+    signal.signal(signal.SIGTERM, _interrupt)
+    return _run(config, remote, store, params, as_json=args.json, dry_run=args.dry_run)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds like Ctrl-C: associations aborted, store closed
 
 
 _QUERY_FLAGS = (
@@ -163,30 +189,159 @@ _QUERY_FLAGS = (
 )  # fmt: skip
 
 
-def _query(
-    config: Config, remote: RemoteNode, store: StoreNode, params: QueryParams, as_json: bool
+def _run(
+    config: Config,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    params: QueryParams,
+    *,
+    as_json: bool,
+    dry_run: bool,
 ) -> int:
     from qrtui.dicom.assoc import AssociationFailed
     from qrtui.dicom.find import FindFailed, FindSession
-    from qrtui.funnel import Funnel
-    from qrtui.report import plan_json, plan_lines
+    from qrtui.dicom.retrieve import RetrieveFailed
+    from qrtui.funnel import INCOMPLETE, INSTANCES_HELD, Funnel
+    from qrtui.report import plan_json, plan_lines, retrieve_lines
+    from qrtui.retrieve import DestinationUnknown, RetrieveSummary
+    from qrtui.store import StoreBusy, StoreError
 
     progress = _StderrProgress() if sys.stderr.isatty() else None
+    emit = progress or _ignore
+    store: Store | None = None
+    summary: RetrieveSummary | None = None
+    status = EXIT_OK
     try:
+        store = _open_store(store_node, dry_run)
         with FindSession(config.client.aet, remote) as session:
-            result = Funnel(session, remote, params, emit=progress or _ignore).run()
-    except (AssociationFailed, FindFailed) as exc:
-        if progress:
-            progress.clear()
-        print(f"qrtui: remote {remote.name}: {exc}", file=sys.stderr)
+            result = Funnel(session, remote, params, emit=emit, holdings=store).run()
+        if not dry_run:
+            summary = RetrieveSummary()
+            try:
+                summary = _retrieve(config, remote, store_node, store, result.to_fetch, emit)
+            except DestinationUnknown as exc:
+                summary.problems.append(str(exc))
+                _say(progress, f"qrtui: {exc}")
+            except RetrieveFailed as exc:
+                summary.problems.append(str(exc))
+                _say(progress, f"qrtui: remote {remote.name}: {exc}")
+                status = EXIT_UNREACHABLE
+            summary.skipped_already_held = result.counts.get(INSTANCES_HELD, 0)
+            if status == EXIT_OK and (not summary.clean or result.counts.get(INCOMPLETE)):
+                status = EXIT_PARTIAL
+    except (StoreBusy, StoreError) as exc:
+        _say(progress, f"qrtui: {exc}")
         return EXIT_UNREACHABLE
+    except (AssociationFailed, FindFailed) as exc:
+        _say(progress, f"qrtui: remote {remote.name}: {exc}")
+        return EXIT_UNREACHABLE
+    finally:
+        if store is not None:
+            store.close()
     if progress:
         progress.clear()
     if as_json:
-        json.dump(plan_json(remote.name, store.name, params, result), sys.stdout, indent=1)
+        document = plan_json(remote.name, store_node.name, params, result)
+        if summary is not None:
+            document["retrieve"] = summary.to_json()
+        json.dump(document, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        print("\n".join(plan_lines(remote.name, store.name, result)))
+        lines = plan_lines(remote.name, store_node.name, result)
+        if summary is not None:
+            lines += retrieve_lines(summary)
+        print("\n".join(lines))
+    return status
+
+
+def _say(progress: _StderrProgress | None, line: str) -> None:
+    if progress:
+        progress.clear()
+    print(line, file=sys.stderr)
+
+
+def _open_store(node: StoreNode, dry_run: bool) -> Store | None:
+    """The embedded store, locked for this run; for a dry run only an existing index, unlocked."""
+    from qrtui.store import INDEX_NAME, Store
+
+    if node.directory is None:
+        return None
+    if dry_run:
+        return Store(node.directory, lock=False) if (node.directory / INDEX_NAME).exists() else None
+    return Store(node.directory)
+
+
+def _retrieve(
+    config: Config,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    store: Store | None,
+    plans: list[StudyPlan],
+    emit: Emit,
+) -> RetrieveSummary:
+    from qrtui.dicom.retrieve import RetrieveSession
+    from qrtui.dicom.storescp import Receiver, StorageSCP
+    from qrtui.retrieve import Retriever, RetrieveSummary, get_sop_classes
+
+    if not plans:
+        return RetrieveSummary()
+    receiver = Receiver(store) if store is not None else None
+    with contextlib.ExitStack() as stack:
+        if receiver is not None and remote.retrieve == "move":
+            stack.enter_context(StorageSCP(store_node, receiver))
+        session = stack.enter_context(
+            RetrieveSession(
+                config.client.aet,
+                remote,
+                destination=store_node.aet,
+                receiver=receiver,
+                sop_classes=get_sop_classes(plans) if remote.retrieve == "get" else (),
+            )
+        )
+        retriever = Retriever(session, store_node, receiver=receiver, store=store, emit=emit)
+        return retriever.run(plans)
+
+
+def _listen(config: Config, ref: str) -> int:
+    from qrtui.dicom.storescp import Receiver, StorageSCP
+    from qrtui.store import Store, StoreBusy, StoreError
+
+    try:
+        node = config.store(ref)
+    except ConfigError as exc:
+        print(f"qrtui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if node.directory is None:
+        print(
+            f"qrtui: store {node.name} is external (no directory): only an embedded store "
+            "can listen",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    def log(line: str) -> None:
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}", flush=True)
+
+    try:
+        with Store(node.directory) as store:
+            receiver = Receiver(store)
+            with StorageSCP(node, receiver, log=log):
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(signum, on_signal)
+                log(
+                    f"store {node.name} listening as {node.aet} on {node.address}, into "
+                    f"{node.directory}; Ctrl-C stops"
+                )
+                while not stop.wait(0.5):
+                    pass
+            log(f"stopped: {len(receiver.received)} stored, {receiver.refused} refused")
+    except (StoreBusy, StoreError) as exc:
+        print(f"qrtui: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     return EXIT_OK
 
 
@@ -201,6 +356,12 @@ class _StderrProgress:
         if isinstance(event, FunnelProgress):
             total = f"/{event.total}" if event.total is not None else ""
             sys.stderr.write(f"\r\033[K{event.stage} {event.done}{total}")
+        elif isinstance(event, RetrieveProgress):
+            sys.stderr.write(
+                f"\r\033[Kretrieve: study {event.studies_done}/{event.studies_total}, "
+                f"{event.completed} completed, {event.failed} failed, "
+                f"{event.bytes / 1e6:.1f} MB"
+            )
         else:
             sys.stderr.write(f"\r\033[K{event.text}\n")
         sys.stderr.flush()

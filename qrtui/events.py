@@ -21,5 +21,20 @@ class Notice:
     text: str
 
 
-Event = FunnelProgress | Notice
+@dataclass(frozen=True)
+class RetrieveProgress:
+    """Totals of the retrieve so far, and what is being fetched now."""
+
+    studies_done: int
+    studies_total: int
+    current: str
+    remaining: int | None  # sub-operations left in the current request, if the PACS says
+    completed: int
+    failed: int
+    warning: int
+    received: int
+    bytes: int
+
+
+Event = FunnelProgress | Notice | RetrieveProgress
 Emit = Callable[[Event], None]

@@ -5,7 +5,7 @@ It reports progress as events (qrtui.events) for the TUI and the scripted mode a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -21,13 +21,16 @@ from qrtui.selection import (
     Decision,
     Instance,
     Options,
+    Pick,
     Series,
     SRKind,
     Study,
     StudyPlan,
     decide,
+    is_dose_info,
     passes_terms,
     study_group,
+    with_known_classes,
     without_held,
 )
 
@@ -41,6 +44,7 @@ SERIES_QUERIES = "series queries"
 IMAGE_QUERIES = "image queries"
 NO_DOSE = "removed: no dose object"
 HELD = "removed: already held"
+INSTANCES_HELD = "instances skipped: already held"
 UNDECODABLE = "undecodable responses skipped"
 INCOMPLETE = "queries possibly incomplete"
 TO_RETRIEVE = "studies to retrieve"
@@ -51,7 +55,12 @@ class Finder(Protocol):
     def find(self, identifier: Dataset) -> FindOutcome: ...
 
 
-HeldLookup = Callable[[str], frozenset[str]]
+class Holdings(Protocol):
+    """What the store already has (qrtui.store.Store)."""
+
+    def held(self, study_uid: str) -> frozenset[str]: ...
+
+    def known_classes(self, study_uid: str) -> Mapping[str, str]: ...
 
 
 @dataclass
@@ -86,13 +95,13 @@ class Funnel:
         node: RemoteNode,
         params: QueryParams,
         emit: Emit = lambda event: None,
-        held: HeldLookup | None = None,
+        holdings: Holdings | None = None,
     ) -> None:
         self.finder = finder
         self.node = node
         self.params = params
         self.emit = emit
-        self.held = held
+        self.holdings = holdings
         self.result = FunnelResult()
         self.counts = self.result.counts
         for key in (STUDY_RESPONSES, DUPLICATES, NOT_ASKED, BY_DESCRIPTION, BY_STATION):
@@ -272,9 +281,15 @@ class Funnel:
                 s.series_instance_uid for s in study.series if not s.is_sr and s.instances is None
             }
         wanted = {s.series_instance_uid for s in study.series if s.is_sr}
-        if self.held and self.params.ignore_held and self.held(study.study_instance_uid):
+        if (
+            self.holdings
+            and self.params.ignore_held
+            and self.holdings.held(study.study_instance_uid)
+        ):
             wanted |= {
-                s.series_instance_uid for s in study.series if s.modality in ("MG", "DX", "CR")
+                s.series_instance_uid
+                for s in study.series
+                if s.modality in ("MG", "DX", "CR") or is_dose_info(s)
             }
         return wanted
 
@@ -316,13 +331,19 @@ class Funnel:
         options = Options(toshiba=self.params.toshiba, emptysr=self.params.emptysr)
         self.counts[NO_DOSE] = 0
         self.counts[HELD] = 0
+        self.counts[INSTANCES_HELD] = 0
         for study in studies:
             group = study_group(study.modalities, self.params.groups)
             assert group is not None
+            if self.holdings:
+                classes = self.holdings.known_classes(study.study_instance_uid)
+                study = with_known_classes(study, classes)
             plan = decide(study, group, options)
-            if self.held and self.params.ignore_held and plan.decision is not Decision.DROP:
-                held = self.held(study.study_instance_uid)
+            if self.holdings and self.params.ignore_held and plan.decision is not Decision.DROP:
+                held = self.holdings.held(study.study_instance_uid)
+                before = _listed(plan)
                 plan = without_held(plan, held)
+                self._count(INSTANCES_HELD, len(before - _listed(plan)))
                 if plan.decision is Decision.DROP:
                     self._drop(study, HELD, plan.reason)
                     continue
@@ -333,6 +354,18 @@ class Funnel:
         self.counts[TO_RETRIEVE] = sum(p.decision is Decision.RETRIEVE for p in self.result.plans)
         self.counts[UNDECIDED] = sum(p.decision is Decision.UNDECIDED for p in self.result.plans)
         self._progress("selection", 1, 1)
+
+
+def _listed(plan: StudyPlan) -> set[str]:
+    """Instance UIDs the plan would fetch, where the PACS listed them."""
+    out: set[str] = set()
+    picks: tuple[Pick, ...] = plan.picks + plan.probe + plan.fallback
+    for pick in picks:
+        if pick.sop_instance_uids:
+            out.update(pick.sop_instance_uids)
+        elif pick.series.instances is not None:
+            out.update(i.sop_instance_uid for i in pick.series.instances)
+    return out
 
 
 def _series(ds: Dataset) -> Series | None:

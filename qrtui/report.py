@@ -6,6 +6,7 @@ from typing import Any
 
 from qrtui.funnel import FunnelResult
 from qrtui.query import QueryParams
+from qrtui.retrieve import RetrieveSummary
 from qrtui.selection import Pick, StudyPlan
 
 
@@ -81,4 +82,24 @@ def plan_lines(remote: str, store: str, result: FunnelResult) -> list[str]:
         lines.append(
             f"{'DROPPED':9} {study.study_date or '-':8} {study.description[:30]!r:36} {reason}"
         )
+    return lines
+
+
+def retrieve_lines(summary: RetrieveSummary) -> list[str]:
+    s = summary
+    lines = [
+        f"Retrieve: {s.studies_done} studies, {s.completed} completed, {s.failed} failed, "
+        f"{s.warning} warning, {s.received} received ({s.bytes} bytes), {s.stored} stored, "
+        f"{s.skipped_already_held} skipped as already held",
+    ]
+    if s.inspected:
+        lines.append(
+            f"Inspected {s.inspected} objects of unknown type: "
+            f"{s.inspected - s.discarded_after_inspection} dose objects kept, "
+            f"{s.discarded_after_inspection} discarded"
+        )
+    lines += [f"Gap: {g}" for g in s.gaps]
+    lines += [f"Problem: {p}" for p in s.problems]
+    if s.cancelled:
+        lines.append("Retrieve cancelled before the end")
     return lines

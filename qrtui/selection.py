@@ -7,8 +7,8 @@ small objects to fetch and inspect before deciding.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 RDSR_CLASSES = frozenset(
@@ -295,3 +295,97 @@ def without_held(plan: StudyPlan, held: frozenset[str]) -> StudyPlan:
     if plan.decision is Decision.RETRIEVE and not picks:
         return StudyPlan(plan.study, plan.group, Decision.DROP, "already held")
     return StudyPlan(plan.study, plan.group, plan.decision, plan.reason, picks, probe, fallback)
+
+
+def with_known_classes(study: Study, classes: Mapping[str, str]) -> Study:
+    """Fill SOP classes the PACS withheld from what the store learned before."""
+    if not classes:
+        return study
+
+    def fill(series: Series) -> Series:
+        if series.instances is None:
+            return series
+        instances = tuple(
+            replace(i, sop_class_uid=classes[i.sop_instance_uid])
+            if not i.sop_class_uid and i.sop_instance_uid in classes
+            else i
+            for i in series.instances
+        )
+        return replace(series, instances=instances)
+
+    return replace(study, series=tuple(fill(s) for s in study.series))
+
+
+# ---------------------------------------------------------------- after inspection
+
+
+class ObjectKind(StrEnum):
+    RDSR = "RDSR"
+    ESR = "ESR"  # an Enhanced or Comprehensive SR titled as a dose report
+    REPORT = "report"
+    DOSE_PAGE = "dose page"  # a "Dose Info" secondary capture
+    IMAGE = "image"
+
+
+@dataclass(frozen=True)
+class Inspected:
+    sop_instance_uid: str
+    series_instance_uid: str
+    sop_class_uid: str
+    kind: ObjectKind
+
+    @property
+    def is_dose(self) -> bool:
+        return self.kind in (ObjectKind.RDSR, ObjectKind.ESR, ObjectKind.DOSE_PAGE)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    keep: frozenset[str]  # probed instances that go into the store
+    follow: tuple[Pick, ...]  # what to fetch next
+    reason: str
+
+
+def after_probe(plan: StudyPlan, found: Sequence[Inspected]) -> Verdict:
+    """The rules of `decide`, applied to what the probe's objects turned out to be."""
+
+    def uids(kind: ObjectKind) -> frozenset[str]:
+        return frozenset(f.sop_instance_uid for f in found if f.kind is kind)
+
+    rdsr = uids(ObjectKind.RDSR)
+    if rdsr or plan.picks:
+        return Verdict(rdsr, (), "RDSR" + (" found by inspection" if rdsr else ""))
+    if plan.group in ("MG", "DX"):
+        return Verdict(frozenset(), plan.fallback, "no RDSR: images (dose in the header)")
+    esr = uids(ObjectKind.ESR)
+    if esr:
+        known_esr = tuple(p for p in plan.fallback if p.why == str(SRKind.ESR))
+        return Verdict(esr, known_esr, "Enhanced SR found by inspection")
+    if plan.group != "CT":
+        reason = "Enhanced SR" if plan.fallback else "no RDSR or Enhanced SR found by inspection"
+        return Verdict(frozenset(), plan.fallback, reason)
+    pages = [f for f in found if f.kind is ObjectKind.DOSE_PAGE]
+    if pages:
+        return Verdict(
+            uids(ObjectKind.DOSE_PAGE), _rest_of_series(plan, pages), "Dose Info page found"
+        )
+    reason = plan.fallback[0].why if plan.fallback else "no dose object found by inspection"
+    return Verdict(frozenset(), plan.fallback, reason)
+
+
+def _rest_of_series(plan: StudyPlan, pages: Sequence[Inspected]) -> tuple[Pick, ...]:
+    """The other instances of each series in which a probed image was a dose page."""
+    follow = []
+    for pick in plan.probe:
+        if pick.whole_series:
+            continue
+        if not any(p.series_instance_uid == pick.series.series_instance_uid for p in pages):
+            continue
+        others = tuple(
+            i.sop_instance_uid
+            for i in pick.series.instances or ()
+            if i.sop_instance_uid not in pick.sop_instance_uids
+        )
+        if others:
+            follow.append(Pick(pick.series, others, "rest of the Dose Info series"))
+    return tuple(follow)

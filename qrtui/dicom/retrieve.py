@@ -1,0 +1,255 @@
+"""C-MOVE and C-GET requests on one association, with sub-operation progress and C-CANCEL."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import build_role, evt
+from pynetdicom.association import Association
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+)
+
+from qrtui.config import RemoteNode
+from qrtui.dicom.assoc import AssociationFailed, associate, make_ae
+from qrtui.dicom.find import Cancelled, node_peer, number
+from qrtui.dicom.storescp import Receiver
+
+# A C-GET association offers one context per SOP class; the PDU allows 128 in all.
+MAX_GET_STORAGE_CONTEXTS = 120
+# Uncompressed only: an acceptor picks one syntax per context before it knows the objects,
+# and an offered lossy syntax would let it transcode images lossily.
+GET_TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+
+STATUS_MOVE_DESTINATION_UNKNOWN = 0xA801
+
+
+class RetrieveFailed(Exception):
+    """The association was lost twice during a retrieve; worded for the user."""
+
+
+@dataclass(frozen=True)
+class SubOps:
+    """Sub-operation counts of a C-MOVE/C-GET response; None where the PACS left one out."""
+
+    remaining: int | None = None
+    completed: int | None = None
+    failed: int | None = None
+    warning: int | None = None
+
+
+@dataclass(frozen=True)
+class RetrieveOutcome:
+    status: int
+    counts: SubOps
+    failed_uids: tuple[str, ...] = ()
+    cancelled: bool = False
+
+    @property
+    def success(self) -> bool:
+        return self.status == 0x0000
+
+    def problem(self) -> str:
+        return "" if self.success else f"0x{self.status:04X} ({retrieve_status_text(self.status)})"
+
+
+def retrieve_status_text(status: int) -> str:
+    known = {
+        0x0000: "success",
+        0xA701: "refused: out of resources, cannot count the matches",
+        0xA702: "refused: out of resources, cannot perform sub-operations",
+        0xA801: "move destination unknown",
+        0xA900: "identifier does not match SOP class",
+        0xAA00: "none of the frames requested were found",
+        0xB000: "sub-operations complete, one or more failures or warnings",
+        0xFE00: "cancelled",
+    }
+    if status in known:
+        return known[status]
+    if status & 0xF000 == 0xC000:
+        return "unable to process"
+    if status & 0xF000 == 0xB000:
+        return "warning"
+    return "failure"
+
+
+def sub_ops(status: Dataset) -> SubOps:
+    return SubOps(
+        number(status, "NumberOfRemainingSuboperations"),
+        number(status, "NumberOfCompletedSuboperations"),
+        number(status, "NumberOfFailedSuboperations"),
+        number(status, "NumberOfWarningSuboperations"),
+    )
+
+
+def series_identifier(study_uid: str, series_uid: str) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "SERIES"
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    return ds
+
+
+def instance_identifier(study_uid: str, series_uid: str, sop_uid: str) -> Dataset:
+    ds = series_identifier(study_uid, series_uid)
+    ds.QueryRetrieveLevel = "IMAGE"
+    ds.SOPInstanceUID = sop_uid
+    return ds
+
+
+class RetrieveSession:
+    """Sequential C-MOVEs (to `destination`) or C-GETs (into `receiver`) on one association,
+    re-opened once when the peer drops it."""
+
+    def __init__(
+        self,
+        calling_aet: str,
+        node: RemoteNode,
+        *,
+        destination: str | None = None,
+        receiver: Receiver | None = None,
+        sop_classes: Iterable[str] = (),
+        cancel: threading.Event | None = None,
+        cancel_grace: float = 5.0,
+    ) -> None:
+        self.node = node
+        self.peer = node_peer(node)
+        self.calling_aet = calling_aet
+        self.use_get = node.retrieve == "get"
+        if self.use_get and receiver is None:
+            raise ValueError("C-GET needs a receiver")
+        if not self.use_get and not destination:
+            raise ValueError("C-MOVE needs a destination")
+        self.destination = destination or ""
+        self.receiver = receiver
+        self.sop_classes = list(dict.fromkeys(sop_classes))[:MAX_GET_STORAGE_CONTEXTS]
+        self.cancel = cancel or threading.Event()
+        self.cancel_grace = cancel_grace
+        self._assoc: Association | None = None
+        self._msg_id = 0
+
+    @property
+    def model(self) -> str:
+        if self.use_get:
+            return str(StudyRootQueryRetrieveInformationModelGet)
+        return str(StudyRootQueryRetrieveInformationModelMove)
+
+    def __enter__(self) -> RetrieveSession:
+        self._open()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None:
+            self.cancel.set()  # an interrupted request is aborted, not released
+        self.close()
+
+    def _open(self) -> Association:
+        if self._assoc is not None and self._assoc.is_established:
+            return self._assoc
+        ae = make_ae(self.calling_aet, self.peer)
+        ae.add_requested_context(self.model)
+        handlers: list[Any] = []
+        roles = []
+        if self.use_get:
+            assert self.receiver is not None
+            for sop_class in self.sop_classes:
+                ae.add_requested_context(sop_class, GET_TRANSFER_SYNTAXES)
+                roles.append(build_role(sop_class, scp_role=True))
+            handlers.append((evt.EVT_C_STORE, self.receiver.handle_store))
+        self._assoc = associate(ae, self.peer, ext_neg=roles, evt_handlers=handlers)
+        return self._assoc
+
+    def close(self) -> None:
+        assoc, self._assoc = self._assoc, None
+        if assoc is not None and assoc.is_established:
+            if self.cancel.is_set():
+                assoc.abort()
+            else:
+                assoc.release()
+
+    def retrieve(
+        self, identifier: Dataset, on_pending: Callable[[SubOps], None] = lambda s: None
+    ) -> RetrieveOutcome:
+        for attempt in (1, 2):
+            try:
+                return self._retrieve_once(identifier, on_pending)
+            except _Lost as lost:
+                self._assoc = None
+                if self.cancel.is_set():
+                    raise Cancelled from None
+                if attempt == 2:
+                    raise RetrieveFailed(f"{self.peer.aet}@{self.peer.host}: {lost}") from None
+                try:
+                    self._open()
+                except AssociationFailed as failed:
+                    raise RetrieveFailed(str(failed)) from None
+        raise AssertionError("unreachable")
+
+    def _retrieve_once(
+        self, identifier: Dataset, on_pending: Callable[[SubOps], None]
+    ) -> RetrieveOutcome:
+        if self.cancel.is_set():
+            raise Cancelled
+        assoc = self._open()
+        self._msg_id = self._msg_id % 65535 + 1
+        msg_id = self._msg_id
+        if self.use_get:
+            responses = assoc.send_c_get(identifier, self.model, msg_id=msg_id)
+        else:
+            responses = assoc.send_c_move(identifier, self.destination, self.model, msg_id=msg_id)
+        done = threading.Event()
+        watcher = threading.Thread(
+            target=self._watch_cancel, args=(assoc, msg_id, done), daemon=True
+        )
+        watcher.start()
+        try:
+            for status, reply in responses:
+                if not status or "Status" not in status:
+                    raise _Lost("the association was lost or timed out during the retrieve")
+                code = int(status.Status)
+                counts = sub_ops(status)
+                if code in (0xFF00, 0xFF01):
+                    on_pending(counts)
+                    continue
+                failed = _failed_uids(reply)
+                if code == 0xFE00 or self.cancel.is_set():
+                    return RetrieveOutcome(code, counts, failed, cancelled=True)
+                return RetrieveOutcome(code, counts, failed)
+            raise _Lost("the association ended without a final status")
+        finally:
+            done.set()
+
+    def _watch_cancel(self, assoc: Association, msg_id: int, done: threading.Event) -> None:
+        """On cancel: C-CANCEL, then abort if the node has not stopped within the grace."""
+        while not done.wait(0.1):
+            if self.cancel.is_set():
+                with contextlib.suppress(Exception):
+                    assoc.send_c_cancel(msg_id, query_model=self.model)
+                if not done.wait(self.cancel_grace):
+                    assoc.abort()
+                return
+
+
+def _failed_uids(reply: Dataset | None) -> tuple[str, ...]:
+    if reply is None:
+        return ()
+    try:
+        value = reply.get("FailedSOPInstanceUIDList")
+    except Exception:
+        return ()
+    if not value:
+        return ()
+    if isinstance(value, str):
+        return tuple(v for v in value.split("\\") if v)
+    return tuple(str(v) for v in value if str(v))
+
+
+class _Lost(Exception):
+    pass

@@ -1,0 +1,196 @@
+"""The embedded Storage SCP: C-STORE from C-MOVE sub-operations, C-GET and pushes, into a Store."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from qrtui.config import StoreNode
+from qrtui.dicom.assoc import set_nodelay
+from qrtui.dicom.find import text
+from qrtui.store import Store, StoredInstance, StoreError, UnsafeUID, safe_uid
+
+STORAGE_CLASSES = tuple(
+    c.abstract_syntax for c in AllStoragePresentationContexts if c.abstract_syntax
+)
+# Deflate lets a peer send a small PDU that inflates without bound; not offered.
+TRANSFER_SYNTAXES = tuple(
+    ts for ts in ALL_TRANSFER_SYNTAXES if ts != DeflatedExplicitVRLittleEndian
+)
+
+STATUS_OUT_OF_RESOURCES = 0xA700
+STATUS_UIDS_REFUSED = 0xA900  # dataset UIDs missing, unsafe, or not those of the command
+STATUS_CANNOT_UNDERSTAND = 0xC000
+
+
+@dataclass(frozen=True)
+class Received:
+    instance: StoredInstance
+    probe: bool  # held back in the probe area for inspection, not indexed
+
+
+class Receiver:
+    """Turns C-STORE requests into files and index rows, and remembers what arrived."""
+
+    def __init__(self, store: Store, on_received: Callable[[Received], None] | None = None) -> None:
+        self.store = store
+        self.on_received = on_received
+        self.probe_series: set[str] = set()
+        self.received: list[Received] = []
+        self.refused = 0
+        self.write_errors: list[str] = []
+        self._lock = threading.Lock()
+
+    def handle_store(self, event: Any) -> int:
+        return self.receive(event)[0]
+
+    def receive(self, event: Any) -> tuple[int, int]:
+        """(status, bytes stored) for one C-STORE request."""
+        try:
+            ds = event.dataset
+            sop = safe_uid(text(ds, "SOPInstanceUID"))
+            study = safe_uid(text(ds, "StudyInstanceUID"))
+            series = safe_uid(text(ds, "SeriesInstanceUID"))
+            if safe_uid(str(event.request.AffectedSOPInstanceUID)) != sop:
+                raise UnsafeUID("command and dataset name different instances")
+        except UnsafeUID:
+            return self._refuse(STATUS_UIDS_REFUSED), 0
+        except Exception:
+            return self._refuse(STATUS_CANNOT_UNDERSTAND), 0
+        probe = series in self.probe_series
+        final = self.store.probe_path(sop) if probe else self.store.path_for(study, series, sop)
+        try:
+            data = event.encoded_dataset(include_meta=True)
+            instance = StoredInstance(
+                sop_instance_uid=sop,
+                sop_class_uid=str(event.request.AffectedSOPClassUID),
+                study_uid=study,
+                series_uid=series,
+                modality=(text(ds, "Modality") or "").upper()[:16],
+                path=final,
+                size=len(data),
+                sending_aet=str(event.assoc.remote.get("ae_title", "")).strip(),
+            )
+            if probe:
+                self.store.write_file(data, final)
+            else:
+                self.store.add(data, instance)
+        except (OSError, sqlite3.Error) as exc:
+            with self._lock:
+                self.write_errors.append(_why(exc))
+            return self._refuse(STATUS_OUT_OF_RESOURCES), 0
+        received = Received(instance, probe)
+        with self._lock:
+            self.received.append(received)
+        if self.on_received:
+            self.on_received(received)
+        return 0x0000, instance.size
+
+    def _refuse(self, status: int) -> int:
+        with self._lock:
+            self.refused += 1
+        return status
+
+    def since(self, mark: int) -> list[Received]:
+        with self._lock:
+            return self.received[mark:]
+
+    def mark(self) -> int:
+        with self._lock:
+            return len(self.received)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "disk full"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return f"index: {exc}"
+
+
+class StorageSCP:
+    """The store node listening on its port for as long as the context lasts."""
+
+    def __init__(
+        self, node: StoreNode, receiver: Receiver, log: Callable[[str], None] | None = None
+    ) -> None:
+        self.node = node
+        self.receiver = receiver
+        self.log = log
+        self._server: Any = None
+        self._per_assoc: dict[int, list[int]] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> StorageSCP:
+        node = self.node
+        ae = AE(ae_title=node.aet)
+        ae.acse_timeout = node.timeout
+        ae.dimse_timeout = max(30.0, node.timeout)
+        ae.network_timeout = max(60.0, node.timeout)
+        ae.maximum_associations = 16
+        for sop_class in STORAGE_CLASSES:
+            ae.add_supported_context(sop_class, list(TRANSFER_SYNTAXES))
+        ae.add_supported_context(Verification)
+        handlers: list[Any] = [
+            (evt.EVT_CONN_OPEN, set_nodelay),
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_C_ECHO, lambda event: 0x0000),
+            (evt.EVT_RELEASED, self._on_end),
+            (evt.EVT_ABORTED, self._on_end),
+        ]
+        try:
+            self._server = ae.start_server(
+                (node.bind, node.port), block=False, evt_handlers=handlers
+            )
+        except OSError as exc:
+            raise StoreError(
+                f"store {node.name}: cannot listen on {node.bind}:{node.port}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+
+    def __enter__(self) -> StorageSCP:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _on_store(self, event: Any) -> int:
+        status, size = self.receiver.receive(event)
+        if self.log:
+            with self._lock:
+                tally = self._per_assoc.setdefault(id(event.assoc), [0, 0, 0])
+                if status == 0:
+                    tally[0] += 1
+                    tally[1] += size
+                else:
+                    tally[2] += 1
+        return status
+
+    def _on_end(self, event: Any) -> None:
+        if not self.log:
+            return
+        with self._lock:
+            stored, size, refused = self._per_assoc.pop(id(event.assoc), [0, 0, 0])
+        assoc = event.assoc
+        how = "released" if event.event is evt.EVT_RELEASED else "aborted"
+        with contextlib.suppress(Exception):
+            aet = str(assoc.requestor.ae_title).strip()
+            self.log(
+                f"{aet} from {assoc.requestor.address}: {stored} stored ({size} bytes), "
+                f"{refused} refused, {how}"
+            )

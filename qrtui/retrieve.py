@@ -1,0 +1,338 @@
+"""Executing a plan: fetch the picks, probe and inspect undecided studies, check what arrived.
+
+Progress goes out as events (qrtui.events), like the funnel's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pydicom
+
+from qrtui.config import StoreNode
+from qrtui.dicom.find import Cancelled
+from qrtui.dicom.retrieve import (
+    STATUS_MOVE_DESTINATION_UNKNOWN,
+    RetrieveOutcome,
+    RetrieveSession,
+    SubOps,
+    instance_identifier,
+    series_identifier,
+)
+from qrtui.dicom.storescp import Received, Receiver
+from qrtui.events import Emit, Notice, RetrieveProgress
+from qrtui.selection import (
+    ESR_CLASS,
+    RDSR_CLASSES,
+    Decision,
+    Inspected,
+    ObjectKind,
+    Pick,
+    Series,
+    StudyPlan,
+    after_probe,
+    is_dose_info,
+)
+from qrtui.store import Store
+
+DOSE_REPORT_TITLE = ("113701", "DCM")  # X-Ray Radiation Dose Report
+COMPREHENSIVE_SR_CLASSES = ("1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.34")
+
+# SOP classes a series of this modality may hold, for C-GET contexts where the PACS did
+# not list the instances.
+_CLASSES_BY_MODALITY: dict[str, tuple[str, ...]] = {
+    "SR": (*sorted(RDSR_CLASSES), ESR_CLASS, *COMPREHENSIVE_SR_CLASSES,
+           "1.2.840.10008.5.1.4.1.1.88.11"),
+    "CT": ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"),
+    "MG": ("1.2.840.10008.5.1.4.1.1.1.2", "1.2.840.10008.5.1.4.1.1.1.2.1",
+           "1.2.840.10008.5.1.4.1.1.13.1.3"),
+    "DX": ("1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1.1"),
+    "CR": ("1.2.840.10008.5.1.4.1.1.1",),
+    "RF": ("1.2.840.10008.5.1.4.1.1.12.2", "1.2.840.10008.5.1.4.1.1.12.2.1"),
+    "XA": ("1.2.840.10008.5.1.4.1.1.12.1", "1.2.840.10008.5.1.4.1.1.12.1.1"),
+    "PT": ("1.2.840.10008.5.1.4.1.1.128", "1.2.840.10008.5.1.4.1.1.130"),
+    "NM": ("1.2.840.10008.5.1.4.1.1.20",),
+}  # fmt: skip
+_ALWAYS = ("1.2.840.10008.5.1.4.1.1.7",)  # secondary capture: dose pages, any modality
+
+
+class DestinationUnknown(Exception):
+    """The PACS does not know the move destination; retrying cannot help."""
+
+
+@dataclass
+class RetrieveSummary:
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    skipped_already_held: int = 0
+    received: int = 0
+    bytes: int = 0
+    stored: int = 0
+    inspected: int = 0
+    discarded_after_inspection: int = 0
+    requests: int = 0
+    studies_done: int = 0
+    problems: list[str] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
+    cancelled: bool = False
+
+    @property
+    def clean(self) -> bool:
+        return not (self.failed or self.problems or self.gaps or self.cancelled)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "completed": self.completed,
+            "failed": self.failed,
+            "warning": self.warning,
+            "skipped_already_held": self.skipped_already_held,
+            "received": self.received,
+            "bytes": self.bytes,
+            "stored": self.stored,
+            "inspected": self.inspected,
+            "discarded_after_inspection": self.discarded_after_inspection,
+            "studies_done": self.studies_done,
+            "problems": list(self.problems),
+            "gaps": list(self.gaps),
+            "cancelled": self.cancelled,
+        }
+
+
+def get_sop_classes(plans: Iterable[StudyPlan]) -> list[str]:
+    """SOP classes the plans will receive: as listed by the PACS, else by modality."""
+    classes: dict[str, None] = dict.fromkeys(_ALWAYS)
+    for plan in plans:
+        for pick in plan.picks + plan.probe + plan.fallback:
+            listed = [i.sop_class_uid for i in pick.series.instances or () if i.sop_class_uid]
+            if listed and len(listed) == len(pick.series.instances or ()):
+                classes.update(dict.fromkeys(listed))
+            else:
+                modality = pick.series.modality
+                classes.update(dict.fromkeys(_CLASSES_BY_MODALITY.get(modality, ())))
+                classes.update(dict.fromkeys(listed))
+    return list(classes)
+
+
+def inspect_file(path: Path, received: Received) -> Inspected:
+    """What a fetched object is, read from its own header."""
+    instance = received.instance
+    sop_class = instance.sop_class_uid
+    kind = ObjectKind.IMAGE
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:
+        return Inspected(instance.sop_instance_uid, instance.series_uid, sop_class, kind)
+    if sop_class in RDSR_CLASSES:
+        kind = ObjectKind.RDSR
+    elif sop_class in (ESR_CLASS, *COMPREHENSIVE_SR_CLASSES):
+        kind = ObjectKind.ESR if _title(ds) == DOSE_REPORT_TITLE else ObjectKind.REPORT
+    elif sop_class.startswith("1.2.840.10008.5.1.4.1.1.88."):
+        kind = ObjectKind.REPORT
+    elif is_dose_info(Series("", description=_text(ds, "SeriesDescription"))):
+        kind = ObjectKind.DOSE_PAGE
+    return Inspected(instance.sop_instance_uid, instance.series_uid, sop_class, kind)
+
+
+def _title(ds: pydicom.Dataset) -> tuple[str, str] | None:
+    try:
+        code = ds.ConceptNameCodeSequence[0]
+        return (str(code.CodeValue).strip(), str(code.CodingSchemeDesignator).strip())
+    except Exception:
+        return None
+
+
+def _text(ds: pydicom.Dataset, keyword: str) -> str:
+    try:
+        return str(ds.get(keyword, "") or "")
+    except Exception:
+        return ""
+
+
+class Retriever:
+    """Runs the plans through one RetrieveSession. An embedded store (receiver and store)
+    lets it inspect probes and check arrivals; an external store is only a destination."""
+
+    def __init__(
+        self,
+        session: RetrieveSession,
+        store_node: StoreNode,
+        *,
+        receiver: Receiver | None = None,
+        store: Store | None = None,
+        emit: Emit = lambda event: None,
+    ) -> None:
+        self.session = session
+        self.store_node = store_node
+        self.receiver = receiver
+        self.store = store
+        self.emit = emit
+        self.summary = RetrieveSummary()
+        self._study_label = ""
+        self._studies_total = 0
+        self._told_external = False
+
+    # ------------------------------------------------------------ plumbing
+
+    def _log(self, line: str) -> None:
+        self.emit(Notice(line))
+
+    def _progress(self, current: str, remaining: int | None = None) -> None:
+        s = self.summary
+        self.emit(
+            RetrieveProgress(
+                s.studies_done, self._studies_total, current, remaining,
+                s.completed, s.failed, s.warning, s.received, s.bytes,
+            )
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ running
+
+    def run(self, plans: Sequence[StudyPlan]) -> RetrieveSummary:
+        self._studies_total = len(plans)
+        self._progress("starting")
+        try:
+            for plan in plans:
+                study = plan.study
+                self._study_label = f"{study.study_date or '-'} {plan.group} {study.description!r}"
+                self._study(plan)
+                self.summary.studies_done += 1
+                self._progress(self._study_label)
+        except Cancelled:
+            self.summary.cancelled = True
+            self._log("retrieve cancelled")
+        return self.summary
+
+    def _study(self, plan: StudyPlan) -> None:
+        for pick in plan.picks:
+            self._fetch(plan, pick)
+        if plan.decision is not Decision.UNDECIDED:
+            return
+        if self.receiver is None or self.store is None:
+            if not self._told_external:
+                self._told_external = True
+                self._log(
+                    f"store {self.store_node.name} is external: objects cannot be inspected, "
+                    "so undecided studies get their probe and fallback series sent"
+                )
+            for pick in plan.probe + plan.fallback:
+                self._fetch(plan, pick)
+            return
+        arrived = []
+        for pick in plan.probe:
+            arrived += self._fetch(plan, pick, probe=True)
+        by_uid = {r.instance.sop_instance_uid: r for r in arrived}
+        found = [inspect_file(r.instance.path, r) for r in by_uid.values()]
+        verdict = after_probe(plan, found)
+        self._settle(self.store, by_uid, found, verdict.keep)
+        self._log(f"{self._study_label}: {verdict.reason}")
+        for pick in verdict.follow:
+            self._fetch(plan, pick)
+
+    def _settle(
+        self,
+        store: Store,
+        by_uid: dict[str, Received],
+        found: Sequence[Inspected],
+        keep: frozenset[str],
+    ) -> None:
+        """Kept probe objects move into the store; the rest are deleted, remembering what
+        they were so a later run need not fetch them to know."""
+        for item in found:
+            instance = by_uid[item.sop_instance_uid].instance
+            self.summary.inspected += 1
+            if item.sop_instance_uid in keep:
+                final = store.path_for(
+                    instance.study_uid, instance.series_uid, item.sop_instance_uid
+                )
+                store.adopt(instance.path, replace(instance, path=final))
+                self.summary.stored += 1
+                continue
+            with contextlib.suppress(OSError):
+                instance.path.unlink()
+            store.remember_inspected(
+                item.sop_instance_uid, item.sop_class_uid, instance.study_uid, str(item.kind)
+            )
+            self.summary.discarded_after_inspection += 1
+
+    def _fetch(self, plan: StudyPlan, pick: Pick, probe: bool = False) -> list[Received]:
+        series = pick.series
+        study_uid = plan.study.study_instance_uid
+        if pick.whole_series:
+            identifiers = [series_identifier(study_uid, series.series_instance_uid)]
+        else:
+            identifiers = [
+                instance_identifier(study_uid, series.series_instance_uid, uid)
+                for uid in pick.sop_instance_uids
+            ]
+        what = f"{self._study_label} series {series.number or '?'} ({pick.why})"
+        arrived: list[Received] = []
+        receiver = self.receiver
+        if probe and receiver is not None:
+            receiver.probe_series.add(series.series_instance_uid)
+        try:
+            for ident in identifiers:
+                mark = receiver.mark() if receiver else 0
+                self._progress(what)
+                self.summary.requests += 1
+                outcome = self.session.retrieve(
+                    ident, lambda counts: self._progress(what, counts.remaining)
+                )
+                now = [
+                    r
+                    for r in (receiver.since(mark) if receiver else [])
+                    if r.instance.series_uid == series.series_instance_uid
+                ]
+                arrived += now
+                self._account(what, outcome, now)
+        finally:
+            if probe and receiver is not None:
+                receiver.probe_series.discard(series.series_instance_uid)
+        return arrived
+
+    def _account(self, what: str, outcome: RetrieveOutcome, arrived: list[Received]) -> None:
+        s = self.summary
+        counts: SubOps = outcome.counts
+        s.received += len(arrived)
+        s.bytes += sum(r.instance.size for r in arrived)
+        s.stored += sum(not r.probe for r in arrived)
+        reported = counts.completed
+        s.completed += reported if reported is not None else len(arrived)
+        s.warning += counts.warning or 0
+        failed = counts.failed if counts.failed is not None else len(outcome.failed_uids)
+        s.failed += failed
+        if outcome.cancelled:
+            raise Cancelled
+        if outcome.status == STATUS_MOVE_DESTINATION_UNKNOWN:
+            raise DestinationUnknown(self._destination_advice())
+        if not outcome.success:
+            s.problems.append(f"{what}: {outcome.problem()}")
+            self._log(s.problems[-1])
+        if self.receiver is not None:
+            expected = (reported or 0) + (counts.warning or 0)
+            if expected > len(arrived):
+                s.gaps.append(
+                    f"{what}: PACS reported {expected} completed, {len(arrived)} received"
+                )
+                self._log(s.gaps[-1])
+            elif outcome.success and reported is not None and not arrived and not failed:
+                s.problems.append(f"{what}: the PACS found nothing to send")
+                self._log(s.problems[-1])
+        self._progress(what)
+
+    def _destination_advice(self) -> str:
+        node = self.store_node
+        if node.embedded:
+            where = (
+                node.bind if node.bind not in ("0.0.0.0", "::", "") else "this machine's address"
+            )
+        else:
+            where = node.host or "?"
+        return (
+            f"{self.session.node.name} does not know the move destination {node.aet}: "
+            f"register AE title {node.aet}, host {where}, port {node.port} on the PACS "
+            f'(or set retrieve = "get" on remote {self.session.node.name})'
+        )

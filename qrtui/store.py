@@ -1,0 +1,249 @@
+"""The local store: one file per instance under sanitised UIDs, and a SQLite index.
+
+A file is written to `.incoming/`, fsynced and renamed into place before its index row
+is committed, so the index never names a partial file. A row whose file has gone (a
+crash between rename and directory sync, or a person deleting files) does not count as
+held, so the next run fetches the object again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+INDEX_NAME = ".qrtui-index.sqlite"
+LOCK_NAME = ".qrtui.lock"
+INCOMING = ".incoming"
+PROBE = ".probe"
+
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+class UnsafeUID(ValueError):
+    """A UID that must not become part of a path."""
+
+
+class StoreBusy(Exception):
+    """Another qrtui process holds the store."""
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written; worded for the user."""
+
+
+def safe_uid(uid: object) -> str:
+    """The UID if it is digits and dots of legal length; anything else is refused."""
+    if not isinstance(uid, str):
+        raise UnsafeUID("not text")
+    value = uid.rstrip("\0 ")
+    if not value or len(value) > 64 or not _UID.fullmatch(value):
+        raise UnsafeUID(f"{len(value)} characters, not digits and dots")
+    return value
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_uid: str
+    series_uid: str
+    modality: str
+    path: Path
+    size: int
+    sending_aet: str
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+    sop_instance_uid TEXT PRIMARY KEY,
+    sop_class_uid TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    series_uid TEXT NOT NULL,
+    modality TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    sending_aet TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS instances_study ON instances (study_uid);
+CREATE TABLE IF NOT EXISTS inspected (
+    sop_instance_uid TEXT PRIMARY KEY,
+    sop_class_uid TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    kind TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inspected_study ON inspected (study_uid);
+"""
+
+
+class Store:
+    """Files and index of an embedded store. Thread-safe: one connection, one lock."""
+
+    def __init__(self, directory: Path, *, lock: bool = True) -> None:
+        self.directory = directory
+        self._lock_file: int | None = None
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            if lock:
+                self._take_lock()
+                for area in (INCOMING, PROBE):  # leftovers of a killed run: never indexed
+                    shutil.rmtree(directory / area, ignore_errors=True)
+            for area in (INCOMING, PROBE):
+                (directory / area).mkdir(exist_ok=True)
+            self._db = sqlite3.connect(
+                directory / INDEX_NAME, check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            self._release_lock()
+            raise StoreError(f"cannot open store {directory}: {_reason(exc)}") from None
+        self._mutex = threading.Lock()
+
+    def _take_lock(self) -> None:
+        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreBusy(
+                f"store {self.directory} is in use by another qrtui process (pid {holder})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_file = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            os.close(self._lock_file)
+            self._lock_file = None
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._release_lock()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ writing
+
+    def path_for(self, study_uid: str, series_uid: str, sop_instance_uid: str) -> Path:
+        parts = (safe_uid(study_uid), safe_uid(series_uid), safe_uid(sop_instance_uid) + ".dcm")
+        return self.directory.joinpath(*parts)
+
+    def write_file(self, data: bytes, final: Path) -> int:
+        """Write data atomically to final (a path inside this store)."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.directory / INCOMING / f"{final.name}.{threading.get_ident()}.tmp"
+        try:
+            with open(temp, "xb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+        return len(data)
+
+    def probe_path(self, sop_instance_uid: str) -> Path:
+        return self.directory / PROBE / (safe_uid(sop_instance_uid) + ".dcm")
+
+    def add(self, data: bytes, instance: StoredInstance) -> None:
+        """Write the file, then index it. Raises OSError or sqlite3.Error; leaves nothing."""
+        self.write_file(data, instance.path)
+        try:
+            self._index(instance)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                instance.path.unlink()
+            raise
+
+    def adopt(self, probe_file: Path, instance: StoredInstance) -> None:
+        """Move an inspected probe file into the store and index it."""
+        instance.path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(probe_file, instance.path)
+        self._index(instance)
+
+    def _index(self, i: StoredInstance) -> None:
+        received_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        with self._mutex:
+            self._db.execute(
+                "INSERT OR REPLACE INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    i.sop_instance_uid,
+                    i.sop_class_uid,
+                    i.study_uid,
+                    i.series_uid,
+                    i.modality,
+                    str(i.path.relative_to(self.directory)),
+                    i.size,
+                    received_at,
+                    i.sending_aet,
+                ),
+            )
+
+    def remember_inspected(
+        self, sop_instance_uid: str, sop_class_uid: str, study_uid: str, kind: str
+    ) -> None:
+        """What a probe taught us, so a later run need not fetch the object again to know."""
+        with self._mutex:
+            self._db.execute(
+                "INSERT OR REPLACE INTO inspected VALUES (?, ?, ?, ?)",
+                (sop_instance_uid, sop_class_uid, study_uid, kind),
+            )
+
+    # ------------------------------------------------------------ reading
+
+    def held(self, study_uid: str) -> frozenset[str]:
+        """SOP instance UIDs of the study whose files are in the store."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT sop_instance_uid, path FROM instances WHERE study_uid = ?", (study_uid,)
+            ).fetchall()
+        return frozenset(uid for uid, path in rows if (self.directory / path).is_file())
+
+    def known_classes(self, study_uid: str) -> Mapping[str, str]:
+        """SOP class of every instance of the study held or inspected before."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT sop_instance_uid, sop_class_uid FROM inspected WHERE study_uid = ? "
+                "UNION ALL SELECT sop_instance_uid, sop_class_uid FROM instances "
+                "WHERE study_uid = ?",
+                (study_uid, study_uid),
+            ).fetchall()
+        return dict(rows)
+
+    def instances(self) -> Iterator[StoredInstance]:
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT sop_instance_uid, sop_class_uid, study_uid, series_uid, modality, path, "
+                "size, sending_aet FROM instances ORDER BY study_uid, series_uid"
+            ).fetchall()
+        for sop, cls, study, series, modality, path, size, aet in rows:
+            yield StoredInstance(
+                sop, cls, study, series, modality, self.directory / path, size, aet
+            )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)

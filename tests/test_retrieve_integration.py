@@ -1,0 +1,179 @@
+"""Query and retrieve end to end, as a user runs it: `qrtui --no-tui REMOTE STORE ...` against
+a real Orthanc (C-MOVE and C-GET) and a real dcmqrscp (which hides SOP classes, so SR series
+are fetched, inspected, and only the dose objects kept)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from qrtui.store import INDEX_NAME
+from tests.conftest import require, require_corpus
+from tests.servers import DCMQRSCP_BIN, ORTHANC_BIN, Dcmqrscp, Orthanc, free_port
+from tests.studies import PATIENT_ID, PATIENT_NAME, PopulationBuilder, build_population
+
+TODAY = date.today()
+STORE_AET = "QRTUI_STORE"
+GROUP_FLAGS = {"CT": "-ct", "MG": "-mg", "FL": "-fl", "DX": "-dx"}
+
+
+@dataclass
+class Pacs:
+    orthanc_port: int
+    dcmtk_port: int
+    store_port: int
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory) -> PopulationBuilder:
+    return build_population(require_corpus(), tmp_path_factory.mktemp("objects"), TODAY)
+
+
+@pytest.fixture(scope="module")
+def pacs(population, tmp_path_factory) -> Iterator[Pacs]:
+    require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
+    require(DCMQRSCP_BIN, "DCMTK is not installed (apt-get install dcmtk)")
+    store_port = free_port()
+    destination = {"store": (STORE_AET, "127.0.0.1", store_port)}
+    # Orthanc answers C-FIND only to known AE titles: the client is registered too.
+    known = {**destination, "client": ("QRTUI", "127.0.0.1", store_port)}
+    orthanc = Orthanc(tmp_path_factory.mktemp("orthanc"), modalities=known).start()
+    dcmtk = None
+    try:
+        orthanc.upload(population.files())
+        dcmtk = Dcmqrscp(tmp_path_factory.mktemp("dcmqrscp"), hosts=destination)
+        dcmtk.start(population.files())
+        yield Pacs(orthanc.dicom_port, dcmtk.port, store_port)
+    finally:
+        orthanc.stop()
+        if dcmtk:
+            dcmtk.stop()
+
+
+def write_config(tmp_path: Path, pacs: Pacs, store_port: int | None = None) -> Path:
+    config = tmp_path / "config.toml"
+    remotes = [
+        ("orthanc", "ORTHANC", pacs.orthanc_port, "move"),
+        ("orthanc-get", "ORTHANC", pacs.orthanc_port, "get"),
+        ("dcmtk", "DCMQRSCP", pacs.dcmtk_port, "move"),
+        ("dcmtk-get", "DCMQRSCP", pacs.dcmtk_port, "get"),
+    ]
+    text = "".join(
+        f"[remotes.{name}]\naet = '{aet}'\nhost = '127.0.0.1'\nport = {port}\n"
+        f"retrieve = '{how}'\ntimeout = 10\n"
+        for name, aet, port, how in remotes
+    )
+    text += (
+        f"[stores.local]\naet = '{STORE_AET}'\nport = {store_port or pacs.store_port}\n"
+        f"bind = '127.0.0.1'\ndirectory = '{tmp_path / 'store'}'\n"
+    )
+    config.write_text(text)
+    return config
+
+
+def qrtui(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def retrieve(config: Path, remote: str, *groups: str) -> tuple[int, dict, str]:
+    flags = [GROUP_FLAGS[g] for g in groups]
+    result = qrtui(config, remote, "local", *flags, "-f", "7d", "--json")
+    assert "Traceback" not in result.stderr, result.stderr
+    for output in (result.stdout, result.stderr):
+        assert PATIENT_NAME not in output and PATIENT_ID not in output
+    assert result.stdout, result.stderr
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+def expected_objects(population: PopulationBuilder, groups: set[str]) -> set[str]:
+    out = set()
+    for study in population.studies.values():
+        if study.group not in groups or (TODAY - study.study_date).days > 7:
+            continue
+        for label, idx in study.expect.items():
+            uids = study.series[label].sop_uids
+            out.update(uids if idx is None else [uids[i] for i in idx])
+    return out
+
+
+def stored_objects(store: Path) -> set[str]:
+    """SOP instance UIDs indexed, after checking each file is complete and named by its UIDs."""
+    with sqlite3.connect(store / INDEX_NAME) as db:
+        rows = db.execute(
+            "SELECT sop_instance_uid, study_uid, series_uid, path, size FROM instances"
+        ).fetchall()
+    found = set()
+    for sop, study, series, path, size in rows:
+        assert path == f"{study}/{series}/{sop}.dcm"
+        file = store / path
+        assert file.stat().st_size == size
+        ds = pydicom.dcmread(file)
+        assert ds.SOPInstanceUID == sop and ds.file_meta.MediaStorageSOPInstanceUID == sop
+        found.add(sop)
+    on_disk = {p.stem for p in store.glob("*/*/*.dcm") if not p.parts[-3].startswith(".")}
+    assert on_disk == found, "every file is indexed and every row has its file"
+    assert not any((store / ".incoming").iterdir()) and not any((store / ".probe").iterdir())
+    return found
+
+
+ALL = ("CT", "MG", "FL", "DX")
+
+
+@pytest.mark.parametrize("remote", ["orthanc", "orthanc-get"])
+def test_orthanc_retrieve_stores_exactly_the_dose_objects_then_nothing_twice(
+    population, pacs, tmp_path, remote
+):
+    config = write_config(tmp_path, pacs)
+    wanted = expected_objects(population, set(ALL))
+    status, doc, stderr = retrieve(config, remote, *ALL)
+    assert status == 0, stderr
+    assert stored_objects(tmp_path / "store") == wanted
+    summary = doc["retrieve"]
+    assert summary["completed"] == summary["received"] == summary["stored"] == len(wanted)
+    assert summary["failed"] == 0 and not summary["gaps"] and not summary["problems"], summary
+    assert summary["bytes"] == sum(f.stat().st_size for f in (tmp_path / "store").glob("*/*/*"))
+
+    status, again, stderr = retrieve(config, remote, *ALL)
+    assert status == 0, stderr
+    assert again["retrieve"]["received"] == 0
+    assert again["retrieve"]["skipped_already_held"] == len(wanted)
+    assert again["studies"] == []
+
+
+def test_dcmqrscp_retrieve_inspects_unknown_sr_and_keeps_only_dose_objects(
+    population, pacs, tmp_path
+):
+    config = write_config(tmp_path, pacs)
+    wanted = expected_objects(population, set(ALL))
+    status, doc, stderr = retrieve(config, "dcmtk", *ALL)
+    assert status == 0, stderr
+    assert stored_objects(tmp_path / "store") == wanted
+    summary = doc["retrieve"]
+    assert summary["inspected"] > summary["discarded_after_inspection"] > 0
+    assert summary["failed"] == 0 and not summary["gaps"]
+
+    status, again, stderr = retrieve(config, "dcmtk", *ALL)
+    assert status == 0, stderr
+    assert again["retrieve"]["stored"] == 0
+    assert stored_objects(tmp_path / "store") == wanted
+
+
+def test_dcmqrscp_c_get(population, pacs, tmp_path):
+    config = write_config(tmp_path, pacs)
+    status, _, stderr = retrieve(config, "dcmtk-get", "MG", "FL")
+    assert status == 0, stderr
+    assert stored_objects(tmp_path / "store") == expected_objects(population, {"MG", "FL"})

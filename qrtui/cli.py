@@ -203,7 +203,7 @@ def _run(
     from qrtui.dicom.retrieve import RetrieveFailed
     from qrtui.funnel import INCOMPLETE, INSTANCES_HELD, Funnel
     from qrtui.report import plan_json, plan_lines, retrieve_lines
-    from qrtui.retrieve import DestinationUnknown, RetrieveSummary
+    from qrtui.retrieve import RetrieveStopped, RetrieveSummary
     from qrtui.store import StoreBusy, StoreError
 
     progress = _StderrProgress() if sys.stderr.isatty() else None
@@ -219,7 +219,7 @@ def _run(
             summary = RetrieveSummary()
             try:
                 summary = _retrieve(config, remote, store_node, store, result.to_fetch, emit)
-            except DestinationUnknown as exc:
+            except RetrieveStopped as exc:
                 summary.problems.append(str(exc))
                 _say(progress, f"qrtui: {exc}")
             except RetrieveFailed as exc:

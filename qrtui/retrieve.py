@@ -59,8 +59,13 @@ _CLASSES_BY_MODALITY: dict[str, tuple[str, ...]] = {
 _ALWAYS = ("1.2.840.10008.5.1.4.1.1.7",)  # secondary capture: dose pages, any modality
 
 
-class DestinationUnknown(Exception):
-    """The PACS does not know the move destination; retrying cannot help."""
+# Failures in a row, before anything succeeded, after which the run stops.
+STOP_AFTER_FAILURES = 3
+
+
+class RetrieveStopped(Exception):
+    """Every request fails the same way (say, an unknown move destination): retrying
+    cannot help."""
 
 
 @dataclass
@@ -174,20 +179,32 @@ class Retriever:
         self._study_label = ""
         self._studies_total = 0
         self._told_external = False
+        self._failures_in_a_row = 0
+        self._anything_worked = False
 
     # ------------------------------------------------------------ plumbing
 
     def _log(self, line: str) -> None:
         self.emit(Notice(line))
 
-    def _progress(self, current: str, remaining: int | None = None) -> None:
-        s = self.summary
+    def _progress(
+        self, current: str, inflight: SubOps | None = None, arrived: Sequence[Received] = ()
+    ) -> None:
+        """Totals so far, plus what the current request reported and delivered."""
+        s, now = self.summary, inflight or SubOps()
         self.emit(
             RetrieveProgress(
-                s.studies_done, self._studies_total, current, remaining,
-                s.completed, s.failed, s.warning, s.received, s.bytes,
+                studies_done=s.studies_done,
+                studies_total=self._studies_total,
+                current=current,
+                remaining=now.remaining,
+                completed=s.completed + (now.completed or 0),
+                failed=s.failed + (now.failed or 0),
+                warning=s.warning + (now.warning or 0),
+                received=s.received + len(arrived),
+                bytes=s.bytes + sum(r.instance.size for r in arrived),
             )
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------------------ running
 
@@ -278,27 +295,35 @@ class Retriever:
                 mark = receiver.mark() if receiver else 0
                 self._progress(what)
                 self.summary.requests += 1
-                outcome = self.session.retrieve(
-                    ident, lambda counts: self._progress(what, counts.remaining)
-                )
-                now = [
-                    r
-                    for r in (receiver.since(mark) if receiver else [])
-                    if r.instance.series_uid == series.series_instance_uid
-                ]
-                arrived += now
+
+                def pending(counts: SubOps, mark: int = mark) -> None:
+                    self._progress(what, counts, receiver.since(mark) if receiver else ())
+
+                try:
+                    outcome = self.session.retrieve(ident, pending)
+                finally:
+                    now = [
+                        r
+                        for r in (receiver.since(mark) if receiver else [])
+                        if r.instance.series_uid == series.series_instance_uid
+                    ]
+                    arrived += now
+                    self._count_arrivals(now)
                 self._account(what, outcome, now)
         finally:
             if probe and receiver is not None:
                 receiver.probe_series.discard(series.series_instance_uid)
         return arrived
 
-    def _account(self, what: str, outcome: RetrieveOutcome, arrived: list[Received]) -> None:
+    def _count_arrivals(self, arrived: Sequence[Received]) -> None:
         s = self.summary
-        counts: SubOps = outcome.counts
         s.received += len(arrived)
         s.bytes += sum(r.instance.size for r in arrived)
         s.stored += sum(not r.probe for r in arrived)
+
+    def _account(self, what: str, outcome: RetrieveOutcome, arrived: list[Received]) -> None:
+        s = self.summary
+        counts: SubOps = outcome.counts
         reported = counts.completed
         s.completed += reported if reported is not None else len(arrived)
         s.warning += counts.warning or 0
@@ -307,10 +332,14 @@ class Retriever:
         if outcome.cancelled:
             raise Cancelled
         if outcome.status == STATUS_MOVE_DESTINATION_UNKNOWN:
-            raise DestinationUnknown(self._destination_advice())
+            raise RetrieveStopped(
+                f"{self.session.node.name} does not know the move destination "
+                f"{self.store_node.aet}: {self._destination_advice()}"
+            )
         if not outcome.success:
             s.problems.append(f"{what}: {outcome.problem()}")
             self._log(s.problems[-1])
+        self._stop_if_nothing_works(outcome, arrived)
         if self.receiver is not None:
             expected = (reported or 0) + (counts.warning or 0)
             if expected > len(arrived):
@@ -323,6 +352,28 @@ class Retriever:
                 self._log(s.problems[-1])
         self._progress(what)
 
+    def _stop_if_nothing_works(self, outcome: RetrieveOutcome, arrived: list[Received]) -> None:
+        worked = (
+            bool(arrived) or bool(outcome.counts.completed) or outcome.status & 0xF000 == 0xB000
+        )
+        if worked or outcome.success:
+            self._anything_worked = self._anything_worked or worked
+            self._failures_in_a_row = 0
+            return
+        self._failures_in_a_row += 1
+        if self._anything_worked or self._failures_in_a_row < STOP_AFTER_FAILURES:
+            return
+        advice = ""
+        if not self.session.use_get:
+            advice = (
+                f"; if the PACS does not know the move destination {self.store_node.aet}, "
+                + self._destination_advice()
+            )
+        raise RetrieveStopped(
+            f"the first {self._failures_in_a_row} requests to {self.session.node.name} all "
+            f"failed ({outcome.problem()}): stopping{advice}"
+        )
+
     def _destination_advice(self) -> str:
         node = self.store_node
         if node.embedded:
@@ -332,7 +383,6 @@ class Retriever:
         else:
             where = node.host or "?"
         return (
-            f"{self.session.node.name} does not know the move destination {node.aet}: "
             f"register AE title {node.aet}, host {where}, port {node.port} on the PACS "
             f'(or set retrieve = "get" on remote {self.session.node.name})'
         )

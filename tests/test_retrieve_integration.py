@@ -5,6 +5,7 @@ are fetched, inspected, and only the dose objects kept)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -177,3 +178,112 @@ def test_dcmqrscp_c_get(population, pacs, tmp_path):
     status, _, stderr = retrieve(config, "dcmtk-get", "MG", "FL")
     assert status == 0, stderr
     assert stored_objects(tmp_path / "store") == expected_objects(population, {"MG", "FL"})
+
+
+# ---------------------------------------------------------------- what goes wrong
+
+
+@pytest.mark.parametrize("remote", ["orthanc", "dcmtk"])
+def test_unknown_move_destination_says_what_the_pacs_must_register(pacs, tmp_path, remote):
+    """dcmqrscp answers 0xA801; Orthanc 1.10 a bare 0xC000 for every request."""
+    config = write_config(tmp_path, pacs)
+    config.write_text(config.read_text().replace(f"aet = '{STORE_AET}'", "aet = 'NOT_REGISTERED'"))
+    result = qrtui(config, remote, "local", "-ct", "-f", "7d")
+    assert result.returncode == 1, result.stderr
+    advice = f"register AE title NOT_REGISTERED, host 127.0.0.1, port {pacs.store_port}"
+    assert advice in result.stderr and result.stderr.count(advice) == 1
+    assert "Traceback" not in result.stderr
+    problems = [line for line in result.stdout.splitlines() if line.startswith("Problem:")]
+    assert len(problems) <= 3, "no retry loop: the run stops"
+
+
+def test_c_get_needs_an_embedded_store(pacs, tmp_path):
+    config = write_config(tmp_path, pacs)
+    config.write_text(
+        config.read_text() + "[stores.dms]\naet = 'DMS'\nhost = '127.0.0.1'\nport = 1\n"
+    )
+    result = qrtui(config, "orthanc-get", "dms", "-ct")
+    assert result.returncode == 2 and "needs an embedded store" in result.stderr
+
+
+def test_a_store_in_use_is_refused_before_any_query(pacs, tmp_path):
+    from qrtui.store import Store
+
+    config = write_config(tmp_path, pacs)
+    with Store(tmp_path / "store"):
+        result = qrtui(config, "orthanc", "local", "-ct")
+    assert result.returncode == 3
+    assert "in use by another qrtui process" in result.stderr
+
+
+@pytest.fixture
+def single_study_orthanc(population, tmp_path) -> Iterator[tuple[Orthanc, int]]:
+    """An Orthanc of its own, holding one CT study with an RDSR, for tests that change it."""
+    require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
+    store_port = free_port()
+    known = {
+        "store": (STORE_AET, "127.0.0.1", store_port),
+        "client": ("QRTUI", "127.0.0.1", store_port),
+    }
+    orthanc = Orthanc(tmp_path / "orthanc", modalities=known).start()
+    try:
+        orthanc.upload(population.studies["ct_rdsr"].files)
+        yield orthanc, store_port
+    finally:
+        orthanc.stop()
+
+
+def test_a_second_rdsr_in_a_known_study_is_fetched_and_nothing_else(
+    population, single_study_orthanc, tmp_path
+):
+    orthanc, store_port = single_study_orthanc
+    config = write_config(tmp_path, Pacs(orthanc.dicom_port, 1, store_port))
+    status, first, stderr = retrieve(config, "orthanc", "CT")
+    assert status == 0 and first["retrieve"]["stored"] == 1, stderr
+
+    builder = PopulationBuilder(require_corpus(), tmp_path / "more", TODAY)
+    study = population.studies["ct_rdsr"]
+    builder.studies["ct_rdsr"] = study
+    known_files = list(study.files)
+    builder.add(study, "rdsr2", builder.corpus_object("CT-RDSR-Siemens-Continued-2.dcm"))
+    new_file = study.files[-1]
+    study.files[:] = known_files  # the module's population stays as it was
+    orthanc.upload([new_file])
+    new_uid = pydicom.dcmread(new_file).SOPInstanceUID
+
+    status, second, stderr = retrieve(config, "orthanc", "CT")
+    assert status == 0, stderr
+    assert second["retrieve"]["stored"] == 1 and second["retrieve"]["skipped_already_held"] == 1
+    assert stored_objects(tmp_path / "store") == {new_uid, *study.series["rdsr"].sop_uids}
+
+
+def test_success_with_nothing_received_is_reported_as_a_gap(population, tmp_path):
+    """The PACS sends to another listener under our store's AE title: it reports success,
+    we received nothing. DCMTK's storescp plays the other listener."""
+    storescp = shutil.which("storescp")
+    require(ORTHANC_BIN and storescp, "Orthanc and DCMTK are needed")
+    elsewhere, our_port = free_port(), free_port()
+    (tmp_path / "elsewhere").mkdir()
+    other = subprocess.Popen(
+        [storescp, "-aet", STORE_AET, "-od", str(tmp_path / "elsewhere"), str(elsewhere)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    known = {
+        "store": (STORE_AET, "127.0.0.1", elsewhere),
+        "client": ("QRTUI", "127.0.0.1", elsewhere),
+    }
+    orthanc = Orthanc(tmp_path / "orthanc", modalities=known).start()
+    try:
+        orthanc.upload(population.studies["ct_rdsr"].files)
+        config = write_config(tmp_path, Pacs(orthanc.dicom_port, 1, our_port))
+        status, doc, stderr = retrieve(config, "orthanc", "CT")
+    finally:
+        orthanc.stop()
+        other.terminate()
+        other.wait()
+    assert status == 1, stderr
+    assert doc["retrieve"]["received"] == 0
+    assert len(doc["retrieve"]["gaps"]) == 1
+    assert "PACS reported 1 completed, 0 received" in doc["retrieve"]["gaps"][0]
+    assert list((tmp_path / "elsewhere").iterdir()), "the object went to the other listener"

@@ -131,3 +131,10 @@ def release(assoc: Association) -> None:
         assoc.release()
     if not assoc.is_released and not assoc.is_aborted:
         assoc.abort()
+
+
+def abort_now(assoc: Association) -> None:
+    """Abort, and wake the thread waiting for a response: pynetdicom would otherwise sit out
+    the whole DIMSE timeout before noticing."""
+    assoc.abort()
+    assoc.dimse.msg_queue.put((None, None))

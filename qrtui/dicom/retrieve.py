@@ -18,7 +18,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from qrtui.config import RemoteNode
-from qrtui.dicom.assoc import AssociationFailed, associate, make_ae
+from qrtui.dicom.assoc import AssociationFailed, abort_now, associate, make_ae
 from qrtui.dicom.find import Cancelled, node_peer, number
 from qrtui.dicom.storescp import Receiver
 
@@ -233,7 +233,7 @@ class RetrieveSession:
                 with contextlib.suppress(Exception):
                     assoc.send_c_cancel(msg_id, query_model=self.model)
                 if not done.wait(self.cancel_grace):
-                    assoc.abort()
+                    abort_now(assoc)
                 return
 
 

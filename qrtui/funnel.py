@@ -32,6 +32,7 @@ from qrtui.selection import (
     study_group,
     with_known_classes,
     without_held,
+    without_inspected,
 )
 
 # Stage counters, in the order the funnel passes them.
@@ -61,6 +62,8 @@ class Holdings(Protocol):
     def held(self, study_uid: str) -> frozenset[str]: ...
 
     def known_classes(self, study_uid: str) -> Mapping[str, str]: ...
+
+    def inspected(self, study_uid: str) -> frozenset[str]: ...
 
 
 @dataclass
@@ -344,6 +347,8 @@ class Funnel:
                 before = _listed(plan)
                 plan = without_held(plan, held)
                 self._count(INSTANCES_HELD, len(before - _listed(plan)))
+                inspected = self.holdings.inspected(study.study_instance_uid)
+                plan = without_inspected(plan, inspected, bool(held))
                 if plan.decision is Decision.DROP:
                     self._drop(study, HELD, plan.reason)
                     continue

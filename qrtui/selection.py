@@ -316,6 +316,30 @@ def with_known_classes(study: Study, classes: Mapping[str, str]) -> Study:
     return replace(study, series=tuple(fill(s) for s in study.series))
 
 
+def without_inspected(plan: StudyPlan, inspected: frozenset[str], holds_some: bool) -> StudyPlan:
+    """Drop probes of objects inspected on an earlier run and found not to be dose objects
+    (dose objects found then are in the store)."""
+    if plan.decision is not Decision.UNDECIDED or not inspected:
+        return plan
+
+    def known(pick: Pick) -> bool:
+        listed = pick.sop_instance_uids or tuple(
+            i.sop_instance_uid for i in pick.series.instances or ()
+        )
+        return bool(listed) and all(uid in inspected for uid in listed)
+
+    probe = tuple(p for p in plan.probe if not known(p))
+    if probe or plan.picks:
+        return replace(plan, probe=probe)
+    if holds_some:
+        return StudyPlan(plan.study, plan.group, Decision.DROP, "already held")
+    if plan.fallback:
+        return StudyPlan(
+            plan.study, plan.group, Decision.RETRIEVE, plan.fallback[0].why, plan.fallback
+        )
+    return StudyPlan(plan.study, plan.group, Decision.DROP, "inspected before: no dose object")
+
+
 # ---------------------------------------------------------------- after inspection
 
 

@@ -231,6 +231,14 @@ class Store:
             ).fetchall()
         return dict(rows)
 
+    def inspected(self, study_uid: str) -> frozenset[str]:
+        """Instances of the study fetched, inspected and found not to be dose objects."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT sop_instance_uid FROM inspected WHERE study_uid = ?", (study_uid,)
+            ).fetchall()
+        return frozenset(uid for (uid,) in rows)
+
     def instances(self) -> Iterator[StoredInstance]:
         with self._mutex:
             rows = self._db.execute(

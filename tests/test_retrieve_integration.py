@@ -167,9 +167,10 @@ def test_dcmqrscp_retrieve_inspects_unknown_sr_and_keeps_only_dose_objects(
     assert summary["inspected"] > summary["discarded_after_inspection"] > 0
     assert summary["failed"] == 0 and not summary["gaps"]
 
+    # What was inspected is remembered: nothing is fetched again, not even to look at it.
     status, again, stderr = retrieve(config, "dcmtk", *ALL)
     assert status == 0, stderr
-    assert again["retrieve"]["stored"] == 0
+    assert again["retrieve"]["received"] == 0 and again["studies"] == []
     assert stored_objects(tmp_path / "store") == wanted
 
 

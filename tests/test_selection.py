@@ -8,15 +8,20 @@ from qrtui.selection import (
     ESR_CLASS,
     SECONDARY_CAPTURE_CLASS,
     Decision,
+    Inspected,
     Instance,
+    ObjectKind,
     Options,
     Series,
     Study,
+    after_probe,
     decide,
     parse_terms,
     passes_terms,
     study_group,
+    with_known_classes,
     without_held,
+    without_inspected,
 )
 
 RDSR = "1.2.840.10008.5.1.4.1.1.88.67"
@@ -293,3 +298,87 @@ def test_series_without_instance_list_is_kept_whole():
     imgs = images("MG")  # no image-level answer
     plan = decide(study(imgs), "MG")
     assert without_held(plan, frozenset({"anything"})).picks == plan.picks
+
+
+# ---------------------------------------------------------------- after inspection
+
+
+def found(series: Series, kind: ObjectKind, index: int = 0) -> Inspected:
+    instance = (series.instances or ())[index]
+    return Inspected(instance.sop_instance_uid, series.series_instance_uid, "x", kind)
+
+
+@pytest.mark.parametrize("group", ["MG", "DX"])
+def test_probe_finding_an_rdsr_keeps_it_and_skips_the_images(group):
+    modality = "MG" if group == "MG" else "DX"
+    unknown, imgs = sr(None, None), images(modality)
+    plan = decide(study(imgs, unknown), group)
+    assert plan.decision is Decision.UNDECIDED
+    verdict = after_probe(
+        plan, [found(unknown, ObjectKind.RDSR), found(unknown, ObjectKind.REPORT, 1)]
+    )
+    assert verdict.keep == {unknown.instances[0].sop_instance_uid} and verdict.follow == ()
+
+
+def test_probe_finding_only_reports_falls_back_to_mg_images():
+    unknown, imgs = sr_unknown(), images("MG")
+    plan = decide(study(imgs, unknown), "MG")
+    verdict = after_probe(plan, [found(unknown, ObjectKind.REPORT)])
+    assert verdict.keep == set() and fetched_series(verdict.follow) == {imgs.series_instance_uid}
+
+
+def fetched_series(picks) -> set[str]:
+    return {p.series.series_instance_uid for p in picks}
+
+
+def test_probe_rdsr_wins_over_esr_and_esr_over_a_dose_page():
+    unknown = sr(None, None)
+    plan = decide(study(images("CT"), unknown), "CT")
+    both = [found(unknown, ObjectKind.ESR), found(unknown, ObjectKind.RDSR, 1)]
+    assert after_probe(plan, both).keep == {unknown.instances[1].sop_instance_uid}
+    esr_only = after_probe(plan, [found(unknown, ObjectKind.ESR)])
+    assert esr_only.keep == {unknown.instances[0].sop_instance_uid} and esr_only.follow == ()
+
+
+def test_ct_page_probe_finds_a_dose_info_page_and_fetches_the_rest_of_its_series():
+    page_series = images("CT", count=2, description=None, sop=SECONDARY_CAPTURE_CLASS)
+    plain = images("CT", count=3, description=None, sop=CT_IMAGE)
+    plan = decide(study(plain, page_series), "CT")
+    assert plan.decision is Decision.UNDECIDED and len(plan.probe) == 2
+    verdict = after_probe(
+        plan, [found(page_series, ObjectKind.DOSE_PAGE), found(plain, ObjectKind.IMAGE)]
+    )
+    assert verdict.keep == {page_series.instances[0].sop_instance_uid}
+    assert [p.sop_instance_uids for p in verdict.follow] == [
+        (page_series.instances[1].sop_instance_uid,)
+    ]
+    nothing = after_probe(plan, [found(plain, ObjectKind.IMAGE)])
+    assert nothing.keep == set() and nothing.follow == ()
+
+
+def test_fluoro_probe_with_nothing_found_drops_the_study():
+    unknown = sr_unknown()
+    plan = decide(study(images("RF"), unknown), "FL")
+    verdict = after_probe(plan, [found(unknown, ObjectKind.REPORT)])
+    assert verdict.keep == set() and verdict.follow == ()
+
+
+def test_classes_learned_before_settle_a_study_without_fetching():
+    unknown, imgs = sr(None, None), images("MG")
+    s = study(imgs, unknown)
+    rdsr_uid = unknown.instances[1].sop_instance_uid
+    plan = decide(with_known_classes(s, {rdsr_uid: RDSR}), "MG")
+    assert plan.decision is Decision.RETRIEVE
+    assert [p.sop_instance_uids for p in plan.picks] == [(rdsr_uid,)]
+
+
+def test_probes_inspected_before_are_not_fetched_again():
+    plain = images("CT", count=1, description=None, sop=CT_IMAGE)
+    plan = decide(study(plain), "CT")
+    uid = plain.instances[0].sop_instance_uid
+    assert plan.decision is Decision.UNDECIDED
+    dropped = without_inspected(plan, frozenset({uid}), holds_some=False)
+    assert dropped.decision is Decision.DROP and "inspected before" in dropped.reason
+    held = without_inspected(plan, frozenset({uid}), holds_some=True)
+    assert held.decision is Decision.DROP and held.reason == "already held"
+    assert without_inspected(plan, frozenset({"other"}), holds_some=False) == plan

@@ -288,3 +288,34 @@ def test_success_with_nothing_received_is_reported_as_a_gap(population, tmp_path
     assert len(doc["retrieve"]["gaps"]) == 1
     assert "PACS reported 1 completed, 0 received" in doc["retrieve"]["gaps"][0]
     assert list((tmp_path / "elsewhere").iterdir()), "the object went to the other listener"
+
+
+def test_move_to_an_external_store_names_it_as_destination(population, pacs, tmp_path):
+    """DCMTK's storescp plays a dose-management system that qrtui only names."""
+    storescp = shutil.which("storescp")
+    require(storescp, "DCMTK is not installed (apt-get install dcmtk)")
+    received = tmp_path / "dms"
+    received.mkdir()
+    dms = subprocess.Popen(
+        [storescp, "-aet", STORE_AET, "-od", str(received), str(pacs.store_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        config = write_config(tmp_path, pacs)
+        remotes_only = config.read_text().split("[stores.local]")[0]
+        config.write_text(
+            remotes_only
+            + f"[stores.dms]\naet = '{STORE_AET}'\nhost = '127.0.0.1'\nport = {pacs.store_port}\n"
+        )
+        result = qrtui(config, "orthanc", "dms", "-mg", "-fl", "-f", "7d", "--json")
+    finally:
+        dms.terminate()
+        dms.wait()
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)["retrieve"]
+    wanted = expected_objects(population, {"MG", "FL"})
+    assert summary["completed"] == len(wanted) and summary["received"] == 0
+    arrived = {pydicom.dcmread(p).SOPInstanceUID for p in received.iterdir()}
+    assert arrived == wanted
+    assert not (tmp_path / "store").exists(), "the embedded store was not used"

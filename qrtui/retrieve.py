@@ -13,7 +13,6 @@ from pathlib import Path
 import pydicom
 
 from qrtui.config import StoreNode
-from qrtui.dicom.find import Cancelled
 from qrtui.dicom.retrieve import (
     STATUS_MOVE_DESTINATION_UNKNOWN,
     RetrieveOutcome,
@@ -22,6 +21,7 @@ from qrtui.dicom.retrieve import (
     instance_identifier,
     series_identifier,
 )
+from qrtui.dicom.session import Cancelled
 from qrtui.dicom.storescp import Received, Receiver
 from qrtui.events import Emit, Notice, RetrieveProgress
 from qrtui.selection import (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -14,14 +13,11 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from qrtui.config import RemoteNode
-from qrtui.dicom.assoc import AssociationFailed, Peer, associate, make_ae
+from qrtui.dicom.assoc import associate, make_ae
+from qrtui.dicom.session import Cancelled, Lost, Session, SessionFailed
 
 
-class Cancelled(Exception):
-    """The user asked to stop."""
-
-
-class FindFailed(Exception):
+class FindFailed(SessionFailed):
     """The association failed during a query; worded for the user."""
 
 
@@ -57,59 +53,24 @@ def status_text(status: int) -> str:
     return "failure"
 
 
-def node_peer(node: RemoteNode) -> Peer:
-    return Peer(node.aet, node.host, node.port, node.timeout, node.dimse_timeout)
-
-
-class FindSession:
+class FindSession(Session):
     """Sequential C-FINDs on one association, re-opened once if the peer dropped it."""
+
+    failure = FindFailed
 
     def __init__(
         self, calling_aet: str, node: RemoteNode, cancel: threading.Event | None = None
     ) -> None:
-        self.peer = node_peer(node)
-        self.calling_aet = calling_aet
-        self.cancel = cancel or threading.Event()
-        self._assoc: Association | None = None
+        super().__init__(calling_aet, node, cancel)
         self.requests = 0
 
-    def __enter__(self) -> FindSession:
-        self._open()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def _open(self) -> Association:
-        if self._assoc is None or not self._assoc.is_established:
-            ae = make_ae(self.calling_aet, self.peer)
-            ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-            self._assoc = associate(ae, self.peer)
-        return self._assoc
-
-    def close(self) -> None:
-        assoc, self._assoc = self._assoc, None
-        if assoc is not None and assoc.is_established:
-            if self.cancel.is_set():
-                assoc.abort()
-            else:
-                assoc.release()
+    def _associate(self) -> Association:
+        ae = make_ae(self.calling_aet, self.peer)
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+        return associate(ae, self.peer)
 
     def find(self, identifier: Dataset) -> FindOutcome:
-        for attempt in (1, 2):
-            try:
-                return self._find_once(identifier)
-            except _Lost as lost:
-                self._assoc = None
-                if attempt == 2:
-                    raise FindFailed(f"{self.peer.aet}@{self.peer.host}: {lost}") from None
-                try:
-                    self._open()
-                except AssociationFailed as failed:
-                    raise FindFailed(str(failed)) from None
-        raise AssertionError("unreachable")
+        return self._reopening(lambda: self._find_once(identifier))
 
     def _find_once(self, identifier: Dataset) -> FindOutcome:
         if self.cancel.is_set():
@@ -124,7 +85,7 @@ class FindSession:
                 self._assoc = None
                 raise Cancelled
             if not status or "Status" not in status:
-                raise _Lost("the association was lost or timed out during C-FIND")
+                raise Lost("the association was lost or timed out during C-FIND")
             code = int(status.Status)
             if code in (0xFF00, 0xFF01):
                 if match is None:
@@ -138,11 +99,7 @@ class FindSession:
             if outcome.status != 0xB001 or code != 0:
                 outcome.status = code
             return outcome
-        raise _Lost("the association ended without a final C-FIND status")
-
-
-class _Lost(Exception):
-    pass
+        raise Lost("the association ended without a final C-FIND status")
 
 
 def text(ds: Dataset, keyword: str) -> str | None:

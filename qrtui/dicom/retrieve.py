@@ -18,8 +18,9 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from qrtui.config import RemoteNode
-from qrtui.dicom.assoc import AssociationFailed, abort_now, associate, make_ae
-from qrtui.dicom.find import Cancelled, node_peer, number
+from qrtui.dicom.assoc import abort_now, associate, make_ae
+from qrtui.dicom.find import number
+from qrtui.dicom.session import Cancelled, Lost, Session, SessionFailed
 from qrtui.dicom.storescp import Receiver
 
 # A C-GET association offers one context per SOP class; the PDU allows 128 in all.
@@ -31,7 +32,7 @@ GET_TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 STATUS_MOVE_DESTINATION_UNKNOWN = 0xA801
 
 
-class RetrieveFailed(Exception):
+class RetrieveFailed(SessionFailed):
     """The association was lost twice during a retrieve; worded for the user."""
 
 
@@ -104,9 +105,11 @@ def instance_identifier(study_uid: str, series_uid: str, sop_uid: str) -> Datase
     return ds
 
 
-class RetrieveSession:
+class RetrieveSession(Session):
     """Sequential C-MOVEs (to `destination`) or C-GETs (into `receiver`) on one association,
     re-opened once when the peer drops it."""
+
+    failure = RetrieveFailed
 
     def __init__(
         self,
@@ -119,9 +122,7 @@ class RetrieveSession:
         cancel: threading.Event | None = None,
         cancel_grace: float = 5.0,
     ) -> None:
-        self.node = node
-        self.peer = node_peer(node)
-        self.calling_aet = calling_aet
+        super().__init__(calling_aet, node, cancel)
         self.use_get = node.retrieve == "get"
         if self.use_get and receiver is None:
             raise ValueError("C-GET needs a receiver")
@@ -130,9 +131,7 @@ class RetrieveSession:
         self.destination = destination or ""
         self.receiver = receiver
         self.sop_classes = list(dict.fromkeys(sop_classes))[:MAX_GET_STORAGE_CONTEXTS]
-        self.cancel = cancel or threading.Event()
         self.cancel_grace = cancel_grace
-        self._assoc: Association | None = None
         self._msg_id = 0
 
     @property
@@ -141,18 +140,7 @@ class RetrieveSession:
             return str(StudyRootQueryRetrieveInformationModelGet)
         return str(StudyRootQueryRetrieveInformationModelMove)
 
-    def __enter__(self) -> RetrieveSession:
-        self._open()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        if kind is not None:
-            self.cancel.set()  # an interrupted request is aborted, not released
-        self.close()
-
-    def _open(self) -> Association:
-        if self._assoc is not None and self._assoc.is_established:
-            return self._assoc
+    def _associate(self) -> Association:
         ae = make_ae(self.calling_aet, self.peer)
         ae.add_requested_context(self.model)
         handlers: list[Any] = []
@@ -163,34 +151,12 @@ class RetrieveSession:
                 ae.add_requested_context(sop_class, GET_TRANSFER_SYNTAXES)
                 roles.append(build_role(sop_class, scp_role=True))
             handlers.append((evt.EVT_C_STORE, self.receiver.handle_store))
-        self._assoc = associate(ae, self.peer, ext_neg=roles, evt_handlers=handlers)
-        return self._assoc
-
-    def close(self) -> None:
-        assoc, self._assoc = self._assoc, None
-        if assoc is not None and assoc.is_established:
-            if self.cancel.is_set():
-                assoc.abort()
-            else:
-                assoc.release()
+        return associate(ae, self.peer, ext_neg=roles, evt_handlers=handlers)
 
     def retrieve(
         self, identifier: Dataset, on_pending: Callable[[SubOps], None] = lambda s: None
     ) -> RetrieveOutcome:
-        for attempt in (1, 2):
-            try:
-                return self._retrieve_once(identifier, on_pending)
-            except _Lost as lost:
-                self._assoc = None
-                if self.cancel.is_set():
-                    raise Cancelled from None
-                if attempt == 2:
-                    raise RetrieveFailed(f"{self.peer.aet}@{self.peer.host}: {lost}") from None
-                try:
-                    self._open()
-                except AssociationFailed as failed:
-                    raise RetrieveFailed(str(failed)) from None
-        raise AssertionError("unreachable")
+        return self._reopening(lambda: self._retrieve_once(identifier, on_pending))
 
     def _retrieve_once(
         self, identifier: Dataset, on_pending: Callable[[SubOps], None]
@@ -212,7 +178,7 @@ class RetrieveSession:
         try:
             for status, reply in responses:
                 if not status or "Status" not in status:
-                    raise _Lost("the association was lost or timed out during the retrieve")
+                    raise Lost("the association was lost or timed out during the retrieve")
                 code = int(status.Status)
                 counts = sub_ops(status)
                 if code in (0xFF00, 0xFF01):
@@ -222,7 +188,7 @@ class RetrieveSession:
                 if code == 0xFE00 or self.cancel.is_set():
                     return RetrieveOutcome(code, counts, failed, cancelled=True)
                 return RetrieveOutcome(code, counts, failed)
-            raise _Lost("the association ended without a final status")
+            raise Lost("the association ended without a final status")
         finally:
             done.set()
 
@@ -249,7 +215,3 @@ def _failed_uids(reply: Dataset | None) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(v for v in value.split("\\") if v)
     return tuple(str(v) for v in value if str(v))
-
-
-class _Lost(Exception):
-    pass

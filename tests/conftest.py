@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import DCMQRSCP_BIN, ORTHANC_BIN, Dcmqrscp, Orthanc
+from qrtui.config import StoreNode
+from qrtui.dicom.storescp import Receiver, StorageSCP
+from qrtui.store import Store
+from tests.servers import DCMQRSCP_BIN, ORTHANC_BIN, Dcmqrscp, Orthanc, free_port
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "openrem"
 
@@ -70,3 +73,16 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def listening_store(tmp_path: Path) -> Iterator[tuple[StoreNode, Store, Receiver]]:
+    """An embedded store on a free loopback port, its SCP listening for the test."""
+    node = StoreNode(
+        "local", "QRTUI_STORE", free_port(), directory=tmp_path / "store", bind="127.0.0.1"
+    )
+    assert node.directory
+    with Store(node.directory) as store:
+        receiver = Receiver(store)
+        with StorageSCP(node, receiver):
+            yield node, store, receiver

@@ -4,7 +4,6 @@ slowly on demand, nor to ignore C-CANCEL."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -15,12 +14,10 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from qrtui.config import RemoteNode, StoreNode
+from qrtui.config import RemoteNode
 from qrtui.dicom.retrieve import RetrieveSession
-from qrtui.dicom.storescp import Receiver, StorageSCP
 from qrtui.retrieve import Retriever
 from qrtui.selection import Decision, Pick, Series, Study, StudyPlan
-from qrtui.store import Store
 from tests.servers import free_port
 
 RDSR_CLASS = "1.2.840.10008.5.1.4.1.1.88.67"
@@ -76,21 +73,9 @@ def start_fake_pacs(store_port: int, honour_cancel: bool) -> tuple[FakePacs, obj
     return FakePacs(port, cancel_seen, ended), server
 
 
-@pytest.fixture
-def store_setup(tmp_path) -> Iterator[tuple[StoreNode, Store, Receiver]]:
-    node = StoreNode(
-        "local", "QRTUI_STORE", free_port(), directory=tmp_path / "s", bind="127.0.0.1"
-    )
-    assert node.directory
-    with Store(node.directory) as store:
-        receiver = Receiver(store)
-        with StorageSCP(node, receiver):
-            yield node, store, receiver
-
-
 @pytest.mark.parametrize("honour_cancel", [True, False])
-def test_cancel_sends_c_cancel_then_aborts_a_node_that_ignores_it(store_setup, honour_cancel):
-    node, store, receiver = store_setup
+def test_cancel_sends_c_cancel_then_aborts_a_node_that_ignores_it(listening_store, honour_cancel):
+    node, store, receiver = listening_store
     fake, server = start_fake_pacs(node.port, honour_cancel)
     cancel = threading.Event()
     remote = RemoteNode("fake", "FAKE", "127.0.0.1", fake.port, timeout=5, dimse_timeout=30)

@@ -94,18 +94,6 @@ def rdsr_files(tmp_path) -> list[Path]:
     return study.files
 
 
-@pytest.fixture
-def scp(tmp_path) -> Iterator[tuple[StoreNode, Store, Receiver]]:
-    node = StoreNode(
-        "local", "QRTUI_STORE", free_port(), directory=tmp_path / "store", bind="127.0.0.1"
-    )
-    assert node.directory
-    with Store(node.directory) as store:
-        receiver = Receiver(store)
-        with StorageSCP(node, receiver):
-            yield node, store, receiver
-
-
 def send(
     node: StoreNode, datasets: list[Dataset], command_uids: list[str] | None = None
 ) -> list[int]:
@@ -150,8 +138,8 @@ def files_under(path: Path) -> set[Path]:
     return {p for p in path.rglob("*") if p.is_file()}
 
 
-def test_a_duplicate_instance_is_one_file_and_one_row(scp, rdsr_files):
-    node, store, _receiver = scp
+def test_a_duplicate_instance_is_one_file_and_one_row(listening_store, rdsr_files):
+    node, store, _receiver = listening_store
     ds = pydicom.dcmread(rdsr_files[0])
     assert send(node, [ds, ds]) == [0, 0]
     assert [i.sop_instance_uid for i in store.instances()] == [ds.SOPInstanceUID]
@@ -172,8 +160,10 @@ def test_a_duplicate_instance_is_one_file_and_one_row(scp, rdsr_files):
     ],
 )
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_hostile_uids_are_refused_and_nothing_is_written(scp, rdsr_files, tmp_path, field, value):
-    node, store, receiver = scp
+def test_hostile_uids_are_refused_and_nothing_is_written(
+    listening_store, rdsr_files, tmp_path, field, value
+):
+    node, store, receiver = listening_store
     ds = pydicom.dcmread(rdsr_files[0])
     setattr(ds, field, value)
     before = files_under(tmp_path)
@@ -182,8 +172,10 @@ def test_hostile_uids_are_refused_and_nothing_is_written(scp, rdsr_files, tmp_pa
     assert list(store.instances()) == [] and receiver.refused == 1
 
 
-def test_command_naming_another_instance_than_the_dataset_is_refused(scp, rdsr_files, tmp_path):
-    node, store, _ = scp
+def test_command_naming_another_instance_than_the_dataset_is_refused(
+    listening_store, rdsr_files, tmp_path
+):
+    node, store, _ = listening_store
     ds = pydicom.dcmread(rdsr_files[0])
     assert send(node, [ds], command_uids=[generate_uid()]) == [0xA900]
     assert list(store.instances()) == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -13,7 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import date
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from qrtui import __version__
 from qrtui.config import (
@@ -24,18 +23,9 @@ from qrtui.config import (
     load_config,
     resolve_config_path,
 )
-from qrtui.events import Emit, Event, FunnelProgress, RetrieveProgress
+from qrtui.events import Event, FunnelProgress, RetrieveProgress
 from qrtui.query import QueryError, QueryParams, build_query
-
-if TYPE_CHECKING:
-    from qrtui.retrieve import RetrieveSummary
-    from qrtui.selection import StudyPlan
-    from qrtui.store import Store
-
-EXIT_OK = 0
-EXIT_PARTIAL = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
+from qrtui.worker import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE, EXIT_USAGE, usage_problem
 
 
 class _Parser(argparse.ArgumentParser):
@@ -167,12 +157,9 @@ def _scripted(parser: argparse.ArgumentParser, args: argparse.Namespace, config:
     except (QueryError, ConfigError) as exc:
         print(f"qrtui: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if remote.retrieve == "get" and not store.embedded and not args.dry_run:
-        print(
-            f"qrtui: remote {remote.name} retrieves with C-GET, which needs an embedded store "
-            f"(one with a directory); store {store.name} is external",
-            file=sys.stderr,
-        )
+    problem = usage_problem(remote, store)
+    if problem and not args.dry_run:
+        print(f"qrtui: {problem}", file=sys.stderr)
         return EXIT_USAGE
     signal.signal(signal.SIGTERM, _interrupt)
     return _run(config, remote, store, params, as_json=args.json, dry_run=args.dry_run)
@@ -198,108 +185,31 @@ def _run(
     as_json: bool,
     dry_run: bool,
 ) -> int:
-    from qrtui.dicom.assoc import AssociationFailed
-    from qrtui.dicom.find import FindFailed, FindSession
-    from qrtui.dicom.retrieve import RetrieveFailed
-    from qrtui.funnel import INCOMPLETE, INSTANCES_HELD, Funnel
+    from qrtui import worker
     from qrtui.report import plan_json, plan_lines, retrieve_lines
-    from qrtui.retrieve import RetrieveStopped, RetrieveSummary
-    from qrtui.store import StoreBusy, StoreError
 
     progress = _StderrProgress() if sys.stderr.isatty() else None
-    emit = progress or _ignore
-    store: Store | None = None
-    summary: RetrieveSummary | None = None
-    status = EXIT_OK
-    try:
-        store = _open_store(store_node, dry_run)
-        with FindSession(config.client.aet, remote) as session:
-            result = Funnel(session, remote, params, emit=emit, holdings=store).run()
-        if not dry_run:
-            summary = RetrieveSummary()
-            try:
-                summary = _retrieve(config, remote, store_node, store, result.to_fetch, emit)
-            except RetrieveStopped as exc:
-                summary.problems.append(str(exc))
-                _say(progress, f"qrtui: {exc}")
-            except RetrieveFailed as exc:
-                summary.problems.append(str(exc))
-                _say(progress, f"qrtui: remote {remote.name}: {exc}")
-                status = EXIT_UNREACHABLE
-            summary.skipped_already_held = result.counts.get(INSTANCES_HELD, 0)
-            if status == EXIT_OK and (not summary.clean or result.counts.get(INCOMPLETE)):
-                status = EXIT_PARTIAL
-    except (StoreBusy, StoreError) as exc:
-        _say(progress, f"qrtui: {exc}")
-        return EXIT_UNREACHABLE
-    except (AssociationFailed, FindFailed) as exc:
-        _say(progress, f"qrtui: remote {remote.name}: {exc}")
-        return EXIT_UNREACHABLE
-    finally:
-        if store is not None:
-            store.close()
+    outcome = worker.run(
+        config, remote, store_node, params, dry_run=dry_run, emit=progress or _ignore
+    )
     if progress:
         progress.clear()
+    if outcome.message:
+        print(f"qrtui: {outcome.message}", file=sys.stderr)
+    if outcome.result is None:
+        return outcome.status
     if as_json:
-        document = plan_json(remote.name, store_node.name, params, result)
-        if summary is not None:
-            document["retrieve"] = summary.to_json()
+        document = plan_json(remote.name, store_node.name, params, outcome.result)
+        if outcome.summary is not None:
+            document["retrieve"] = outcome.summary.to_json()
         json.dump(document, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        lines = plan_lines(remote.name, store_node.name, result)
-        if summary is not None:
-            lines += retrieve_lines(summary)
+        lines = plan_lines(remote.name, store_node.name, outcome.result)
+        if outcome.summary is not None:
+            lines += retrieve_lines(outcome.summary)
         print("\n".join(lines))
-    return status
-
-
-def _say(progress: _StderrProgress | None, line: str) -> None:
-    if progress:
-        progress.clear()
-    print(line, file=sys.stderr)
-
-
-def _open_store(node: StoreNode, dry_run: bool) -> Store | None:
-    """The embedded store, locked for this run; for a dry run only an existing index, unlocked."""
-    from qrtui.store import INDEX_NAME, Store
-
-    if node.directory is None:
-        return None
-    if dry_run:
-        return Store(node.directory, lock=False) if (node.directory / INDEX_NAME).exists() else None
-    return Store(node.directory)
-
-
-def _retrieve(
-    config: Config,
-    remote: RemoteNode,
-    store_node: StoreNode,
-    store: Store | None,
-    plans: list[StudyPlan],
-    emit: Emit,
-) -> RetrieveSummary:
-    from qrtui.dicom.retrieve import RetrieveSession
-    from qrtui.dicom.storescp import Receiver, StorageSCP
-    from qrtui.retrieve import Retriever, RetrieveSummary, get_sop_classes
-
-    if not plans:
-        return RetrieveSummary()
-    receiver = Receiver(store) if store is not None else None
-    with contextlib.ExitStack() as stack:
-        if receiver is not None and remote.retrieve == "move":
-            stack.enter_context(StorageSCP(store_node, receiver))
-        session = stack.enter_context(
-            RetrieveSession(
-                config.client.aet,
-                remote,
-                destination=store_node.aet,
-                receiver=receiver,
-                sop_classes=get_sop_classes(plans) if remote.retrieve == "get" else (),
-            )
-        )
-        retriever = Retriever(session, store_node, receiver=receiver, store=store, emit=emit)
-        return retriever.run(plans)
+    return outcome.status
 
 
 def _listen(config: Config, ref: str) -> int:

@@ -1,0 +1,183 @@
+"""A query-retrieve job for either face: plan, then retrieve, as a stream of progress events.
+
+Blocking (pynetdicom): the TUI runs these in thread workers, the scripted mode directly.
+Every way a job can stop becomes an exit status and one line for the user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from qrtui.config import Config, RemoteNode, StoreNode
+from qrtui.dicom.assoc import AssociationFailed
+from qrtui.dicom.find import FindSession
+from qrtui.dicom.retrieve import RetrieveSession
+from qrtui.dicom.session import Cancelled, SessionFailed
+from qrtui.dicom.storescp import Receiver, StorageSCP
+from qrtui.events import Emit
+from qrtui.funnel import INCOMPLETE, INSTANCES_HELD, Funnel, FunnelResult
+from qrtui.query import QueryParams
+from qrtui.retrieve import Retriever, RetrieveStopped, RetrieveSummary, get_sop_classes
+from qrtui.store import INDEX_NAME, Store, StoreBusy, StoreError
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+
+@dataclass
+class JobOutcome:
+    status: int
+    message: str = ""  # one line, when something stopped the job
+    result: FunnelResult | None = None
+    summary: RetrieveSummary | None = None
+
+
+def _ignore(event: object) -> None:
+    pass
+
+
+def usage_problem(remote: RemoteNode, store_node: StoreNode) -> str:
+    """Why this remote cannot retrieve into this store, or ''."""
+    if remote.retrieve == "get" and not store_node.embedded:
+        return (
+            f"remote {remote.name} retrieves with C-GET, which needs an embedded store "
+            f"(one with a directory); store {store_node.name} is external"
+        )
+    return ""
+
+
+@contextlib.contextmanager
+def opened_store(node: StoreNode, *, for_writing: bool) -> Iterator[Store | None]:
+    """The embedded store, locked, for writing; else only an existing index, unlocked."""
+    if node.directory is None:
+        yield None
+    elif for_writing:
+        with Store(node.directory) as store:
+            yield store
+    elif (node.directory / INDEX_NAME).exists():
+        with Store(node.directory, lock=False) as store:
+            yield store
+    else:
+        yield None
+
+
+def plan(
+    config: Config,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    params: QueryParams,
+    *,
+    emit: Emit = _ignore,
+    cancel: threading.Event | None = None,
+    store: Store | None = None,
+) -> JobOutcome:
+    """The query funnel. Without `store`, an existing index is read to skip what is held."""
+    try:
+        with contextlib.ExitStack() as stack:
+            if store is None:
+                store = stack.enter_context(opened_store(store_node, for_writing=False))
+            with FindSession(config.client.aet, remote, cancel) as session:
+                result = Funnel(session, remote, params, emit=emit, holdings=store).run()
+    except Cancelled:
+        return JobOutcome(EXIT_PARTIAL, "query cancelled")
+    except (AssociationFailed, SessionFailed) as exc:
+        return JobOutcome(EXIT_UNREACHABLE, f"remote {remote.name}: {exc}")
+    except (StoreBusy, StoreError) as exc:
+        return JobOutcome(EXIT_UNREACHABLE, str(exc))
+    return JobOutcome(EXIT_OK, result=result)
+
+
+def retrieve(
+    config: Config,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    result: FunnelResult,
+    *,
+    emit: Emit = _ignore,
+    cancel: threading.Event | None = None,
+    store: Store | None = None,
+) -> JobOutcome:
+    """Fetch what the plan keeps. Without `store`, the embedded store is opened and locked."""
+    held = result.counts.get(INSTANCES_HELD, 0)
+    summary = RetrieveSummary(skipped_already_held=held)
+    status, message = EXIT_OK, ""
+    try:
+        with contextlib.ExitStack() as stack:
+            if store is None:
+                store = stack.enter_context(opened_store(store_node, for_writing=True))
+            if result.to_fetch:
+                retriever = stack.enter_context(
+                    _retriever(config, remote, store_node, store, result, emit, cancel)
+                )
+                summary = retriever.summary
+                summary.skipped_already_held = held
+                retriever.run(result.to_fetch)
+    except (StoreBusy, StoreError) as exc:
+        return JobOutcome(EXIT_UNREACHABLE, str(exc), result, summary)
+    except RetrieveStopped as exc:
+        summary.problems.append(str(exc))
+        status, message = EXIT_PARTIAL, str(exc)
+    except (AssociationFailed, SessionFailed) as exc:
+        summary.problems.append(str(exc))
+        status, message = EXIT_UNREACHABLE, f"remote {remote.name}: {exc}"
+    if status == EXIT_OK and (not summary.clean or result.counts.get(INCOMPLETE)):
+        status = EXIT_PARTIAL
+    return JobOutcome(status, message, result, summary)
+
+
+@contextlib.contextmanager
+def _retriever(
+    config: Config,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    store: Store | None,
+    result: FunnelResult,
+    emit: Emit,
+    cancel: threading.Event | None,
+) -> Iterator[Retriever]:
+    receiver = Receiver(store) if store is not None else None
+    with contextlib.ExitStack() as stack:
+        if receiver is not None and remote.retrieve == "move":
+            stack.enter_context(StorageSCP(store_node, receiver))
+        get = remote.retrieve == "get"
+        session = stack.enter_context(
+            RetrieveSession(
+                config.client.aet,
+                remote,
+                destination=store_node.aet,
+                receiver=receiver,
+                sop_classes=get_sop_classes(result.to_fetch) if get else (),
+                cancel=cancel,
+            )
+        )
+        yield Retriever(session, store_node, receiver=receiver, store=store, emit=emit)
+
+
+def run(
+    config: Config,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    params: QueryParams,
+    *,
+    dry_run: bool,
+    emit: Emit = _ignore,
+    cancel: threading.Event | None = None,
+) -> JobOutcome:
+    """Plan and retrieve with the store locked throughout (the scripted mode)."""
+    try:
+        with opened_store(store_node, for_writing=not dry_run) as store:
+            planned = plan(
+                config, remote, store_node, params, emit=emit, cancel=cancel, store=store
+            )
+            if planned.status != EXIT_OK or dry_run or planned.result is None:
+                return planned
+            return retrieve(
+                config, remote, store_node, planned.result, emit=emit, cancel=cancel, store=store
+            )
+    except (StoreBusy, StoreError) as exc:
+        return JobOutcome(EXIT_UNREACHABLE, str(exc))

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from qrtui import __version__
 from qrtui.config import (
+    ClientConfig,
     Config,
     ConfigError,
     RemoteNode,
@@ -129,8 +130,12 @@ def _main(argv: Sequence[str] | None) -> int:
     _quiet_library_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
+    path = resolve_config_path(args.config)
     try:
-        config = load_config(resolve_config_path(args.config))
+        if not args.no_tui and not path.exists():  # a first start: nodes are added in the TUI
+            config = Config(path, ClientConfig(), (), ())
+        else:
+            config = load_config(path)
     except ConfigError as exc:
         print(f"qrtui: {exc}", file=sys.stderr)
         return EXIT_USAGE

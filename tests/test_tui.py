@@ -1,26 +1,307 @@
+"""The TUI driven by Pilot at 80x24: echo status, query form, a query and retrieve against a
+real Orthanc, a cancel against the fake PACS, the node editor; and the installed `qrtui`
+in a real terminal (tmux)."""
+
 from __future__ import annotations
 
+import asyncio
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from textual.widgets import Checkbox, DataTable, Input, Static
+
 from qrtui.config import load_config
+from qrtui.store import INDEX_NAME
 from qrtui.tui.app import create_app
+from qrtui.tui.screens import NodeEditorScreen, NodesScreen, QueryScreen, ResultsScreen
+from tests.conftest import require, require_corpus
+from tests.fake_pacs import FakePacs
+from tests.servers import ORTHANC_BIN, Orthanc, free_port
+from tests.studies import PopulationBuilder, build_population
+
+FIXED_TODAY = date(2026, 11, 28)
+ALL_GROUPS = {"CT", "MG", "FL", "DX"}
 
 
-async def test_node_screen_shows_echo_results(write_config, orthanc, closed_port):
-    path = write_config(
-        f"[client]\naet = 'QRTUI'\n"
-        f"[remotes.orthanc]\naet = 'ORTHANC'\nhost = '127.0.0.1'\nport = {orthanc.dicom_port}\n"
-        f"[remotes.dead]\naet = 'DEAD'\nhost = '127.0.0.1'\nport = {closed_port}\n"
+def fixed_today() -> date:
+    return FIXED_TODAY
+
+
+def app_for(path: Path, echo_on_start: bool = True):
+    return create_app(
+        load_config(path), today=fixed_today, cursor_blink=False, echo_on_start=echo_on_start
     )
-    app = create_app(load_config(path))
+
+
+async def settle(app, pilot) -> None:
+    """Let the thread workers finish and their messages arrive."""
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def node_config(tmp_path: Path, remote_port: int, store_port: int, remote_aet="ORTHANC") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"[client]\naet = 'QRTUI'\n"
+        f"[remotes.pacs]\naet = '{remote_aet}'\nhost = '127.0.0.1'\nport = {remote_port}\n"
+        f"timeout = 10\n"
+        f"[stores.local]\naet = 'QRTUI_STORE'\nport = {store_port}\nbind = '127.0.0.1'\n"
+        f"directory = '{tmp_path / 'store'}'\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory) -> PopulationBuilder:
+    return build_population(require_corpus(), tmp_path_factory.mktemp("objects"), FIXED_TODAY)
+
+
+@pytest.fixture(scope="module")
+def tui_pacs(population, tmp_path_factory) -> Iterator[tuple[int, int]]:
+    """(Orthanc's DICOM port, the port our store must listen on)"""
+    require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
+    store_port = free_port()
+    known = {
+        "store": ("QRTUI_STORE", "127.0.0.1", store_port),
+        "client": ("QRTUI", "127.0.0.1", store_port),
+    }
+    orthanc = Orthanc(tmp_path_factory.mktemp("orthanc"), modalities=known).start()
+    try:
+        orthanc.upload(population.files())
+        yield orthanc.dicom_port, store_port
+    finally:
+        orthanc.stop()
+
+
+# ---------------------------------------------------------------- nodes
+
+
+async def test_node_screen_shows_echo_results(tmp_path, tui_pacs, closed_port):
+    orthanc_port, store_port = tui_pacs
+    path = node_config(tmp_path, orthanc_port, store_port)
+    path.write_text(
+        path.read_text()
+        + f"[remotes.dead]\naet = 'DEAD'\nhost = '127.0.0.1'\nport = {closed_port}\n"
+    )
+    app = app_for(path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        table = app.query_one("#nodes")
-        echo_column = [str(table.get_row(key)[-1]) for key in table.rows]
-        assert echo_column[0].startswith("answered")
-        assert echo_column[1].startswith("connection refused")
+        await settle(app, pilot)
+        table = app.screen.query_one("#nodes", DataTable)
+        echo = {str(key.value): str(table.get_row(key)[-1]) for key in table.rows}
+        assert echo["r:pacs"].startswith("answered")
+        assert echo["r:dead"].startswith("connection refused")
+        assert echo["s:local"].startswith("ready")
         await pilot.press("e")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert str(table.get_row("r:orthanc")[-1]).startswith("answered")
+        await settle(app, pilot)
+        assert str(table.get_row("r:pacs")[-1]).startswith("answered")
         await pilot.press("q")
     assert app.return_code == 0
+
+
+async def test_a_first_start_without_configuration_offers_to_add_nodes(tmp_path):
+    from qrtui.config import ClientConfig, Config
+
+    app = create_app(Config(tmp_path / "config.toml", ClientConfig(), (), ()))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert "a adds a remote" in str(app.screen.query_one("#hint", Static).render())
+        await pilot.press("n")  # a query needs nodes: the screen says so and stays
+        assert isinstance(app.screen, NodesScreen)
+
+
+# ---------------------------------------------------------------- query form
+
+
+async def test_query_form_marks_bad_input_and_will_not_run(tmp_path):
+    app = app_for(node_config(tmp_path, 1, free_port()), echo_on_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        screen = app.screen
+        assert isinstance(screen, QueryScreen)
+        assert screen.query_one("#date_from", Input).value == "2026-11-27"
+        assert screen.query_one("#date_until", Input).value == "2026-11-28"
+        screen.query_one("#date_from", Input).value = "last week"
+        await pilot.pause()
+        assert screen.query_one("#date_from", Input).has_class("-invalid")
+        await pilot.press("f5")
+        assert app.screen is screen, "an invalid form does not run"
+        assert "is not yyyy-mm-dd" in str(screen.query_one("#error", Static).render())
+
+        screen.query_one("#date_from", Input).value = "7d"
+        screen.query_one("#time_from", Input).value = "2599"
+        await pilot.pause()
+        assert not screen.query_one("#date_from", Input).has_class("-invalid")
+        assert screen.query_one("#time_from", Input).has_class("-invalid")
+        screen.query_one("#time_from", Input).value = "0800"
+        await pilot.press("f5")
+        assert "-tf/-tt need -sd" in str(screen.query_one("#error", Static).render())
+
+        screen.query_one("#sr", Checkbox).value = True
+        await pilot.pause()
+        assert not screen.query_one("#ct", Checkbox).value, "SR only excludes the modalities"
+        screen.query_one("#mg", Checkbox).value = True
+        await pilot.pause()
+        assert not screen.query_one("#sr", Checkbox).value
+        await pilot.press("escape")
+        assert isinstance(app.screen, NodesScreen)
+
+
+# ---------------------------------------------------------------- query and retrieve
+
+
+def expected_objects(population: PopulationBuilder, groups: set[str]) -> set[str]:
+    out = set()
+    for study in population.studies.values():
+        if study.group in groups and (FIXED_TODAY - study.study_date).days <= 1:
+            for label, idx in study.expect.items():
+                uids = study.series[label].sop_uids
+                out.update(uids if idx is None else [uids[i] for i in idx])
+    return out
+
+
+async def test_query_and_retrieve_against_orthanc(tmp_path, population, tui_pacs):
+    orthanc_port, store_port = tui_pacs
+    app = app_for(node_config(tmp_path, orthanc_port, store_port), echo_on_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        for box in ("mg", "fl", "dx"):
+            app.screen.query_one(f"#{box}", Checkbox).value = True
+        await pilot.press("f5")
+        results = app.screen
+        assert isinstance(results, ResultsScreen)
+        await settle(app, pilot)
+        assert results.phase == "planned"
+        status = str(results.query_one("#status", Static).render())
+        assert status.startswith("Plan: 15 studies to fetch")
+        table = results.query_one("#studies", DataTable)
+        assert table.row_count == 15 + len(results.plan_outcome.result.dropped)
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert results.phase == "done"
+        assert str(results.query_one("#status", Static).render()).startswith("Retrieve done")
+        await pilot.press("escape", "escape", "q")
+    with sqlite3.connect(tmp_path / "store" / INDEX_NAME) as db:
+        stored = {uid for (uid,) in db.execute("SELECT sop_instance_uid FROM instances")}
+    assert stored == expected_objects(population, ALL_GROUPS)
+
+
+async def test_cancel_mid_retrieve_stops_the_node_and_says_so(tmp_path):
+    store_port = free_port()
+    fake = FakePacs(store_port, honour_cancel=False).start()
+    path = node_config(tmp_path, fake.port, store_port, remote_aet="FAKE")
+    app = app_for(path, echo_on_start=False)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("n", "f5")
+            results = app.screen
+            await settle(app, pilot)
+            assert results.phase == "planned", str(results.query_one("#status").render())
+            await pilot.press("r")
+            started = await asyncio.to_thread(fake.move_started.wait, 10)
+            log = "\n".join(str(line) for line in results.query_one("#log").lines)
+            assert started, log + str(results.query_one("#status").render())
+            await pilot.press("c")
+            await settle(app, pilot)
+            assert str(results.query_one("#status", Static).render()).startswith(
+                "Retrieve cancelled"
+            )
+            log = "\n".join(str(line) for line in results.query_one("#log").lines)
+            assert "C-CANCEL" in log
+            await pilot.press("escape", "escape", "q")
+        assert fake.cancel_seen.is_set()
+        assert fake.handler_ended.wait(10), "the association was aborted"
+    finally:
+        fake.stop()
+    assert not any((tmp_path / "store" / ".incoming").iterdir())
+
+
+# ---------------------------------------------------------------- node editor
+
+
+async def test_node_editor_validates_saves_and_deletes(tmp_path):
+    path = node_config(tmp_path, 4242, 11112)
+    app = app_for(path, echo_on_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("a")
+        editor = app.screen
+        assert isinstance(editor, NodeEditorScreen)
+        for field, value in (("name", "ris"), ("aet", "A" * 17), ("host", "10.0.0.9")):
+            editor.query_one(f"#{field}", Input).value = value
+        await pilot.press("f2")
+        assert "longer than 16" in str(editor.query_one("#error", Static).render())
+        assert "ris" not in path.read_text(), "nothing saved"
+        editor.query_one("#aet", Input).value = "RIS_PACS"
+        await pilot.press("f2")
+        await pilot.pause()
+        assert isinstance(app.screen, NodesScreen)
+        saved = tomllib.loads(path.read_text())
+        assert saved["remotes"]["ris"] == {
+            "aet": "RIS_PACS", "host": "10.0.0.9", "port": 104, "retrieve": "move",
+            "timeout": 5.0, "dimse_timeout": 60.0, "use_modality_tag": False,
+        }  # fmt: skip
+        assert path.stat().st_mode & 0o777 == 0o600
+
+        table = app.screen.query_one("#nodes", DataTable)
+        table.move_cursor(row=table.get_row_index("r:ris"))
+        await pilot.press("d")
+        await pilot.press("y")
+        await pilot.pause()
+        assert "ris" not in tomllib.loads(path.read_text())["remotes"]
+        assert "r:ris" not in table.rows
+
+
+# ---------------------------------------------------------------- a real terminal
+
+
+def test_installed_qrtui_runs_in_a_real_terminal(tmp_path, tui_pacs):
+    tmux = shutil.which("tmux")
+    require(tmux, "tmux is not installed (apt-get install tmux)")
+    executable = Path(sys.executable).parent / "qrtui"
+    require(executable.exists(), "qrtui is not installed in this environment")
+    orthanc_port, store_port = tui_pacs
+    path = node_config(tmp_path, orthanc_port, store_port)
+    status = tmp_path / "status"
+    session = f"qrtui-{free_port()}"
+    command = f"{executable} --config {path}; echo $? > {status}"
+    subprocess.run(
+        [tmux, "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True
+    )
+    try:
+        screen = _wait_for_text(tmux, session, "answered")
+        assert "pacs" in screen and "Echo" in screen
+        subprocess.run([tmux, "send-keys", "-t", session, "q"], check=True)
+        _wait_for(lambda: status.exists() and status.read_text().strip() != "")
+        assert status.read_text().strip() == "0"
+    finally:
+        subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
+
+
+def _capture(tmux: str, session: str) -> str:
+    done = subprocess.run(
+        [tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True
+    )
+    return done.stdout
+
+
+def _wait_for_text(tmux: str, session: str, text: str) -> str:
+    _wait_for(lambda: text in _capture(tmux, session))
+    return _capture(tmux, session)
+
+
+def _wait_for(condition, limit: float = 20) -> None:
+    """A terminal gives no event to await: look every 50 ms, up to a limit."""
+    import time
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the terminal did not show it in time")

@@ -1,86 +1,64 @@
-"""The app factory shared by the CLI and the tests, and the node/echo status screen."""
+"""The app factory shared by the CLI, Pilot tests and snapshot tests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import date
 from typing import ClassVar
 
-from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
 
 from qrtui.config import Config
-from qrtui.dicom.echo import EchoResult, echo_remote, echo_store
-
-
-@dataclass
-class EchoAnswered(Message):
-    result: EchoResult
+from qrtui.tui.screens import NodesScreen, ResultsScreen
 
 
 class QrtuiApp(App[int]):
     CSS_PATH = "qrtui.tcss"
     TITLE = "qrtui"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("e", "echo", "Echo all"),
-        Binding("q", "quit", "Quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        today: Callable[[], date] = date.today,
+        cursor_blink: bool = True,
+        echo_on_start: bool = True,
+    ) -> None:
         super().__init__()
         self.config = config
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        client = f"Client AE: {self.config.client.aet}   Config: {self.config.path}"
-        yield Static(client, id="client")
-        yield DataTable(id="nodes", cursor_type="row")
-        yield Footer()
+        self.today = today
+        self.cursor_blink = cursor_blink
+        self.echo_on_start = echo_on_start
 
     def on_mount(self) -> None:
-        table = self.query_one("#nodes", DataTable)
-        table.add_columns("Node", "Role", "AE title", "Address", "Echo")
-        for node in self.config.remotes:
-            table.add_row(node.name, "remote", node.aet, node.address, "…", key=f"r:{node.name}")
-        for store in self.config.stores:
-            role = "embedded store" if store.embedded else "store"
-            table.add_row(store.name, role, store.aet, store.address, "…", key=f"s:{store.name}")
-        self.action_echo()
+        self.push_screen(NodesScreen())
 
-    def action_echo(self) -> None:
-        table = self.query_one("#nodes", DataTable)
-        for row_key in list(table.rows):
-            table.update_cell(row_key, table.ordered_columns[-1].key, "echoing…")
-        for node in self.config.remotes:
-            self._echo_one(f"r:{node.name}")
-        for store in self.config.stores:
-            self._echo_one(f"s:{store.name}")
-
-    @work(thread=True, group="echo")
-    def _echo_one(self, key: str) -> None:
-        kind, name = key.split(":", 1)
-        if kind == "r":
-            result = echo_remote(self.config, self.config.remote(name))
-        else:
-            result = echo_store(self.config, self.config.store(name))
-        self.post_message(EchoAnswered(result))
-
-    def on_echo_answered(self, message: EchoAnswered) -> None:
-        result = message.result
-        key = f"{'r' if result.role == 'remote' else 's'}:{result.node}"
-        text = str(result.outcome)
-        if result.rtt_ms is not None:
-            text += f" {result.rtt_ms:.0f} ms"
-        if result.detail and not result.usable:
-            text += f": {result.detail}"
-        table = self.query_one("#nodes", DataTable)
-        table.update_cell(key, table.ordered_columns[-1].key, text)
+    async def action_quit(self) -> None:
+        """Stop running jobs first: their associations are aborted, not cut."""
+        running = [s for s in self.screen_stack if isinstance(s, ResultsScreen) and s.busy]
+        for screen in running:
+            screen.cancel.set()
+        if running:
+            self.notify("Stopping the running job…")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.workers.wait_for_complete(), timeout=15)
+        self.exit(0)
 
 
-def create_app(config: Config) -> QrtuiApp:
-    return QrtuiApp(config)
+def create_app(
+    config: Config,
+    *,
+    today: Callable[[], date] = date.today,
+    cursor_blink: bool = True,
+    echo_on_start: bool = True,
+) -> QrtuiApp:
+    return QrtuiApp(config, today=today, cursor_blink=cursor_blink, echo_on_start=echo_on_start)
 
 
 def run_app(config: Config) -> int:

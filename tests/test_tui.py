@@ -179,7 +179,7 @@ async def test_query_and_retrieve_against_orthanc(tmp_path, population, tui_pacs
         await settle(app, pilot)
         assert results.phase == "planned"
         status = str(results.query_one("#status", Static).render())
-        assert status.startswith("Plan: 15 studies to fetch")
+        assert status.startswith("Plan: 15 to fetch")
         table = results.query_one("#studies", DataTable)
         assert table.row_count == 15 + len(results.plan_outcome.result.dropped)
         await pilot.press("r")

@@ -102,11 +102,11 @@ def echo_text(result: EchoResult) -> str:
 class NodesScreen(Screen[None]):
     SUB_TITLE = "Nodes"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("n", "query", "New query"),
-        Binding("e", "echo", "Echo all"),
-        Binding("a", "add_remote", "Add remote"),
-        Binding("s", "add_store", "Add store"),
-        Binding("enter", "edit", "Edit"),
+        Binding("n", "query", "Query"),
+        Binding("e", "echo", "Echo"),
+        Binding("enter", "edit", "Edit", priority=True),
+        Binding("a", "add_remote", "+Remote"),
+        Binding("s", "add_store", "+Store"),
         Binding("d", "delete", "Delete"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -141,10 +141,9 @@ class NodesScreen(Screen[None]):
             table.add_row(
                 store.name, role, store.aet, store.address, waiting, key=f"s:{store.name}"
             )
-        hint = (
-            "" if config.remotes or config.stores else "No nodes yet: a adds a remote, s a store."
-        )
-        self.query_one("#hint", Static).update(hint)
+        hint = self.query_one("#hint", Static)
+        hint.update("No nodes yet: a adds a remote, s a store.")
+        hint.display = not (config.remotes or config.stores)
         if echo:
             self.action_echo()
 
@@ -200,10 +199,6 @@ class NodesScreen(Screen[None]):
             self.app.push_screen(
                 NodeEditorScreen("remote" if kind == "r" else "store", name), self._edited
             )
-
-    @on(DataTable.RowSelected)
-    def _row_chosen(self) -> None:
-        self.action_edit()
 
     def action_delete(self) -> None:
         selected = self._selected()
@@ -442,14 +437,15 @@ class ResultsScreen(Screen[None]):
         yield Static(id="funnel")
         yield DataTable(id="studies", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="progress-row"):
-            yield ProgressBar(id="progress", show_eta=False)
+            yield ProgressBar(total=1, id="progress", show_eta=False)
             yield Static(id="retrieve-status")
         yield RichLog(id="log", wrap=True, max_lines=2000)
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#studies", DataTable)
-        table.add_columns("Date", "Grp", "Description", "Series", "Inst", "Decision")
+        table.add_columns("Date", "Grp", "Description", "Ser", "Inst", "Decision")
+        self.query_one("#progress-row").display = False
         self.query_one("#status", Static).update(f"Querying {self.remote.name}…")
         self._log(f"query {self.remote.name} for store {self.store.name}")
         self.busy = True
@@ -543,8 +539,8 @@ class ResultsScreen(Screen[None]):
         groups = ", ".join(f"{g} {n}" for g, n in result.per_group().items()) or "none"
         fetch = len(result.to_fetch)
         status.update(
-            f"Plan: {fetch} studies to fetch ({groups}), {len(result.dropped)} dropped"
-            + ("  press r to retrieve" if fetch else "")
+            f"Plan: {fetch} to fetch ({groups}), {len(result.dropped)} dropped"
+            + ("; r retrieves" if fetch else "")
         )
         table = self.query_one("#studies", DataTable)
         rows = []
@@ -564,7 +560,7 @@ class ResultsScreen(Screen[None]):
         )
         for study, group, series, instances, decision in rows:
             table.add_row(
-                _date(study.study_date), group, study.description[:30], str(series or ""),
+                _date(study.study_date), group, study.description[:22], str(series or ""),
                 str(instances or ""), decision,
             )  # fmt: skip
         self._log(f"plan ready: {fetch} to fetch, {len(result.dropped)} dropped")
@@ -606,6 +602,7 @@ class ResultsScreen(Screen[None]):
             return
         self.phase = "retrieve"
         self.busy = True
+        self.query_one("#progress-row").display = True
         self.refresh_bindings()
         self._log(
             f"retrieve from {self.remote.name} ({self.remote.retrieve}) into {self.store.name}"

@@ -1,0 +1,85 @@
+"""Every screen at 80x24 and 120x40, compared with the stored SVG snapshots
+(`pytest --snapshot-update` rewrites them after a deliberate change). Deterministic: a fixed
+clock, no cursor blink, no echo on start, and for the results a fixed population."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qrtui.config import ClientConfig, Config, RemoteNode, StoreNode, load_config
+from qrtui.tui.app import create_app
+from tests.test_tui import app_for, fixed_today, node_config, population, settle, tui_pacs
+
+__all__ = ["population", "tui_pacs"]  # module fixtures shared with test_tui
+
+SIZES = [(80, 24), (120, 40)]
+
+CONFIG = Config(
+    Path("/etc/qrtui/config.toml"),
+    ClientConfig("QRTUI"),
+    (
+        RemoteNode("pacs", "PACS_MAIN", "pacs.example.org", 104),
+        RemoteNode("ct1", "CT_SCANNER_1", "10.1.2.3", 4006, retrieve="get"),
+    ),
+    (
+        StoreNode("local", "QRTUI_STORE", 11112, directory=Path("/var/lib/qrtui/store")),
+        StoreNode("dms", "DOSE_DMS", 104, host="dms.example.org"),
+    ),
+)
+
+
+def still_app():
+    return create_app(CONFIG, today=fixed_today, cursor_blink=False, echo_on_start=False)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_nodes_screen(snap_compare, size):
+    assert snap_compare(still_app(), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_query_screen(snap_compare, size):
+    assert snap_compare(still_app(), terminal_size=size, press=["n"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_query_screen_with_a_mistake(snap_compare, size):
+    async def type_a_bad_date(pilot):
+        await pilot.press("n")
+        pilot.app.screen.query_one("#date_from").value = "last week"
+        await pilot.press("f5")
+
+    assert snap_compare(still_app(), terminal_size=size, run_before=type_a_bad_date)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_node_editor_screen(snap_compare, size):
+    assert snap_compare(still_app(), terminal_size=size, press=["enter"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_delete_confirmation(snap_compare, size):
+    assert snap_compare(still_app(), terminal_size=size, press=["down", "d"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("stage", ["plan", "retrieved"])
+def test_results_screen(snap_compare, tmp_path, tui_pacs, size, stage):
+    orthanc_port, store_port = tui_pacs
+    path = node_config(tmp_path, orthanc_port, store_port)
+    assert load_config(path)
+
+    async def query_then_retrieve(pilot):
+        await pilot.press("n")
+        for box in ("mg", "fl", "dx"):
+            pilot.app.screen.query_one(f"#{box}").value = True
+        await pilot.press("f5")
+        await settle(pilot.app, pilot)
+        if stage == "retrieved":
+            await pilot.press("r")
+            await settle(pilot.app, pilot)
+
+    app = app_for(path, echo_on_start=False)
+    assert snap_compare(app, terminal_size=size, run_before=query_then_retrieve)

@@ -305,3 +305,26 @@ def _wait_for(condition, limit: float = 20) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("the terminal did not show it in time")
+
+
+async def test_quitting_during_a_retrieve_stops_the_association_first(tmp_path):
+    store_port = free_port()
+    fake = FakePacs(store_port, honour_cancel=True).start()
+    app = app_for(node_config(tmp_path, fake.port, store_port, remote_aet="FAKE"), False)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("n", "f5")
+            await settle(app, pilot)
+            await pilot.press("r")
+            assert await asyncio.to_thread(fake.move_started.wait, 10)
+            await pilot.press("ctrl+q")
+            await pilot.pause()
+        assert app.return_code == 0
+        assert fake.cancel_seen.is_set() and fake.handler_ended.wait(10)
+    finally:
+        fake.stop()
+    store = tmp_path / "store"
+    assert not any((store / ".incoming").iterdir())
+    with sqlite3.connect(store / INDEX_NAME) as db:
+        rows = db.execute("SELECT path, size FROM instances").fetchall()
+    assert rows and all((store / path).stat().st_size == size for path, size in rows)

@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         "are usable, 3 when any is not",
     )
     parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run against a built-in demo PACS on loopback, with its own configuration and "
+        "store (emptied at each demo start); with --no-tui, defaults to every modality, "
+        "yesterday to today",
+    )
+    parser.add_argument(
         "--listen",
         metavar="STORE",
         help="with --no-tui: run the embedded store STORE as a Storage SCP until stopped "
@@ -130,6 +137,8 @@ def _main(argv: Sequence[str] | None) -> int:
     _quiet_library_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.demo:
+        return _demo(parser, args)
     path = resolve_config_path(args.config)
     try:
         if not args.no_tui and not path.exists():  # a first start: nodes are added in the TUI
@@ -144,6 +153,31 @@ def _main(argv: Sequence[str] | None) -> int:
     from qrtui.tui.app import run_app  # Textual loads only for the TUI
 
     return run_app(config)
+
+
+def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config, fresh_demo_directory
+    from qrtui.demo.pacs import DemoPacs
+
+    if args.config:
+        parser.error("--demo makes its own configuration: drop --config")
+    directory = fresh_demo_directory()
+    with DemoPacs() as pacs:
+        config = demo_config(directory, pacs)
+        if not args.no_tui:
+            from qrtui.tui.app import run_app
+
+            return run_app(config, start="query")
+        args.remote, args.store = args.remote or DEMO_REMOTE, args.store or DEMO_STORE
+        if not (args.ct or args.mg or args.fl or args.dx or args.sr):
+            args.ct = args.mg = args.fl = args.dx = True
+        if not (args.date_from or args.date_until or args.single_date):
+            args.date_from, args.date_until = "yesterday", "today"
+        print(
+            f"qrtui: demo PACS {pacs.aet} on 127.0.0.1:{pacs.port}, store in {directory / 'store'}",
+            file=sys.stderr,
+        )
+        return _scripted(parser, args, config)
 
 
 def _scripted(parser: argparse.ArgumentParser, args: argparse.Namespace, config: Config) -> int:

@@ -327,7 +327,7 @@ class Retriever:
         reported = counts.completed
         s.completed += reported if reported is not None else len(arrived)
         s.warning += counts.warning or 0
-        failed = counts.failed if counts.failed is not None else len(outcome.failed_uids)
+        failed = max(counts.failed or 0, len(outcome.failed_uids))
         s.failed += failed
         if outcome.cancelled:
             raise Cancelled

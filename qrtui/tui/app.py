@@ -12,7 +12,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from qrtui.config import Config
-from qrtui.tui.screens import NodesScreen, ResultsScreen
+from qrtui.tui.screens import NodesScreen, QueryScreen, ResultsScreen
 
 
 class QrtuiApp(App[int]):
@@ -29,8 +29,10 @@ class QrtuiApp(App[int]):
         today: Callable[[], date] = date.today,
         cursor_blink: bool = True,
         echo_on_start: bool = True,
+        start: str = "nodes",
     ) -> None:
         super().__init__()
+        self.start = start
         self.config = config
         self.today = today
         self.cursor_blink = cursor_blink
@@ -38,6 +40,8 @@ class QrtuiApp(App[int]):
 
     def on_mount(self) -> None:
         self.push_screen(NodesScreen())
+        if self.start == "query":
+            self.push_screen(QueryScreen())
 
     async def action_quit(self) -> None:
         """Stop running jobs first: their associations are aborted, not cut."""
@@ -57,11 +61,15 @@ def create_app(
     today: Callable[[], date] = date.today,
     cursor_blink: bool = True,
     echo_on_start: bool = True,
+    start: str = "nodes",
 ) -> QrtuiApp:
-    return QrtuiApp(config, today=today, cursor_blink=cursor_blink, echo_on_start=echo_on_start)
+    """start: "nodes" (the echo status screen) or "query" (the form, over it)."""
+    return QrtuiApp(
+        config, today=today, cursor_blink=cursor_blink, echo_on_start=echo_on_start, start=start
+    )
 
 
-def run_app(config: Config) -> int:
-    app = create_app(config)
+def run_app(config: Config, start: str = "nodes") -> int:
+    app = create_app(config, start=start)
     app.run()
     return app.return_code or 0

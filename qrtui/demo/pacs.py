@@ -1,0 +1,315 @@
+"""A small Query/Retrieve SCP (pynetdicom) serving the demo studies, with fault knobs.
+
+It matches as a PACS does: date and time ranges, ModalitiesInStudy, UID lists, wildcards,
+universal matching; it returns the keys asked for. The knobs make it misbehave on demand,
+as real PACS do: the project's tests use them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+
+from qrtui.demo.studies import DemoStudy, demo_studies
+from qrtui.dicom.assoc import set_nodelay
+
+LEVEL_KEYS = {
+    "STUDY": ("StudyInstanceUID",),
+    "SERIES": ("StudyInstanceUID", "SeriesInstanceUID"),
+    "IMAGE": ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"),
+}
+_UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"}
+_RANGE_KEYS = {"StudyDate", "StudyTime", "SeriesDate", "SeriesTime"}
+_STATUS_OUT_OF_RESOURCES = 0xA700
+
+
+@dataclass
+class Faults:
+    """How the demo PACS misbehaves. Each field off by default."""
+
+    ignore_modalities_in_study: bool = False  # match every study, as dcmqrscp does
+    hide_sop_class: bool = False
+    hide_series_description: bool = False
+    hide_instance_count: bool = False
+    empty_image_level: bool = False  # image-level queries answer nothing
+    cap_results: int | None = None  # stop each C-FIND after N matches...
+    cap_status: int = 0x0000  # ...with success, 0xA700 (refused) or 0xFE00 / 0xB001
+    reject_associations: bool = False
+    abort_after: int | None = None  # abort a C-MOVE/C-GET after K sub-operations
+    delay: float = 0.0  # seconds before each response
+    move_status: int | None = None  # 0xA801: destination unknown; 0xB000: one failed
+    ignore_cancel: bool = False
+
+
+class DemoPacs:
+    def __init__(
+        self, today: date | None = None, aet: str = "DEMO_PACS", faults: Faults | None = None
+    ) -> None:
+        self.aet = aet
+        self.faults = faults or Faults()
+        self.studies: list[DemoStudy] = demo_studies(today or date.today())
+        self.objects = [o for s in self.studies for o in s.objects]
+        self.destinations: dict[str, tuple[str, int]] = {}
+        self.port = 0
+        self._server: Any = None
+        self._ae: Any = None
+        self._pause = threading.Event()  # never set: waiting on it is the delay
+
+    # ------------------------------------------------------------ running
+
+    def start(self, port: int = 0) -> DemoPacs:
+        ae = AE(ae_title=self.aet)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
+        ae.maximum_associations = 16
+        for model in (
+            Verification,
+            StudyRootQueryRetrieveInformationModelFind,
+            StudyRootQueryRetrieveInformationModelMove,
+            StudyRootQueryRetrieveInformationModelGet,
+        ):
+            ae.add_supported_context(model)
+        for sop_class in sorted({str(o.SOPClassUID) for o in self.objects}):
+            ae.add_requested_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+            # C-GET: we send C-STOREs on the requestor's association, in the SCU role
+            ae.add_supported_context(
+                sop_class,
+                [ExplicitVRLittleEndian, ImplicitVRLittleEndian],
+                scu_role=True,
+                scp_role=True,
+            )
+        handlers: list[Any] = [
+            (evt.EVT_CONN_OPEN, set_nodelay),
+            (evt.EVT_C_ECHO, lambda event: 0x0000),
+            (evt.EVT_C_FIND, self._on_find),
+            (evt.EVT_C_MOVE, self._on_move),
+            (evt.EVT_C_GET, self._on_get),
+            (evt.EVT_REQUESTED, self._on_requested),
+        ]
+        self._ae = ae
+        self._server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
+        self.port = int(self._server.server_address[1])
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+
+    def __enter__(self) -> DemoPacs:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _on_requested(self, event: Any) -> None:
+        # Read when the request is checked, just after this event: "calling AE title not
+        # recognised" for everyone.
+        self._ae.require_calling_aet = ["NOBODY_AT_ALL"] if self.faults.reject_associations else []
+
+    def _wait(self) -> None:
+        if self.faults.delay:
+            self._pause.wait(self.faults.delay)
+
+    # ------------------------------------------------------------ C-FIND
+
+    def records(self, level: str) -> list[dict[str, Any]]:
+        if level == "IMAGE":
+            return [
+                {
+                    "StudyInstanceUID": o.StudyInstanceUID,
+                    "SeriesInstanceUID": o.SeriesInstanceUID,
+                    "SOPInstanceUID": o.SOPInstanceUID,
+                    "SOPClassUID": o.SOPClassUID,
+                    "InstanceNumber": o.InstanceNumber,
+                }
+                for o in self.objects
+            ]
+        series: dict[str, dict[str, Any]] = {}
+        for o in self.objects:
+            record = series.setdefault(
+                o.SeriesInstanceUID,
+                {
+                    "StudyInstanceUID": o.StudyInstanceUID,
+                    "SeriesInstanceUID": o.SeriesInstanceUID,
+                    "Modality": o.Modality,
+                    "SeriesDescription": o.SeriesDescription,
+                    "SeriesNumber": o.SeriesNumber,
+                    "SeriesDate": o.SeriesDate,
+                    "SeriesTime": o.SeriesTime,
+                    "StationName": o.StationName,
+                    "NumberOfSeriesRelatedInstances": 0,
+                },
+            )
+            record["NumberOfSeriesRelatedInstances"] += 1
+        if level == "SERIES":
+            return list(series.values())
+        studies: dict[str, dict[str, Any]] = {}
+        for o in self.objects:
+            record = studies.setdefault(
+                o.StudyInstanceUID,
+                {
+                    "StudyInstanceUID": o.StudyInstanceUID,
+                    "StudyDate": o.StudyDate,
+                    "StudyTime": o.StudyTime,
+                    "StudyDescription": o.StudyDescription,
+                    "AccessionNumber": o.AccessionNumber,
+                    "PatientName": str(o.PatientName),
+                    "PatientID": o.PatientID,
+                    "ModalitiesInStudy": [],
+                    "NumberOfStudyRelatedSeries": 0,
+                },
+            )
+            if o.Modality not in record["ModalitiesInStudy"]:
+                record["ModalitiesInStudy"].append(o.Modality)
+        for s in series.values():
+            studies[s["StudyInstanceUID"]]["NumberOfStudyRelatedSeries"] += 1
+        return list(studies.values())
+
+    def _hidden(self) -> set[str]:
+        f = self.faults
+        hidden = set()
+        if f.hide_sop_class:
+            hidden.add("SOPClassUID")
+        if f.hide_series_description:
+            hidden.add("SeriesDescription")
+        if f.hide_instance_count:
+            hidden.add("NumberOfSeriesRelatedInstances")
+        return hidden
+
+    def matches(self, identifier: Dataset) -> list[dict[str, Any]]:
+        level = str(identifier.get("QueryRetrieveLevel", "")).upper()
+        if level not in LEVEL_KEYS:
+            return []
+        if level == "IMAGE" and self.faults.empty_image_level:
+            return []
+        return [r for r in self.records(level) if self._match(r, identifier, level)]
+
+    def _match(self, record: dict[str, Any], identifier: Dataset, level: str) -> bool:
+        for element in identifier:
+            keyword = element.keyword
+            if keyword in ("QueryRetrieveLevel", "SpecificCharacterSet") or not keyword:
+                continue
+            value = element.value
+            if value in (None, "", []):
+                continue  # universal matching
+            if keyword == "Modality" and level == "STUDY":
+                keyword = "ModalitiesInStudy"  # a PACS that matches Modality at study level
+            if keyword not in record:
+                continue  # keys we do not support are ignored, as the standard allows
+            if keyword == "ModalitiesInStudy":
+                if self.faults.ignore_modalities_in_study:
+                    continue
+                asked = _values(value)
+                if not set(asked) & set(record[keyword]):
+                    return False
+            elif keyword in _UID_KEYS:
+                if str(record[keyword]) not in _values(value):
+                    return False
+            elif keyword in _RANGE_KEYS:
+                if not _in_range(str(record[keyword]), str(value)):
+                    return False
+            elif not fnmatch.fnmatchcase(str(record[keyword]), str(value)):
+                return False
+        return True
+
+    def _on_find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:
+        identifier = event.identifier
+        level = str(identifier.get("QueryRetrieveLevel", "")).upper()
+        hidden = self._hidden()
+        cap = self.faults.cap_results
+        for index, record in enumerate(self.matches(identifier)):
+            if event.is_cancelled and not self.faults.ignore_cancel:
+                yield 0xFE00, None
+                return
+            if cap is not None and index >= cap:
+                if self.faults.cap_status:
+                    yield self.faults.cap_status, None
+                return
+            self._wait()
+            answer = Dataset()
+            answer.QueryRetrieveLevel = level
+            for element in identifier:
+                keyword = element.keyword
+                if keyword in record and keyword not in hidden:
+                    setattr(answer, keyword, record[keyword])
+            yield 0xFF00, answer
+
+    # ------------------------------------------------------------ C-MOVE and C-GET
+
+    def selected(self, identifier: Dataset) -> list[Dataset]:
+        level = str(identifier.get("QueryRetrieveLevel", "")).upper()
+        if level not in LEVEL_KEYS:
+            return []
+        wanted = {key: _values(identifier.get(key, "")) for key in LEVEL_KEYS[level]}
+        return [
+            o
+            for o in self.objects
+            if all(not uids or str(o.get(key)) in uids for key, uids in wanted.items())
+        ]
+
+    def _on_move(self, event: Any) -> Iterator[Any]:
+        destination = str(event.move_destination).strip()
+        address = self.destinations.get(destination)
+        if address is None or self.faults.move_status == 0xA801:
+            yield None, None  # pynetdicom answers 0xA801: move destination unknown
+            return
+        host, port = address
+        yield host, port, {"evt_handlers": [(evt.EVT_CONN_OPEN, set_nodelay)]}
+        yield from self._sub_operations(event)
+
+    def _on_get(self, event: Any) -> Iterator[Any]:
+        yield from self._sub_operations(event)
+
+    def _sub_operations(self, event: Any) -> Iterator[Any]:
+        objects = self.selected(event.identifier)
+        failing = objects[-1] if objects and self.faults.move_status == 0xB000 else None
+        yield len(objects)
+        for index, ds in enumerate(objects):
+            if event.is_cancelled and not self.faults.ignore_cancel:
+                yield 0xFE00, None
+                return
+            if self.faults.abort_after is not None and index >= self.faults.abort_after:
+                event.assoc.abort()
+                return
+            if not event.assoc.is_established:
+                return
+            self._wait()
+            if ds is failing:
+                failed = Dataset()
+                failed.FailedSOPInstanceUIDList = [ds.SOPInstanceUID]
+                yield 0xB000, failed
+                return
+            yield 0xFF00, ds
+
+
+def _values(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split("\\") if v.strip()]
+    try:
+        return [str(v).strip() for v in value if str(v).strip()]
+    except TypeError:
+        return [str(value).strip()]
+
+
+def _in_range(actual: str, wanted: str) -> bool:
+    """DICOM range matching: 'A', 'A-B', 'A-', '-B' (dates or times)."""
+    if "-" not in wanted:
+        return actual.startswith(wanted) or actual == wanted
+    start, end = wanted.split("-", 1)
+    width = max(len(start), len(end))
+    value = actual[:width] if width else actual
+    return (not start or value >= start[: len(value)]) and (not end or value <= end[: len(value)])

@@ -1,0 +1,192 @@
+"""`qrtui --demo`, and the demo PACS's fault knobs: one test per knob, showing what qrtui
+does when a PACS behaves that way."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from textual.widgets import Checkbox
+
+from qrtui import worker
+from qrtui.config import Config
+from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
+from qrtui.demo.pacs import DemoPacs, Faults
+from qrtui.demo.studies import dose_uids
+from qrtui.events import RetrieveProgress
+from qrtui.query import build_query
+from qrtui.store import INDEX_NAME
+from qrtui.tui.app import create_app
+from qrtui.tui.screens import QueryScreen, ResultsScreen
+
+TODAY = date.today()
+ALL = ("CT", "MG", "FL", "DX")
+
+
+def stored(store: Path) -> set[str]:
+    with sqlite3.connect(store / INDEX_NAME) as db:
+        return {uid for (uid,) in db.execute("SELECT sop_instance_uid FROM instances")}
+
+
+def expected(pacs: DemoPacs, groups=ALL) -> set[str]:
+    return dose_uids(pacs.studies, groups, TODAY - timedelta(days=1))
+
+
+def test_demo_no_tui_retrieves_the_dose_objects_and_nothing_else(tmp_path):
+    data_home = tmp_path / "data"
+    keep = data_home / "qrtui" / "keep-me"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("not the demo's")
+    env = {**os.environ, "XDG_DATA_HOME": str(data_home)}
+    command = [sys.executable, "-m", "qrtui", "--demo", "--no-tui", "--json"]
+    for _ in range(2):  # the second start empties the demo directory and does it again
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)["retrieve"]
+        assert (
+            summary["failed"] == 0 and not summary["gaps"] and summary["skipped_already_held"] == 0
+        )
+        assert "DEMO^PATIENT" not in result.stdout + result.stderr
+    with DemoPacs() as reference:
+        wanted = expected(reference)
+    assert stored(data_home / "qrtui" / "demo" / "store") == wanted
+    assert summary["stored"] == len(wanted)
+    assert keep.read_text() == "not the demo's"
+
+
+async def test_demo_tui_opens_on_the_query_form_and_retrieves(tmp_path):
+    with DemoPacs() as pacs:
+        config = demo_config(tmp_path, pacs)
+        app = create_app(config, start="query", cursor_blink=False, echo_on_start=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert isinstance(app.screen, QueryScreen)
+            for box in ("mg", "fl", "dx"):
+                app.screen.query_one(f"#{box}", Checkbox).value = True
+            await pilot.press("f5")
+            results = app.screen
+            assert isinstance(results, ResultsScreen)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.press("r")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert results.retrieve_outcome and results.retrieve_outcome.status == 0
+        assert stored(tmp_path / "store") == expected(pacs)
+
+
+# ---------------------------------------------------------------- the knobs
+
+
+def run(pacs: DemoPacs, tmp_path: Path, groups=ALL, **remote_changes) -> worker.JobOutcome:
+    config = demo_config(tmp_path, pacs)
+    remote = replace(config.remote(DEMO_REMOTE), **remote_changes)
+    flags = {g.lower(): True for g in groups}
+    params = build_query(today=TODAY, date_from="yesterday", **flags)
+    return worker.run(config, remote, config.store(DEMO_STORE), params, dry_run=False)
+
+
+@pytest.fixture
+def pacs():
+    with DemoPacs() as server:
+        yield server
+
+
+def test_knob_ignore_modalities_in_study(pacs, tmp_path):
+    pacs.faults = Faults(ignore_modalities_in_study=True)
+    outcome = run(pacs, tmp_path)
+    assert outcome.status == 0
+    assert any("ignores ModalitiesInStudy" in n for n in outcome.result.notices)
+    assert stored(tmp_path / "store") == expected(pacs)
+
+
+def test_knob_hidden_sop_class_description_and_counts_are_inspected_not_guessed(pacs, tmp_path):
+    pacs.faults = Faults(
+        hide_sop_class=True, hide_series_description=True, hide_instance_count=True
+    )
+    outcome = run(pacs, tmp_path)
+    assert outcome.status == 0, outcome.summary
+    assert outcome.summary.inspected > outcome.summary.discarded_after_inspection > 0
+    assert stored(tmp_path / "store") == expected(pacs)
+
+
+def test_knob_empty_image_level_answers(pacs, tmp_path):
+    pacs.faults = Faults(empty_image_level=True)
+    outcome = run(pacs, tmp_path)
+    assert outcome.status == 0, outcome.summary
+    assert stored(tmp_path / "store") == expected(pacs)
+
+
+@pytest.mark.parametrize("status", [0xA700, 0xFE00])
+def test_knob_capped_results_with_a_failure_status_are_flagged(pacs, tmp_path, status):
+    pacs.faults = Faults(cap_results=3, cap_status=status)
+    outcome = run(pacs, tmp_path, groups=("CT",))
+    assert outcome.status == 1
+    assert any("results may be incomplete" in n for n in outcome.result.notices)
+
+
+def test_knob_rejected_association(pacs, tmp_path):
+    pacs.faults = Faults(reject_associations=True)
+    outcome = run(pacs, tmp_path)
+    assert outcome.status == 3 and "rejected" in outcome.message
+    assert outcome.result is None
+
+
+def test_knob_abort_mid_retrieve_then_the_next_run_completes(pacs, tmp_path):
+    pacs.faults = Faults(abort_after=1)
+    first = run(pacs, tmp_path, groups=("MG",))
+    assert first.status in (1, 3) and first.summary.problems
+    partial = stored(tmp_path / "store")
+    assert partial < expected(pacs, ("MG",))
+    pacs.faults = Faults()
+    second = run(pacs, tmp_path, groups=("MG",))
+    assert second.status == 0
+    assert stored(tmp_path / "store") == expected(pacs, ("MG",))
+    assert second.summary.skipped_already_held == len(partial)
+
+
+def test_knob_delay_beyond_the_dimse_timeout(pacs, tmp_path):
+    pacs.faults = Faults(delay=2.0)
+    outcome = run(pacs, tmp_path, dimse_timeout=0.5)
+    assert outcome.status == 3 and "timed out" in outcome.message
+
+
+def test_knob_move_destination_unknown(pacs, tmp_path):
+    pacs.faults = Faults(move_status=0xA801)
+    outcome = run(pacs, tmp_path)
+    assert outcome.status == 1
+    assert "does not know the move destination QRTUI_DEMO_STORE" in outcome.message
+    assert outcome.summary.requests == 1, "no retry loop"
+
+
+def test_knob_warning_with_failed_sop_instances(pacs, tmp_path):
+    pacs.faults = Faults(move_status=0xB000)
+    outcome = run(pacs, tmp_path, groups=("MG",))
+    assert outcome.status == 1
+    assert outcome.summary.failed >= 1
+    assert any("0xB000" in p for p in outcome.summary.problems)
+
+
+def test_knob_ignored_c_cancel_is_followed_by_an_abort(pacs, tmp_path):
+    pacs.faults = Faults(ignore_cancel=True, delay=0.3)
+    config: Config = demo_config(tmp_path, pacs)
+    remote, store = config.remote(DEMO_REMOTE), config.store(DEMO_STORE)
+    params = build_query(today=TODAY, date_from="yesterday", mg=True)
+    planned = worker.plan(config, remote, store, params)
+    cancel = threading.Event()
+
+    def emit(event):
+        if isinstance(event, RetrieveProgress) and event.received >= 1:
+            cancel.set()
+
+    outcome = worker.retrieve(config, remote, store, planned.result, emit=emit, cancel=cancel)
+    assert outcome.summary.cancelled
+    assert 1 <= outcome.summary.stored < len(expected(pacs, ("MG",)))
+    assert not any((tmp_path / "store" / ".incoming").iterdir())

@@ -42,6 +42,7 @@ class RemoteNode:
     timeout: float = 5.0
     dimse_timeout: float = 60.0
     use_modality_tag: bool = False
+    retrieve_deadline: float = 3600.0  # for one C-MOVE/C-GET, however many Pendings come
 
     @property
     def address(self) -> str:
@@ -59,6 +60,7 @@ class StoreNode:
     directory: Path | None = None
     bind: str = "0.0.0.0"
     timeout: float = 5.0
+    allowed_aets: tuple[str, ...] = ()  # calling AE titles let in; empty: any
 
     @property
     def embedded(self) -> bool:
@@ -136,6 +138,18 @@ def _check_timeout(value: float) -> str | None:
     return None if 0 < value <= 3600 else f"timeout {value} must be above 0 and at most 3600 s"
 
 
+def _check_deadline(value: float) -> str | None:
+    return None if 1 <= value <= 86400 else f"{value} must be between 1 and 86400 s"
+
+
+def _check_aets(value: tuple[str, ...]) -> str | None:
+    for aet in value:
+        problem = check_aet(aet)
+        if problem:
+            return problem
+    return None
+
+
 def _check_retrieve(value: str) -> str | None:
     return None if value in ("move", "get") else f'retrieve {value!r} must be "move" or "get"'
 
@@ -160,6 +174,7 @@ _REMOTE_KEYS = {
     "timeout": _Key(float, check=_check_timeout),
     "dimse_timeout": _Key(float, check=_check_timeout),
     "use_modality_tag": _Key(bool),
+    "retrieve_deadline": _Key(float, check=_check_deadline),
 }
 _STORE_KEYS = {
     "aet": _Key(str, required=True, check=check_aet),
@@ -168,9 +183,16 @@ _STORE_KEYS = {
     "directory": _Key(str, check=_check_nonempty),
     "bind": _Key(str, check=_check_nonempty),
     "timeout": _Key(float, check=_check_timeout),
+    "allowed_aets": _Key(tuple, check=_check_aets),
 }
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    tuple: "a list of strings",
+}
 
 
 def _typed(value: Any, kind: type) -> bool:
@@ -178,6 +200,8 @@ def _typed(value: Any, kind: type) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if kind is tuple:
+        return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
     return isinstance(value, kind)
 
 
@@ -197,6 +221,8 @@ def _read_table(
         if problem:
             raise fail(f"{where}.{key}", problem)
         out[key] = float(value) if spec.kind is float else value
+        if spec.kind is tuple:
+            out[key] = tuple(value)
     for key, spec in keys.items():
         if spec.required and key not in out:
             raise fail(f"{where}.{key}", "is required")
@@ -302,6 +328,10 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             if field.name == "name" or value is None:
                 continue
             if field.name == "bind" and isinstance(node, StoreNode) and not node.embedded:
+                continue
+            if isinstance(value, tuple):
+                if value:
+                    out[field.name] = list(value)
                 continue
             out[field.name] = str(value) if isinstance(value, Path) else value
         return out

@@ -7,12 +7,14 @@ Every way a job can stop becomes an exit status and one line for the user.
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from qrtui.config import Config, RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed
+from qrtui.dicom.echo import directory_problem
 from qrtui.dicom.find import FindSession
 from qrtui.dicom.retrieve import RetrieveSession
 from qrtui.dicom.session import Cancelled, SessionFailed
@@ -47,6 +49,28 @@ def usage_problem(remote: RemoteNode, store_node: StoreNode) -> str:
         return (
             f"remote {remote.name} retrieves with C-GET, which needs an embedded store "
             f"(one with a directory); store {store_node.name} is external"
+        )
+    return ""
+
+
+def store_problem(remote: RemoteNode, store_node: StoreNode) -> str:
+    """Why the embedded store cannot receive (a file where the directory should be, its
+    port taken), found before any network traffic; or ''."""
+    if store_node.directory is None:
+        return ""
+    problem = directory_problem(store_node.directory)
+    if problem:
+        return f"store {store_node.name}: {problem}"
+    if remote.retrieve != "move":
+        return ""
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((store_node.bind, store_node.port))
+    except OSError as exc:
+        return (
+            f"store {store_node.name}: cannot listen on {store_node.bind}:{store_node.port}: "
+            f"{exc.strerror or exc}"
         )
     return ""
 
@@ -169,6 +193,9 @@ def run(
     cancel: threading.Event | None = None,
 ) -> JobOutcome:
     """Plan and retrieve with the store locked throughout (the scripted mode)."""
+    problem = "" if dry_run else store_problem(remote, store_node)
+    if problem:
+        return JobOutcome(EXIT_USAGE, problem)
     try:
         with opened_store(store_node, for_writing=not dry_run) as store:
             planned = plan(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -133,6 +134,7 @@ class RetrieveSession(Session):
         self.sop_classes = list(dict.fromkeys(sop_classes))[:MAX_GET_STORAGE_CONTEXTS]
         self.cancel_grace = cancel_grace
         self._msg_id = 0
+        self._deadline_hit = False
 
     @property
     def model(self) -> str:
@@ -189,12 +191,26 @@ class RetrieveSession(Session):
                     return RetrieveOutcome(code, counts, failed, cancelled=True)
                 return RetrieveOutcome(code, counts, failed)
             raise Lost("the association ended without a final status")
+        except Lost:
+            if self._deadline_hit:  # the node is not stuck by accident: asking again won't help
+                raise self.failure(
+                    f"{self.peer.aet}@{self.peer.host}: no final answer within "
+                    f"{self.node.retrieve_deadline:g} s (retrieve_deadline); aborted"
+                ) from None
+            raise
         finally:
             done.set()
 
     def _watch_cancel(self, assoc: Association, msg_id: int, done: threading.Event) -> None:
-        """On cancel: C-CANCEL, then abort if the node has not stopped within the grace."""
+        """On cancel: C-CANCEL, then abort if the node has not stopped within the grace.
+        Past the request's deadline, which Pending responses do not extend: abort."""
+        deadline = time.monotonic() + self.node.retrieve_deadline
+        self._deadline_hit = False
         while not done.wait(0.1):
+            if time.monotonic() > deadline:
+                self._deadline_hit = True
+                abort_now(assoc)
+                return
             if self.cancel.is_set():
                 with contextlib.suppress(Exception):
                     assoc.send_c_cancel(msg_id, query_model=self.model)

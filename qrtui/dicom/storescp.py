@@ -140,12 +140,14 @@ class StorageSCP:
         for sop_class in STORAGE_CLASSES:
             ae.add_supported_context(sop_class, list(TRANSFER_SYNTAXES))
         ae.add_supported_context(Verification)
+        ae.require_calling_aet = list(node.allowed_aets)
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, set_nodelay),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_ECHO, lambda event: 0x0000),
             (evt.EVT_RELEASED, self._on_end),
             (evt.EVT_ABORTED, self._on_end),
+            (evt.EVT_REJECTED, self._on_rejected),
         ]
         try:
             self._server = ae.start_server(
@@ -194,3 +196,10 @@ class StorageSCP:
                 f"{aet} from {assoc.requestor.address}: {stored} stored ({size} bytes), "
                 f"{refused} refused, {how}"
             )
+
+    def _on_rejected(self, event: Any) -> None:
+        if self.log:
+            with contextlib.suppress(Exception):
+                requestor = event.assoc.requestor
+                aet = str(requestor.ae_title).strip()
+                self.log(f"{aet} from {requestor.address}: rejected (calling AE title not allowed)")

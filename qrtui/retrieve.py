@@ -221,7 +221,19 @@ class Retriever:
         except Cancelled:
             self.summary.cancelled = True
             self._log("retrieve cancelled")
+        finally:
+            self._report_write_errors()
         return self.summary
+
+    def _report_write_errors(self) -> None:
+        errors = self.receiver.write_errors if self.receiver else []
+        if errors:
+            reasons = ", ".join(sorted(set(errors)))
+            self.summary.problems.append(
+                f"store {self.store_node.name}: {len(errors)} objects could not be written "
+                f"({reasons}); the sender was answered 0xA700, nothing partial was kept"
+            )
+            self._log(self.summary.problems[-1])
 
     def _study(self, plan: StudyPlan) -> None:
         for pick in plan.picks:

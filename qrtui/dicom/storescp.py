@@ -114,6 +114,8 @@ def _why(exc: BaseException) -> str:
         return "disk full"
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
+    if "disk is full" in str(exc) or "disk I/O error" in str(exc):
+        return "disk full"
     return f"index: {exc}"
 
 

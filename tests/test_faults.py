@@ -4,19 +4,23 @@ before any network traffic, a retrieve that never ends, unsolicited senders."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
+import pydicom
 import pytest
 
 from qrtui import worker
 from qrtui.config import StoreNode
 from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
+from qrtui.demo.studies import dose_uids
 from qrtui.dicom.storescp import Receiver, StorageSCP
 from qrtui.query import build_query
 from qrtui.store import Store
@@ -123,8 +127,6 @@ def small_disk(tmp_path):
 def test_disk_full_mid_retrieve_fails_the_run_and_the_next_run_completes(small_disk, tmp_path):
     import os
 
-    from qrtui.demo.studies import dose_uids
-
     with DemoPacs() as pacs:
         config = demo_config(tmp_path, pacs)
         store_node = replace(config.store(DEMO_STORE), directory=small_disk / "store")
@@ -162,3 +164,53 @@ def _indexed(store: Path) -> set[str]:
 
     with sqlite3.connect(store / INDEX_NAME) as db:
         return {uid for (uid,) in db.execute("SELECT sop_instance_uid FROM instances")}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_killed_mid_retrieve_leaves_only_whole_indexed_files_and_the_next_run_completes(
+    tmp_path, signum
+):
+    with DemoPacs(faults=Faults(delay=0.3)) as pacs:
+        config = demo_config(tmp_path, pacs)
+        command = [
+            sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config.path),
+            DEMO_REMOTE, DEMO_STORE, "-mg", "-dx", "-f", "yesterday",
+        ]  # fmt: skip
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        store = tmp_path / "store"
+        _wait_for(lambda: bool(_indexed_if_any(store)), proc)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+        if signum == signal.SIGKILL:
+            assert proc.returncode == -signal.SIGKILL
+        else:
+            assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+        kept = _indexed(store)
+        for path in store.glob("*/*/*.dcm"):
+            assert path.stem in kept, "no file outside the index"
+            assert pydicom.dcmread(path).SOPInstanceUID == path.stem, "and every file whole"
+
+        pacs.faults = Faults()
+        again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        wanted = dose_uids(pacs.studies, ("MG", "DX"), date.today() - timedelta(days=1))
+        assert _indexed(store) == wanted
+        assert not any((store / ".incoming").iterdir())
+
+
+def _indexed_if_any(store: Path) -> set[str]:
+    try:
+        return _indexed(store)
+    except Exception:  # not created yet
+        return set()
+
+
+def _wait_for(condition, proc: subprocess.Popen[str], limit: float = 30) -> None:
+    """Another process's progress gives no event to await: look every 20 ms."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError("nothing arrived in time")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from pydicom.dataset import Dataset
@@ -48,6 +49,7 @@ HELD = "removed: already held"
 INSTANCES_HELD = "instances skipped: already held"
 UNDECODABLE = "undecodable responses skipped"
 INCOMPLETE = "queries possibly incomplete"
+SPLIT = "study queries split (truncated answers)"
 TO_RETRIEVE = "studies to retrieve"
 UNDECIDED = "studies undecided (inspect first)"
 
@@ -99,12 +101,16 @@ class Funnel:
         params: QueryParams,
         emit: Emit = lambda event: None,
         holdings: Holdings | None = None,
+        caps: dict[str, int] | None = None,
+        today: date | None = None,
     ) -> None:
         self.finder = finder
         self.node = node
         self.params = params
         self.emit = emit
         self.holdings = holdings
+        self.caps = caps if caps is not None else {}  # node name -> most matches it returns
+        self.today = today or date.today()
         self.result = FunnelResult()
         self.counts = self.result.counts
         for key in (STUDY_RESPONSES, DUPLICATES, NOT_ASKED, BY_DESCRIPTION, BY_STATION):
@@ -121,6 +127,38 @@ class Funnel:
             self._count(INCOMPLETE)
             self._notice(f"{what}: {outcome.problem()}; results may be incomplete")
         return outcome.matches
+
+    def _find_studies(self, keys: dict[str, str], what: str) -> list[Dataset]:
+        """A study query. A truncated answer (a failure status, or as many matches as this
+        node was seen to stop at) is asked again in halves of the date range, then of the
+        time window, down to an hour."""
+        outcome = self.finder.find(identifier("STUDY", **keys))
+        if outcome.undecodable:
+            self._count(UNDECODABLE, outcome.undecodable)
+            self._notice(f"{what}: {outcome.undecodable} response(s) could not be decoded")
+        found = len(outcome.matches)
+        cap = self.caps.get(self.node.name)
+        if not outcome.complete and found:
+            self.caps[self.node.name] = min(found, cap or found)
+        truncated = (
+            not outcome.complete
+            or (cap is not None and found >= cap)
+            or (found >= 100 and found % 100 == 0)
+        )
+        if not truncated:
+            return outcome.matches
+        why = outcome.problem() or f"{found} matches, as many as {self.node.name} returns at most"
+        halves = split_range(keys["StudyDate"], keys["StudyTime"], self.today)
+        if halves is None:
+            self._count(INCOMPLETE)
+            self._notice(f"{what}: {why}; results may be incomplete")
+            return outcome.matches
+        self._count(SPLIT)
+        merged = {text(m, "StudyInstanceUID"): m for m in outcome.matches}
+        for date_key, time_key in halves:
+            part = {**keys, "StudyDate": date_key, "StudyTime": time_key}
+            merged.update((text(m, "StudyInstanceUID"), m) for m in self._find_studies(part, what))
+        return list(merged.values())
 
     def _count(self, counter: str, n: int = 1) -> None:
         self.counts[counter] = self.counts.get(counter, 0) + n
@@ -166,7 +204,7 @@ class Funnel:
                 keys["Modality"] = modality
             else:
                 keys["ModalitiesInStudy"] = modality
-            matches = self._find(identifier("STUDY", **keys), f"study query {modality}")
+            matches = self._find_studies(keys, f"study query {modality}")
             self.counts[STUDY_RESPONSES] += len(matches)
             for match in matches:
                 uid = text(match, "StudyInstanceUID")
@@ -392,3 +430,40 @@ def _instance(ds: Dataset) -> Instance | None:
     if not uid:
         return None
     return Instance(uid, text(ds, "SOPClassUID") or None, number(ds, "InstanceNumber"))
+
+
+def split_range(date_key: str, time_key: str, today: date) -> list[tuple[str, str]] | None:
+    """Two halves of a study date range (an open end is today), or of a single day's time
+    window; None when it cannot be split (an open start, or an hour or less)."""
+    start_text, _, end_text = date_key.partition("-") if "-" in date_key else (date_key, "", "")
+    if not start_text:
+        return None
+    start = datetime.strptime(start_text, "%Y%m%d").date()
+    end = datetime.strptime(end_text, "%Y%m%d").date() if end_text else start
+    if "-" in date_key and not end_text:
+        end = max(today, start)
+    if start < end:
+        middle = start + (end - start) // 2
+
+        def key(a: date, b: date) -> str:
+            return a.strftime("%Y%m%d") if a == b else f"{a:%Y%m%d}-{b:%Y%m%d}"
+
+        return [(key(start, middle), time_key), (key(middle + timedelta(days=1), end), time_key)]
+    first, _, last = (time_key or "000000-235959").partition("-")
+    t0, t1 = _seconds(first or "000000"), _seconds(last or "235959")
+    if t1 - t0 < 3600:
+        return None
+    middle_s = t0 + (t1 - t0) // 2
+    return [
+        (start_text, f"{_hhmmss(t0)}-{_hhmmss(middle_s)}"),
+        (start_text, f"{_hhmmss(middle_s + 1)}-{_hhmmss(t1)}"),
+    ]
+
+
+def _seconds(hhmmss: str) -> int:
+    digits = (hhmmss.split(".")[0] + "000000")[:6]
+    return int(digits[:2]) * 3600 + int(digits[2:4]) * 60 + int(digits[4:6])
+
+
+def _hhmmss(seconds: int) -> str:
+    return f"{seconds // 3600:02d}{seconds % 3600 // 60:02d}{seconds % 60:02d}"

@@ -7,12 +7,17 @@ Every way a job can stop becomes an exit status and one line for the user.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-from qrtui.config import Config, RemoteNode, StoreNode
+import platformdirs
+
+from qrtui.config import APP_NAME, Config, RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed
 from qrtui.dicom.echo import directory_problem
 from qrtui.dicom.find import FindSession
@@ -90,6 +95,30 @@ def opened_store(node: StoreNode, *, for_writing: bool) -> Iterator[Store | None
         yield None
 
 
+def caps_path() -> Path:
+    """Where the most matches each node was seen to return is remembered between runs."""
+    return Path(platformdirs.user_state_dir(APP_NAME)) / "node-caps.json"
+
+
+def load_caps() -> dict[str, int]:
+    try:
+        data = json.loads(caps_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def save_caps(caps: dict[str, int]) -> None:
+    path = caps_path()
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_suffix(".tmp")
+        temp.write_text(json.dumps(caps, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(temp, path)
+
+
 def plan(
     config: Config,
     remote: RemoteNode,
@@ -105,8 +134,13 @@ def plan(
         with contextlib.ExitStack() as stack:
             if store is None:
                 store = stack.enter_context(opened_store(store_node, for_writing=False))
+            caps = load_caps()
+            learned = dict(caps)
             with FindSession(config.client.aet, remote, cancel) as session:
-                result = Funnel(session, remote, params, emit=emit, holdings=store).run()
+                funnel = Funnel(session, remote, params, emit=emit, holdings=store, caps=learned)
+                result = funnel.run()
+            if learned != caps:
+                save_caps(learned)
     except Cancelled:
         return JobOutcome(EXIT_PARTIAL, "query cancelled")
     except (AssociationFailed, SessionFailed) as exc:

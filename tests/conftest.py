@@ -32,6 +32,12 @@ def require_corpus() -> Path:
     return CORPUS
 
 
+@pytest.fixture(autouse=True)
+def own_state_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What qrtui remembers between runs (node caps) stays inside each test."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
 @pytest.fixture
 def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
     require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")

@@ -125,11 +125,31 @@ def test_knob_empty_image_level_answers(pacs, tmp_path):
 
 
 @pytest.mark.parametrize("status", [0xA700, 0xFE00])
-def test_knob_capped_results_with_a_failure_status_are_flagged(pacs, tmp_path, status):
-    pacs.faults = Faults(cap_results=3, cap_status=status)
-    outcome = run(pacs, tmp_path, groups=("CT",))
-    assert outcome.status == 1
+def test_knob_capped_results_are_asked_again_in_halves_and_the_cap_is_remembered(
+    pacs, tmp_path, status
+):
+    pacs.faults = Faults(cap_results=5, cap_status=status)
+    outcome = run(pacs, tmp_path)
+    assert outcome.status == 0, outcome.result.notices
+    assert outcome.result.counts["study queries split (truncated answers)"] > 0
+    assert stored(tmp_path / "store") == expected(pacs)
+
+    pacs.faults = Faults(cap_results=5)  # next time it stops at 5 without a word
+    again = plan_only(pacs, tmp_path / "again", ct=True, mg=True, fl=True, dx=True, dup=True)
+    assert len(again.result.plans) == outcome.result.counts["studies to retrieve"]
+
+
+def test_knob_capped_results_that_cannot_be_split_are_flagged(pacs, tmp_path):
+    pacs.faults = Faults(cap_results=5, cap_status=0xA700)
+    outcome = plan_only(pacs, tmp_path, ct=True)  # no dates: an open range cannot be halved
+    assert outcome.result.counts["queries possibly incomplete"] == 1
     assert any("results may be incomplete" in n for n in outcome.result.notices)
+
+
+def plan_only(pacs: DemoPacs, tmp_path: Path, **flags) -> worker.JobOutcome:
+    config = demo_config(tmp_path, pacs)
+    params = build_query(today=TODAY, **flags)
+    return worker.plan(config, config.remote(DEMO_REMOTE), config.store(DEMO_STORE), params)
 
 
 def test_knob_rejected_association(pacs, tmp_path):

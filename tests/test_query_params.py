@@ -4,6 +4,7 @@ from datetime import date
 
 import pytest
 
+from qrtui.funnel import split_range
 from qrtui.query import QueryError, build_query, parse_date
 
 TODAY = date(2026, 11, 28)
@@ -62,3 +63,24 @@ def test_keys_sent_to_the_pacs():
     assert single.study_time_key() == "080000-123059" and not single.ignore_held
     assert build_query(today=TODAY, dx=True).study_date_key() == ""
     assert build_query(today=TODAY, dx=True, date_until="1d").study_date_key() == "-20261127"
+
+
+@pytest.mark.parametrize(
+    ("date_key", "time_key", "halves"),
+    [
+        ("20261101-20261130", "", [("20261101-20261115", ""), ("20261116-20261130", "")]),
+        ("20261127-20261128", "", [("20261127", ""), ("20261128", "")]),
+        ("20261125-", "", [("20261125-20261126", ""), ("20261127-20261128", "")]),
+        ("20261127", "", [("20261127", "000000-115959"), ("20261127", "120000-235959")]),
+        (
+            "20261127",
+            "080000-100059",
+            [("20261127", "080000-090029"), ("20261127", "090030-100059")],
+        ),
+        ("20261127", "080000-085959", None),  # an hour: no smaller
+        ("", "", None),  # any date: no halves of an open range
+        ("-20261127", "", None),
+    ],
+)
+def test_truncated_study_queries_split_into_halves(date_key, time_key, halves):
+    assert split_range(date_key, time_key, date(2026, 11, 28)) == halves

@@ -147,26 +147,32 @@ class Store:
         parts = (safe_uid(study_uid), safe_uid(series_uid), safe_uid(sop_instance_uid) + ".dcm")
         return self.directory.joinpath(*parts)
 
-    def write_file(self, data: bytes, final: Path) -> int:
-        """Write data atomically to final (a path inside this store)."""
+    def write_file(self, data: bytes | Path, final: Path) -> int:
+        """Write data (bytes, or the file at a path, copied in chunks) atomically to final,
+        a path inside this store."""
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = self.directory / INCOMING / f"{final.name}.{threading.get_ident()}.tmp"
         try:
             with open(temp, "xb") as out:
-                out.write(data)
+                if isinstance(data, Path):
+                    with open(data, "rb") as source:
+                        shutil.copyfileobj(source, out, 1 << 20)
+                else:
+                    out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
+                size = out.tell()
             os.replace(temp, final)
         except BaseException:
             with contextlib.suppress(OSError):
                 temp.unlink()
             raise
-        return len(data)
+        return size
 
     def probe_path(self, sop_instance_uid: str) -> Path:
         return self.directory / PROBE / (safe_uid(sop_instance_uid) + ".dcm")
 
-    def add(self, data: bytes, instance: StoredInstance) -> None:
+    def add(self, data: bytes | Path, instance: StoredInstance) -> None:
         """Write the file, then index it. Raises OSError or sqlite3.Error; leaves nothing."""
         self.write_file(data, instance.path)
         try:

@@ -210,3 +210,14 @@ def test_knob_ignored_c_cancel_is_followed_by_an_abort(pacs, tmp_path):
     assert outcome.summary.cancelled
     assert 1 <= outcome.summary.stored < len(expected(pacs, ("MG",)))
     assert not any((tmp_path / "store" / ".incoming").iterdir())
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_knob_garbled_text_is_decoded_tolerantly(pacs, tmp_path):
+    """An unknown character set, UTF-8 bytes and descriptions far over 64 characters."""
+    pacs.faults = Faults(garbled_text=True)
+    outcome = run(pacs, tmp_path)
+    assert outcome.status == 0, outcome.message
+    descriptions = [p.study.description for p in outcome.result.plans]
+    assert descriptions and all(len(d) > 64 for d in descriptions)
+    assert stored(tmp_path / "store") == expected(pacs)

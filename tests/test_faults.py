@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from datetime import date, timedelta
@@ -214,3 +215,49 @@ def _wait_for(condition, proc: subprocess.Popen[str], limit: float = 30) -> None
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
     raise AssertionError("nothing arrived in time")
+
+
+@pytest.fixture
+def stalling_peer():
+    """Accepts, sends the first bytes of an A-ASSOCIATE-AC PDU, then says nothing more."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.sendall(b"\x02\x00\x00\x00\x00\xff")  # type 2, length 255, then nothing
+            held.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_peer_that_stalls_mid_pdu_fails_within_the_timeout(tmp_path, stalling_peer):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"[remotes.pacs]\naet = 'PACS'\nhost = '127.0.0.1'\nport = {stalling_peer}\ntimeout = 2\n"
+        f"[stores.local]\naet = 'STORE'\nport = {free_port()}\nbind = '127.0.0.1'\n"
+        f"directory = '{tmp_path / 'store'}'\n"
+    )
+    started = time.monotonic()
+    result = scripted(config, "pacs", "local", "-ct")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 3, result.stderr
+    assert "pacs" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert elapsed < 20, "bounded by the association timeout, not left hanging"
+    echo = scripted(config, "--echo")
+    assert echo.returncode == 3

@@ -290,3 +290,43 @@ def test_a_second_listener_on_the_same_store_is_refused(listener, tmp_path):
     )  # fmt: skip
     assert result.returncode == 3
     assert "in use by another qrtui process" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_large_object_is_received_in_bounded_memory_and_stored_byte_for_byte(listener, tmp_path):
+    """150 MB of pixel data: the listener writes it as it arrives instead of holding it."""
+    proc, node = listener
+    ds = pydicom.dcmread(require_corpus() / "MG-Im-GE_Seno_1_ForPresentation.dcm")
+    ds.Rows, ds.Columns = 7500, 10000
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.SamplesPerPixel = 16, 16, 15, 1
+    ds.PixelData = bytes(range(256)) * (7500 * 10000 * 2 // 256)
+    ds.SOPInstanceUID = generate_uid()
+    big = tmp_path / "big.dcm"
+    ds.save_as(big, enforce_file_format=True)
+    del ds
+    push = subprocess.run(
+        [STORESCU, "-aec", node.aet, "127.0.0.1", str(node.port), str(big)],
+        capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert push.returncode == 0, push.stderr
+    peak_kb = _peak_rss_kb(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    sent = pydicom.dcmread(big)
+    assert node.directory
+    stored_path = (
+        node.directory
+        / sent.StudyInstanceUID
+        / sent.SeriesInstanceUID
+        / f"{sent.SOPInstanceUID}.dcm"
+    )
+    assert pydicom.dcmread(stored_path) == sent
+    print(f"listener peak RSS {peak_kb} kB for a 150 MB object")
+    assert peak_kb < 150_000 * 0.8, f"peak RSS {peak_kb} kB for a 150 MB object"
+
+
+def _peak_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")

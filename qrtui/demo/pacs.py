@@ -25,7 +25,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from qrtui.demo.studies import DemoStudy, demo_studies
-from qrtui.dicom.assoc import set_nodelay
+from qrtui.dicom.assoc import tune_socket
 
 LEVEL_KEYS = {
     "STUDY": ("StudyInstanceUID",),
@@ -53,6 +53,7 @@ class Faults:
     delay: float = 0.0  # seconds before each response
     move_status: int | None = None  # 0xA801: destination unknown; 0xB000: one failed
     ignore_cancel: bool = False
+    garbled_text: bool = False  # unknown character set, UTF-8 bytes, over-long descriptions
 
 
 class DemoPacs:
@@ -92,7 +93,7 @@ class DemoPacs:
                 scp_role=True,
             )
         handlers: list[Any] = [
-            (evt.EVT_CONN_OPEN, set_nodelay),
+            (evt.EVT_CONN_OPEN, tune_socket),
             (evt.EVT_C_ECHO, lambda event: 0x0000),
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_MOVE, self._on_move),
@@ -246,6 +247,11 @@ class DemoPacs:
                 keyword = element.keyword
                 if keyword in record and keyword not in hidden:
                     setattr(answer, keyword, record[keyword])
+            if self.faults.garbled_text:
+                answer.SpecificCharacterSet = "ISO_IR 999"
+                if "StudyDescription" in answer:
+                    text = f"{record['StudyDescription']} \u2013 Überweisung " * 8
+                    answer.add_new("StudyDescription", "LO", text.encode("utf-8"))
             yield 0xFF00, answer
 
     # ------------------------------------------------------------ C-MOVE and C-GET
@@ -268,7 +274,7 @@ class DemoPacs:
             yield None, None  # pynetdicom answers 0xA801: move destination unknown
             return
         host, port = address
-        yield host, port, {"evt_handlers": [(evt.EVT_CONN_OPEN, set_nodelay)]}
+        yield host, port, {"evt_handlers": [(evt.EVT_CONN_OPEN, tune_socket)]}
         yield from self._sub_operations(event)
 
     def _on_get(self, event: Any) -> Iterator[Any]:

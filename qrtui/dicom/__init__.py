@@ -6,3 +6,6 @@ from pynetdicom import _config as _pynetdicom_config
 _pynetdicom_config.LOG_REQUEST_IDENTIFIERS = False
 _pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = False
 _pynetdicom_config.LOG_HANDLER_LEVEL = "none"
+# Received datasets go to a temporary file as they arrive, not into memory: a breast
+# tomosynthesis object of some hundred MB must not need that much RAM.
+_pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True

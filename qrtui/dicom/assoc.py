@@ -43,12 +43,19 @@ class AssociationFailed(Exception):
         self.detail = detail
 
 
-def set_nodelay(event: Any) -> None:
-    """Small DIMSE messages must not wait for Nagle's delayed ACK."""
-    sock = event.assoc.dul.socket.socket
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def tune_socket(event: Any) -> None:
+    """No Nagle wait for small DIMSE messages; and a receive timeout, which pynetdicom
+    clears after connecting, so a peer that stalls mid-PDU cannot block a read forever."""
+    assoc = event.assoc
+    sock = assoc.dul.socket.socket
+    if sock is None:
+        return
+    # Until the association is accepted, a read waits no longer than the ACSE timeout.
+    wait = assoc.acse_timeout if assoc.is_requestor else assoc.network_timeout
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if wait is not None:
+            sock.settimeout(wait)
 
 
 def make_ae(calling_aet: str, peer: Peer) -> AE:
@@ -73,7 +80,7 @@ def associate(
     def on_open(event: Any) -> None:
         nonlocal connected
         connected = True
-        set_nodelay(event)
+        tune_socket(event)
 
     started = time.monotonic()
     try:
@@ -89,6 +96,10 @@ def associate(
             peer, Outcome.UNREACHABLE, f"unknown host {peer.host!r} ({exc.strerror})"
         ) from None
     if assoc.is_established:
+        sock = assoc.dul.socket.socket if assoc.dul.socket else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(ae.network_timeout)
         return assoc
     elapsed = time.monotonic() - started
     if assoc.is_rejected:

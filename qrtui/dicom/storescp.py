@@ -8,14 +8,16 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from pydicom import dcmread
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from qrtui.config import StoreNode
-from qrtui.dicom.assoc import set_nodelay
+from qrtui.dicom.assoc import tune_socket
 from qrtui.dicom.find import text
 from qrtui.store import Store, StoredInstance, StoreError, UnsafeUID, safe_uid
 
@@ -55,8 +57,12 @@ class Receiver:
 
     def receive(self, event: Any) -> tuple[int, int]:
         """(status, bytes stored) for one C-STORE request."""
+        received_file = _received_file(event)
         try:
-            ds = event.dataset
+            if received_file is not None:  # header only: the pixel data stays on disk
+                ds = dcmread(received_file, stop_before_pixels=True, defer_size="64 KB")
+            else:
+                ds = event.dataset
             sop = safe_uid(text(ds, "SOPInstanceUID"))
             study = safe_uid(text(ds, "StudyInstanceUID"))
             series = safe_uid(text(ds, "SeriesInstanceUID"))
@@ -69,7 +75,12 @@ class Receiver:
         probe = series in self.probe_series
         final = self.store.probe_path(sop) if probe else self.store.path_for(study, series, sop)
         try:
-            data = event.encoded_dataset(include_meta=True)
+            data: bytes | Path
+            if received_file is not None:
+                data, size = received_file, received_file.stat().st_size
+            else:
+                encoded = event.encoded_dataset(include_meta=True)
+                data, size = encoded, len(encoded)
             instance = StoredInstance(
                 sop_instance_uid=sop,
                 sop_class_uid=str(event.request.AffectedSOPClassUID),
@@ -77,7 +88,7 @@ class Receiver:
                 series_uid=series,
                 modality=(text(ds, "Modality") or "").upper()[:16],
                 path=final,
-                size=len(data),
+                size=size,
                 sending_aet=str(event.assoc.remote.get("ae_title", "")).strip(),
             )
             if probe:
@@ -107,6 +118,15 @@ class Receiver:
     def mark(self) -> int:
         with self._lock:
             return len(self.received)
+
+
+def _received_file(event: Any) -> Path | None:
+    """Where pynetdicom wrote the dataset as it arrived (chunked receive), if it did."""
+    try:
+        path = event.dataset_path
+    except AttributeError:
+        return None
+    return path if isinstance(path, Path) else None
 
 
 def _why(exc: BaseException) -> str:
@@ -144,7 +164,7 @@ class StorageSCP:
         ae.add_supported_context(Verification)
         ae.require_calling_aet = list(node.allowed_aets)
         handlers: list[Any] = [
-            (evt.EVT_CONN_OPEN, set_nodelay),
+            (evt.EVT_CONN_OPEN, tune_socket),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_ECHO, lambda event: 0x0000),
             (evt.EVT_RELEASED, self._on_end),

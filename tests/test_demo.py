@@ -221,3 +221,14 @@ def test_knob_garbled_text_is_decoded_tolerantly(pacs, tmp_path):
     descriptions = [p.study.description for p in outcome.result.plans]
     assert descriptions and all(len(d) > 64 for d in descriptions)
     assert stored(tmp_path / "store") == expected(pacs)
+
+
+def test_an_object_gone_between_query_and_retrieve_is_a_failure_not_a_success(pacs, tmp_path):
+    config = demo_config(tmp_path, pacs)
+    remote, store = config.remote(DEMO_REMOTE), config.store(DEMO_STORE)
+    planned = worker.plan(config, remote, store, build_query(today=TODAY, date_from="1d", dx=True))
+    gone = planned.result.to_fetch[0].picks[0].series.series_instance_uid
+    pacs.objects = [o for o in pacs.objects if o.SeriesInstanceUID != gone]
+    outcome = worker.retrieve(config, remote, store, planned.result)
+    assert outcome.status == 1
+    assert any("found nothing to send" in p for p in outcome.summary.problems)

@@ -261,3 +261,34 @@ def test_a_peer_that_stalls_mid_pdu_fails_within_the_timeout(tmp_path, stalling_
     assert elapsed < 20, "bounded by the association timeout, not left hanging"
     echo = scripted(config, "--echo")
     assert echo.returncode == 3
+
+
+def test_a_peer_announcing_a_huge_pdu_is_cut_off_without_reading_it(tmp_path):
+    """An A-ASSOCIATE-AC announcing 4 GB, followed by endless zeros: qrtui reads none of it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    sent = [0]
+
+    def flood() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"\x02\x00\xff\xff\xff\xf0")
+            try:
+                while sent[0] < 2_000_000_000:
+                    conn.sendall(bytes(1 << 20))
+                    sent[0] += 1 << 20
+            except OSError:
+                pass  # qrtui closed the connection
+
+    thread = threading.Thread(target=flood, daemon=True)
+    thread.start()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"[remotes.pacs]\naet = 'PACS'\nhost = '127.0.0.1'\nport = {server.getsockname()[1]}\n"
+    )
+    result = scripted(config, "--echo")
+    thread.join(timeout=30)
+    server.close()
+    assert result.returncode == 3
+    assert sent[0] < 64 * (1 << 20), f"{sent[0]} bytes were taken in before the cut"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pydicom
+from pydicom.dataset import Dataset
 
 from qrtui.config import StoreNode
 from qrtui.dicom.retrieve import (
@@ -304,28 +305,59 @@ class Retriever:
             receiver.probe_series.add(series.series_instance_uid)
         try:
             for ident in identifiers:
-                mark = receiver.mark() if receiver else 0
-                self._progress(what)
-                self.summary.requests += 1
-
-                def pending(counts: SubOps, mark: int = mark) -> None:
-                    self._progress(what, counts, receiver.since(mark) if receiver else ())
-
-                try:
-                    outcome = self.session.retrieve(ident, pending)
-                finally:
-                    now = [
-                        r
-                        for r in (receiver.since(mark) if receiver else [])
-                        if r.instance.series_uid == series.series_instance_uid
-                    ]
+                for attempt in (1, 2):
+                    outcome, now = self._request(ident, what, series.series_instance_uid)
                     arrived += now
-                    self._count_arrivals(now)
-                self._account(what, outcome, now)
+                    if attempt == 1 and self._worth_retrying(outcome, now):
+                        self.summary.completed += outcome.counts.completed or 0
+                        self._log(f"{what}: {self._shortfall(outcome, now)}; asking once more")
+                        continue
+                    self._account(what, outcome, now)
+                    break
         finally:
             if probe and receiver is not None:
                 receiver.probe_series.discard(series.series_instance_uid)
         return arrived
+
+    def _request(
+        self, ident: Dataset, what: str, series_uid: str
+    ) -> tuple[RetrieveOutcome, list[Received]]:
+        """One C-MOVE/C-GET, and what arrived for the series meanwhile."""
+        receiver = self.receiver
+        mark = receiver.mark() if receiver else 0
+        self._progress(what)
+        self.summary.requests += 1
+
+        def pending(counts: SubOps) -> None:
+            self._progress(what, counts, receiver.since(mark) if receiver else ())
+
+        now: list[Received] = []
+        try:
+            return self.session.retrieve(ident, pending), now
+        finally:
+            now += [
+                r
+                for r in (receiver.since(mark) if receiver else [])
+                if r.instance.series_uid == series_uid
+            ]
+            self._count_arrivals(now)
+
+    def _worth_retrying(self, outcome: RetrieveOutcome, arrived: list[Received]) -> bool:
+        """Some sub-operations failed, or fewer objects came than reported: a second ask
+        fetches what is missing (what arrived is simply stored again)."""
+        if outcome.cancelled or outcome.status == STATUS_MOVE_DESTINATION_UNKNOWN:
+            return False
+        return bool(self._shortfall(outcome, arrived))
+
+    def _shortfall(self, outcome: RetrieveOutcome, arrived: list[Received]) -> str:
+        counts = outcome.counts
+        failed = max(counts.failed or 0, len(outcome.failed_uids))
+        if failed:
+            return f"{failed} sub-operations failed"
+        expected = (counts.completed or 0) + (counts.warning or 0)
+        if self.receiver is not None and expected > len(arrived):
+            return f"PACS reported {expected} completed, {len(arrived)} received"
+        return ""
 
     def _count_arrivals(self, arrived: Sequence[Received]) -> None:
         s = self.summary

@@ -173,7 +173,12 @@ class Store:
         return self.directory / PROBE / (safe_uid(sop_instance_uid) + ".dcm")
 
     def add(self, data: bytes | Path, instance: StoredInstance) -> None:
-        """Write the file, then index it. Raises OSError or sqlite3.Error; leaves nothing."""
+        """Write the file, then index it. Raises OSError or sqlite3.Error; leaves nothing.
+        The same instance again (same UID, same size) leaves the file standing: a failed
+        second write must not take away a good first copy."""
+        if instance.path.is_file() and instance.path.stat().st_size == instance.size:
+            self._index(instance)
+            return
         self.write_file(data, instance.path)
         try:
             self._index(instance)

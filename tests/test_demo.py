@@ -232,3 +232,13 @@ def test_an_object_gone_between_query_and_retrieve_is_a_failure_not_a_success(pa
     outcome = worker.retrieve(config, remote, store, planned.result)
     assert outcome.status == 1
     assert any("found nothing to send" in p for p in outcome.summary.problems)
+
+
+def test_knob_a_sub_operation_failing_once_is_asked_again_and_the_run_succeeds(pacs, tmp_path):
+    pacs.faults = Faults(fail_once=True)
+    outcome = run(pacs, tmp_path, groups=("MG", "DX"))
+    assert outcome.status == 0, outcome.summary
+    assert outcome.summary.failed == 0
+    assert stored(tmp_path / "store") == expected(pacs, ("MG", "DX"))
+    retried = outcome.summary.requests - len(outcome.result.to_fetch)
+    assert retried >= 1

@@ -155,7 +155,11 @@ def test_disk_full_mid_retrieve_fails_the_run_and_the_next_run_completes(small_d
         second = worker.run(config, remote, store_node, params, dry_run=False)
         assert second.status == 0, second.summary
         assert _indexed(small_disk / "store") == wanted
-        assert second.summary.skipped_already_held == len(held_after_first)
+        assert second.summary.skipped_already_held == len(held_after_first), (
+            held_after_first,
+            second.result.counts,
+            [(p.study.description, p.reason) for p in second.result.plans],
+        )
 
 
 def _indexed(store: Path) -> set[str]:

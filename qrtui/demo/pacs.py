@@ -53,6 +53,7 @@ class Faults:
     delay: float = 0.0  # seconds before each response
     move_status: int | None = None  # 0xA801: destination unknown; 0xB000: one failed
     ignore_cancel: bool = False
+    fail_once: bool = False  # the last sub-operation of a request fails, the first time only
     garbled_text: bool = False  # unknown character set, UTF-8 bytes, over-long descriptions
 
 
@@ -68,6 +69,7 @@ class DemoPacs:
         self.port = 0
         self._server: Any = None
         self._ae: Any = None
+        self._failed: set[str] = set()
         self._pause = threading.Event()  # never set: waiting on it is the delay
 
     # ------------------------------------------------------------ running
@@ -283,6 +285,9 @@ class DemoPacs:
     def _sub_operations(self, event: Any) -> Iterator[Any]:
         objects = self.selected(event.identifier)
         failing = objects[-1] if objects and self.faults.move_status == 0xB000 else None
+        if objects and self.faults.fail_once and objects[-1].SOPInstanceUID not in self._failed:
+            failing = objects[-1]
+            self._failed.add(failing.SOPInstanceUID)
         yield len(objects)
         for index, ds in enumerate(objects):
             if event.is_cancelled and not self.faults.ignore_cancel:

@@ -291,6 +291,9 @@ def _listen(config: Config, ref: str) -> int:
     except (StoreBusy, StoreError) as exc:
         print(f"qrtui: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except ConfigError as exc:
+        print(f"qrtui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 

@@ -43,6 +43,10 @@ class RemoteNode:
     dimse_timeout: float = 60.0
     use_modality_tag: bool = False
     retrieve_deadline: float = 3600.0  # for one C-MOVE/C-GET, however many Pendings come
+    tls: bool = False
+    tls_ca: str | None = None  # CA certificates to trust (default: the system's)
+    tls_cert: str | None = None  # our certificate, for a node that wants one
+    tls_key: str | None = None
 
     @property
     def address(self) -> str:
@@ -61,6 +65,10 @@ class StoreNode:
     bind: str = "0.0.0.0"
     timeout: float = 5.0
     allowed_aets: tuple[str, ...] = ()  # calling AE titles let in; empty: any
+    tls: bool = False  # the embedded SCP speaks DICOM TLS with tls_cert and tls_key
+    tls_ca: str | None = None  # when set, senders must show a certificate it signed
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -175,6 +183,10 @@ _REMOTE_KEYS = {
     "dimse_timeout": _Key(float, check=_check_timeout),
     "use_modality_tag": _Key(bool),
     "retrieve_deadline": _Key(float, check=_check_deadline),
+    "tls": _Key(bool),
+    "tls_ca": _Key(str, check=_check_nonempty),
+    "tls_cert": _Key(str, check=_check_nonempty),
+    "tls_key": _Key(str, check=_check_nonempty),
 }
 _STORE_KEYS = {
     "aet": _Key(str, required=True, check=check_aet),
@@ -184,6 +196,10 @@ _STORE_KEYS = {
     "bind": _Key(str, check=_check_nonempty),
     "timeout": _Key(float, check=_check_timeout),
     "allowed_aets": _Key(tuple, check=_check_aets),
+    "tls": _Key(bool),
+    "tls_ca": _Key(str, check=_check_nonempty),
+    "tls_cert": _Key(str, check=_check_nonempty),
+    "tls_key": _Key(str, check=_check_nonempty),
 }
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TYPE_NAMES = {
@@ -252,10 +268,11 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
                 )
         return list(tables.items())
 
-    remotes = tuple(
-        RemoteNode(name=name, **_read_table(table, _REMOTE_KEYS, f"remotes.{name}", fail))
-        for name, table in node_tables("remotes")
-    )
+    remotes = []
+    for name, table in node_tables("remotes"):
+        values = _read_table(table, _REMOTE_KEYS, f"remotes.{name}", fail)
+        _check_tls(values, f"remotes.{name}", fail, server=False)
+        remotes.append(RemoteNode(name=name, **values))
     stores: list[StoreNode] = []
     for name, table in node_tables("stores"):
         where = f"stores.{name}"
@@ -272,10 +289,25 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
             raise fail(where, "needs 'directory' (embedded store) or 'host' (external store)")
         elif "bind" in values:
             raise fail(f"{where}.bind", "only an embedded store (with directory) listens")
+        elif values.get("tls"):
+            raise fail(f"{where}.tls", "only an embedded store (with directory) listens")
+        _check_tls(values, where, fail, server=True)
         stores.append(StoreNode(name=name, **values))
 
     _check_store_clashes(stores, fail)
-    return Config(path=path, client=client, remotes=remotes, stores=tuple(stores))
+    return Config(path=path, client=client, remotes=tuple(remotes), stores=tuple(stores))
+
+
+def _check_tls(
+    values: dict[str, Any], where: str, fail: Callable[[str, str], ConfigError], *, server: bool
+) -> None:
+    files = [k for k in ("tls_ca", "tls_cert", "tls_key") if k in values]
+    if files and not values.get("tls"):
+        raise fail(f"{where}.{files[0]}", "is only used with tls = true")
+    if ("tls_cert" in values) != ("tls_key" in values):
+        raise fail(f"{where}.tls_cert", "tls_cert and tls_key go together")
+    if server and values.get("tls") and "tls_cert" not in values:
+        raise fail(f"{where}.tls_cert", "a store that listens with TLS needs tls_cert and tls_key")
 
 
 def _check_store_clashes(stores: list[StoreNode], fail: Callable[[str, str], ConfigError]) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import platformdirs
 
-from qrtui.config import APP_NAME, Config, RemoteNode, StoreNode
+from qrtui.config import APP_NAME, Config, ConfigError, RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed
 from qrtui.dicom.echo import directory_problem
 from qrtui.dicom.find import FindSession
@@ -147,6 +147,8 @@ def plan(
         return JobOutcome(EXIT_UNREACHABLE, f"remote {remote.name}: {exc}")
     except (StoreBusy, StoreError) as exc:
         return JobOutcome(EXIT_UNREACHABLE, str(exc))
+    except ConfigError as exc:
+        return JobOutcome(EXIT_USAGE, str(exc))
     return JobOutcome(EXIT_OK, result=result)
 
 
@@ -177,6 +179,8 @@ def retrieve(
                 retriever.run(result.to_fetch)
     except (StoreBusy, StoreError) as exc:
         return JobOutcome(EXIT_UNREACHABLE, str(exc), result, summary)
+    except ConfigError as exc:
+        return JobOutcome(EXIT_USAGE, str(exc), result, summary)
     except RetrieveStopped as exc:
         summary.problems.append(str(exc))
         status, message = EXIT_PARTIAL, str(exc)

@@ -65,6 +65,30 @@ def test_unknown_node_reference_names_the_known(write_config):
 
 
 BAD = [
+    (
+        '[remotes.pacs]\naet = "A"\nhost = "h"\ntls_ca = "/ca.crt"',
+        r"remotes\.pacs\.tls_ca: is only used with tls = true",
+    ),
+    (
+        '[remotes.pacs]\naet = "A"\nhost = "h"\ntls = true\ntls_cert = "/c.crt"',
+        r"remotes\.pacs\.tls_cert: tls_cert and tls_key go together",
+    ),
+    (
+        '[stores.s]\naet = "S"\ndirectory = "/tmp/x"\ntls = true',
+        r"stores\.s\.tls_cert: a store that listens with TLS needs",
+    ),
+    (
+        '[stores.s]\naet = "S"\nhost = "h"\ntls = true',
+        r"stores\.s\.tls: only an embedded store",
+    ),
+    (
+        '[stores.s]\naet = "S"\ndirectory = "/tmp/x"\nallowed_aets = ["OK", "' + "X" * 17 + '"]',
+        r"stores\.s\.allowed_aets: AE title .* is longer than 16",
+    ),
+    (
+        '[remotes.pacs]\naet = "A"\nhost = "h"\nretrieve_deadline = 0',
+        r"remotes\.pacs\.retrieve_deadline: 0 must be between 1 and 86400",
+    ),
     ("[remotes.pacs\naet='A'", r"TOML syntax error: .*line 1, column \d+"),
     (
         '[remotes.pacs]\naet = "A"\nhost = "h"\ncolour = "red"',

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ class Outcome(StrEnum):
     REFUSED = "connection refused"
     UNREACHABLE = "unreachable"
     ABORTED = "aborted"
+    TLS_FAILED = "TLS failed"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Peer:
     port: int
     timeout: float = 5.0
     dimse_timeout: float = 60.0
+    tls: ssl.SSLContext | None = None
 
 
 class AssociationFailed(Exception):
@@ -90,6 +93,7 @@ def associate(
             ae_title=peer.aet,
             ext_neg=list(ext_neg) if ext_neg else None,
             evt_handlers=[(evt.EVT_CONN_OPEN, on_open), *evt_handlers],
+            tls_args=(peer.tls, peer.host) if peer.tls else None,
         )
     except socket.gaierror as exc:
         raise AssociationFailed(
@@ -125,8 +129,14 @@ def _why_no_connection(peer: Peer, elapsed: float) -> tuple[Outcome, str]:
         return Outcome.TIMED_OUT, f"no TCP connection within {peer.timeout:g} s"
     # pynetdicom does not keep the socket error: ask the network once more, briefly.
     try:
-        with socket.create_connection((peer.host, peer.port), timeout=peer.timeout - elapsed):
+        with socket.create_connection((peer.host, peer.port), timeout=peer.timeout - elapsed) as s:
+            if peer.tls:
+                peer.tls.wrap_socket(s, server_hostname=peer.host).close()
             return Outcome.ABORTED, "connection closed before the association request"
+    except ssl.SSLError as exc:
+        return Outcome.TLS_FAILED, exc.reason or str(exc)
+    except ssl.CertificateError as exc:
+        return Outcome.TLS_FAILED, str(exc)
     except ConnectionRefusedError:
         return Outcome.REFUSED, f"nothing listens on port {peer.port}"
     except TimeoutError:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from qrtui.config import Config, RemoteNode, StoreNode
+from qrtui.config import Config, ConfigError, RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed, Outcome, Peer, associate, make_ae, release
+from qrtui.dicom.tls import client_context
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,11 @@ def _echo_once(calling_aet: str, peer: Peer) -> tuple[Outcome, str, float | None
 
 
 def echo_remote(config: Config, node: RemoteNode) -> EchoResult:
-    peer = Peer(node.aet, node.host, node.port, node.timeout, node.timeout)
+    try:
+        tls = client_context(node)
+    except ConfigError as exc:
+        return EchoResult(node.name, "remote", node.aet, node.address, Outcome.TLS_FAILED, str(exc))
+    peer = Peer(node.aet, node.host, node.port, node.timeout, node.timeout, tls)
     outcome, detail, rtt = echo_peer(config.client.aet, peer)
     return EchoResult(node.name, "remote", node.aet, node.address, outcome, detail, rtt)
 

@@ -10,6 +10,7 @@ from pynetdicom.association import Association
 
 from qrtui.config import RemoteNode
 from qrtui.dicom.assoc import AssociationFailed, Peer
+from qrtui.dicom.tls import client_context
 
 T = TypeVar("T")
 
@@ -27,7 +28,9 @@ class Lost(Exception):
 
 
 def node_peer(node: RemoteNode) -> Peer:
-    return Peer(node.aet, node.host, node.port, node.timeout, node.dimse_timeout)
+    return Peer(
+        node.aet, node.host, node.port, node.timeout, node.dimse_timeout, client_context(node)
+    )
 
 
 class Session:

@@ -19,6 +19,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from qrtui.config import StoreNode
 from qrtui.dicom.assoc import tune_socket
 from qrtui.dicom.find import text
+from qrtui.dicom.tls import server_context
 from qrtui.store import Store, StoredInstance, StoreError, UnsafeUID, safe_uid
 
 STORAGE_CLASSES = tuple(
@@ -172,8 +173,9 @@ class StorageSCP:
             (evt.EVT_REJECTED, self._on_rejected),
         ]
         try:
+            tls = server_context(node)
             self._server = ae.start_server(
-                (node.bind, node.port), block=False, evt_handlers=handlers
+                (node.bind, node.port), block=False, evt_handlers=handlers, ssl_context=tls
             )
         except OSError as exc:
             raise StoreError(

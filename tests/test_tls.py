@@ -1,0 +1,157 @@
+"""DICOM TLS against a real Orthanc with TLS on (certificates made with openssl): echo,
+query and C-GET retrieve on one verified connection; plain TCP and an untrusted CA fail."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require, require_corpus
+from tests.servers import ORTHANC_BIN, Orthanc
+from tests.studies import build_population
+
+OPENSSL = shutil.which("openssl")
+
+
+def make_ca_and_server_cert(directory: Path, name: str = "ca") -> dict[str, Path]:
+    def run(*args: str) -> None:
+        subprocess.run([OPENSSL, *args], check=True, capture_output=True, cwd=directory)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN=qrtui test {name}",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.crt",
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        f"{name}-server.key",
+        "-out",
+        f"{name}-server.csr",
+    )
+    (directory / "san.cnf").write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}-server.csr",
+        "-CA",
+        f"{name}.crt",
+        "-CAkey",
+        f"{name}.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+        "-out",
+        f"{name}-server.crt",
+    )
+    return {
+        "ca": directory / f"{name}.crt",
+        "cert": directory / f"{name}-server.crt",
+        "key": directory / f"{name}-server.key",
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tls_orthanc(tmp_path_factory):
+    require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
+    require(OPENSSL, "openssl is not installed")
+    certs_dir = tmp_path_factory.mktemp("certs")
+    certs = make_ca_and_server_cert(certs_dir)
+    other = make_ca_and_server_cert(certs_dir, "other")
+    population = build_population(
+        require_corpus(), tmp_path_factory.mktemp("objects"), date.today()
+    )
+    server = Orthanc(
+        tmp_path_factory.mktemp("orthanc"),
+        modalities={"client": ("QRTUI", "127.0.0.1", 1)},
+        extra={
+            "DicomTlsEnabled": True,
+            "DicomTlsCertificate": str(certs["cert"]),
+            "DicomTlsPrivateKey": str(certs["key"]),
+            "DicomTlsTrustedCertificates": str(certs["ca"]),
+            "DicomTlsRemoteCertificateRequired": False,
+        },
+    ).start()
+    try:
+        server.upload(population.files())
+        yield server, certs, other, population
+    finally:
+        server.stop()
+
+
+def qrtui(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def config_for(tmp_path: Path, port: int, tls: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"[remotes.pacs]\naet = 'ORTHANC'\nhost = '127.0.0.1'\nport = {port}\n"
+        f"retrieve = 'get'\ntimeout = 10\n{tls}"
+        f"[stores.local]\naet = 'QRTUI_STORE'\ndirectory = '{tmp_path / 'store'}'\n"
+        "bind = '127.0.0.1'\n"
+    )
+    return path
+
+
+def test_echo_query_and_c_get_over_verified_tls(tls_orthanc, tmp_path):
+    server, certs, _, population = tls_orthanc
+    config = config_for(tmp_path, server.dicom_port, f"tls = true\ntls_ca = '{certs['ca']}'\n")
+    echo = qrtui(config, "--echo")
+    assert echo.returncode == 0, echo.stdout + echo.stderr
+    result = qrtui(config, "pacs", "local", "-mg", "-f", "7d", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)["retrieve"]
+    wanted = sum(
+        len(s.series[label].sop_uids) if idx is None else len(idx)
+        for s in population.studies.values() if s.group == "MG"
+        for label, idx in s.expect.items()
+    )  # fmt: skip
+    assert summary["stored"] == wanted and summary["failed"] == 0
+
+
+@pytest.mark.parametrize("how", ["plain", "untrusted"])
+def test_plain_tcp_or_an_untrusted_certificate_fails_clearly(tls_orthanc, tmp_path, how):
+    server, _, other, _ = tls_orthanc
+    tls = "" if how == "plain" else f"tls = true\ntls_ca = '{other['ca']}'\n"
+    config = config_for(tmp_path, server.dicom_port, tls)
+    result = qrtui(config, "pacs", "local", "-mg", "-f", "7d")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if how == "untrusted":
+        assert "TLS failed" in result.stderr and "CERTIFICATE_VERIFY_FAILED" in result.stderr
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").glob("*/*/*.dcm"))
+
+
+def test_tls_files_that_cannot_be_read_are_a_configuration_error(tmp_path, tls_orthanc):
+    server, *_ = tls_orthanc
+    config = config_for(tmp_path, server.dicom_port, "tls = true\ntls_ca = '/nonexistent/ca.crt'\n")
+    result = qrtui(config, "pacs", "local", "-mg")
+    assert result.returncode == 2 and "TLS files" in result.stderr

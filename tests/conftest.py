@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -92,3 +93,26 @@ def listening_store(tmp_path: Path) -> Iterator[tuple[StoreNode, Store, Receiver
         receiver = Receiver(store)
         with StorageSCP(node, receiver):
             yield node, store, receiver
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """small_disk(kb): a tmpfs of that size, unmounted after the test; skips where mounting
+    is not allowed."""
+    mounted: list[Path] = []
+
+    def mount(kilobytes: int) -> Path:
+        point = tmp_path / f"small-{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={kilobytes}k", "tmpfs", str(point)],
+            capture_output=True,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)

@@ -112,49 +112,37 @@ def test_only_allowed_calling_ae_titles_may_send(guarded_store):
     assert not any("GEPixelMed" in line for line in lines)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_disk_full_mid_retrieve_fails_the_run_and_the_next_run_completes(small_disk, tmp_path):
+    disk = small_disk(512)
     import os
 
     with DemoPacs() as pacs:
         config = demo_config(tmp_path, pacs)
-        store_node = replace(config.store(DEMO_STORE), directory=small_disk / "store")
+        store_node = replace(config.store(DEMO_STORE), directory=disk / "store")
         config = replace(config, stores=(store_node,))
         remote = config.remote(DEMO_REMOTE)
         params = build_query(today=date.today(), date_from="yesterday", mg=True, dx=True)
-        Store(small_disk / "store").close()  # the index exists before the disk fills
-        free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
-        filler = small_disk / "filler"
+        Store(disk / "store").close()  # the index exists before the disk fills
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        filler = disk / "filler"
         filler.write_bytes(bytes(free - 56 * 1024))  # the index WAL and two or three objects
 
         first = worker.run(config, remote, store_node, params, dry_run=False)
         assert first.status == 1 and first.summary is not None
         assert first.summary.failed >= 1
         assert any("could not be written (disk full)" in p for p in first.summary.problems)
-        held_after_first = _indexed(small_disk / "store")
+        held_after_first = _indexed(disk / "store")
         wanted = dose_uids(
             pacs.studies, ("MG", "DX"), date.today().fromordinal(date.today().toordinal() - 1)
         )
         assert held_after_first < wanted
-        for path in (small_disk / "store").glob("*/*/*.dcm"):  # every file is whole and indexed
+        for path in (disk / "store").glob("*/*/*.dcm"):  # every file is whole and indexed
             assert path.stem in held_after_first
 
         filler.unlink()
         second = worker.run(config, remote, store_node, params, dry_run=False)
         assert second.status == 0, second.summary
-        assert _indexed(small_disk / "store") == wanted
+        assert _indexed(disk / "store") == wanted
         assert second.summary.skipped_already_held == len(held_after_first), (
             held_after_first,
             second.result.counts,

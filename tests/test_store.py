@@ -181,22 +181,10 @@ def test_command_naming_another_instance_than_the_dataset_is_refused(
     assert list(store.instances()) == []
 
 
-@pytest.fixture
-def small_disk(tmp_path) -> Iterator[Path]:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_disk_full_answers_out_of_resources_and_leaves_no_partial_file(small_disk, rdsr_files):
+    disk = small_disk(200)
     node = StoreNode(
-        "local", "QRTUI_STORE", free_port(), directory=small_disk / "store", bind="127.0.0.1"
+        "local", "QRTUI_STORE", free_port(), directory=disk / "store", bind="127.0.0.1"
     )
     copies = []
     for _ in range(4):  # 80 KB each: the third cannot fit
@@ -214,9 +202,9 @@ def test_disk_full_answers_out_of_resources_and_leaves_no_partial_file(small_dis
     assert statuses[0] == 0 and 0xA700 in statuses
     accepted = {ds.SOPInstanceUID for ds, s in zip(copies, statuses, strict=True) if s == 0}
     assert indexed == accepted
-    on_disk = {p.stem for p in (small_disk / "store").glob("*/*/*.dcm")}
+    on_disk = {p.stem for p in (disk / "store").glob("*/*/*.dcm")}
     assert on_disk == accepted, "no file without a row, no partial file"
-    assert not any((small_disk / "store" / ".incoming").iterdir())
+    assert not any((disk / "store" / ".incoming").iterdir())
     assert receiver.write_errors and receiver.write_errors[0] == "disk full"
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
 
 from qrtui.config import StoreNode
+from qrtui.dicom.find import text
 from qrtui.dicom.retrieve import (
     STATUS_MOVE_DESTINATION_UNKNOWN,
     RetrieveOutcome,
@@ -123,13 +123,13 @@ def get_sop_classes(plans: Iterable[StudyPlan]) -> list[str]:
     return list(classes)
 
 
-def inspect_file(path: Path, received: Received) -> Inspected:
+def inspect_file(received: Received) -> Inspected:
     """What a fetched object is, read from its own header."""
     instance = received.instance
     sop_class = instance.sop_class_uid
     kind = ObjectKind.IMAGE
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        ds = pydicom.dcmread(instance.path, stop_before_pixels=True)
     except Exception:
         return Inspected(instance.sop_instance_uid, instance.series_uid, sop_class, kind)
     if sop_class in RDSR_CLASSES:
@@ -138,7 +138,7 @@ def inspect_file(path: Path, received: Received) -> Inspected:
         kind = ObjectKind.ESR if _title(ds) == DOSE_REPORT_TITLE else ObjectKind.REPORT
     elif sop_class.startswith("1.2.840.10008.5.1.4.1.1.88."):
         kind = ObjectKind.REPORT
-    elif is_dose_info(Series("", description=_text(ds, "SeriesDescription"))):
+    elif is_dose_info(Series("", description=text(ds, "SeriesDescription"))):
         kind = ObjectKind.DOSE_PAGE
     return Inspected(instance.sop_instance_uid, instance.series_uid, sop_class, kind)
 
@@ -149,13 +149,6 @@ def _title(ds: pydicom.Dataset) -> tuple[str, str] | None:
         return (str(code.CodeValue).strip(), str(code.CodingSchemeDesignator).strip())
     except Exception:
         return None
-
-
-def _text(ds: pydicom.Dataset, keyword: str) -> str:
-    try:
-        return str(ds.get(keyword, "") or "")
-    except Exception:
-        return ""
 
 
 class Retriever:
@@ -255,7 +248,7 @@ class Retriever:
         for pick in plan.probe:
             arrived += self._fetch(plan, pick, probe=True)
         by_uid = {r.instance.sop_instance_uid: r for r in arrived}
-        found = [inspect_file(r.instance.path, r) for r in by_uid.values()]
+        found = [inspect_file(r) for r in by_uid.values()]
         verdict = after_probe(plan, found)
         self._settle(self.store, by_uid, found, verdict.keep)
         self._log(f"{self._study_label}: {verdict.reason}")

@@ -155,3 +155,30 @@ def test_tls_files_that_cannot_be_read_are_a_configuration_error(tmp_path, tls_o
     config = config_for(tmp_path, server.dicom_port, "tls = true\ntls_ca = '/nonexistent/ca.crt'\n")
     result = qrtui(config, "pacs", "local", "-mg")
     assert result.returncode == 2 and "TLS files" in result.stderr
+
+
+def test_the_embedded_store_listens_with_tls_for_dcmtk_storescu(tmp_path):
+    storescu = shutil.which("storescu")
+    require(storescu and OPENSSL, "DCMTK and openssl are needed")
+    from qrtui.config import StoreNode
+    from qrtui.dicom.storescp import Receiver, StorageSCP
+    from qrtui.store import Store
+    from tests.servers import free_port
+
+    certs = make_ca_and_server_cert(tmp_path)
+    node = StoreNode(
+        "local", "STORE", free_port(), directory=tmp_path / "store", bind="127.0.0.1",
+        tls=True, tls_cert=str(certs["cert"]), tls_key=str(certs["key"]),
+    )  # fmt: skip
+    rdsr = require_corpus() / "CT-RDSR-GEPixelMed.dcm"
+    assert node.directory
+
+    def send(*tls: str) -> int:
+        command = [storescu, *tls, "-aec", "STORE", "127.0.0.1", str(node.port), str(rdsr)]
+        return subprocess.run(command, capture_output=True, timeout=30).returncode
+
+    with Store(node.directory) as store, StorageSCP(node, Receiver(store)):
+        assert send() != 0, "plain TCP is not accepted"
+        assert list(store.instances()) == []
+        assert send("+tla", "+cf", str(certs["ca"])) == 0
+        assert len(list(store.instances())) == 1

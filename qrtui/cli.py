@@ -24,7 +24,7 @@ from qrtui.config import (
     load_config,
     resolve_config_path,
 )
-from qrtui.events import Event, FunnelProgress, RetrieveProgress
+from qrtui.events import Event, FunnelProgress, RetrieveProgress, size_text
 from qrtui.query import QueryError, QueryParams, build_query
 from qrtui.worker import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE, EXIT_USAGE, usage_problem
 
@@ -312,7 +312,7 @@ class _StderrProgress:
             sys.stderr.write(
                 f"\r\033[Kretrieve: study {event.studies_done}/{event.studies_total}, "
                 f"{event.completed} completed, {event.failed} failed, "
-                f"{event.bytes / 1e6:.1f} MB"
+                f"{size_text(event.bytes)}"
             )
         else:
             sys.stderr.write(f"\r\033[K{event.text}\n")

@@ -38,3 +38,13 @@ class RetrieveProgress:
 
 Event = FunnelProgress | Notice | RetrieveProgress
 Emit = Callable[[Event], None]
+
+
+def size_text(count: int) -> str:
+    """Bytes for people: 812 B, 37.9 kB, 4.2 MB, 1.3 GB."""
+    value = float(count)
+    for unit in ("B", "kB", "MB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from qrtui.events import size_text
 from qrtui.funnel import FunnelResult
 from qrtui.query import QueryParams
 from qrtui.retrieve import RetrieveSummary
@@ -89,7 +90,7 @@ def retrieve_lines(summary: RetrieveSummary) -> list[str]:
     s = summary
     lines = [
         f"Retrieve: {s.studies_done} studies, {s.completed} completed, {s.failed} failed, "
-        f"{s.warning} warning, {s.received} received ({s.bytes} bytes), {s.stored} stored, "
+        f"{s.warning} warning, {s.received} received ({size_text(s.bytes)}), {s.stored} stored, "
         f"{s.skipped_already_held} skipped as already held",
     ]
     if s.inspected:

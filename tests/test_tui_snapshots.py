@@ -80,6 +80,8 @@ def test_results_screen(snap_compare, tmp_path, tui_pacs, size, stage):
         if stage == "retrieved":
             await pilot.press("r")
             await settle(pilot.app, pilot)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
 
     app = app_for(path, echo_on_start=False)
     assert snap_compare(app, terminal_size=size, run_before=query_then_retrieve)

@@ -34,7 +34,7 @@ from textual.widgets import (
 from qrtui import worker
 from qrtui.config import Config, ConfigError, RemoteNode, StoreNode, save_config
 from qrtui.dicom.echo import EchoResult, echo_remote, echo_store
-from qrtui.events import Event, FunnelProgress, Notice, RetrieveProgress
+from qrtui.events import Event, FunnelProgress, Notice, RetrieveProgress, size_text
 from qrtui.query import QueryError, QueryParams, build_query, parse_date, parse_hhmm
 from qrtui.selection import Decision
 
@@ -512,7 +512,7 @@ class ResultsScreen(Screen[None]):
         bar.update(total=max(e.studies_total, 1), progress=e.studies_done)
         left = f", {e.remaining} left" if e.remaining is not None else ""
         self.query_one("#retrieve-status", Static).update(
-            f"{e.completed} done, {e.failed} failed, {e.warning} warn{left}, {e.bytes / 1e6:.1f} MB"
+            f"{e.completed} done, {e.failed} failed, {e.warning} warn{left}, {size_text(e.bytes)}"
         )
         self.query_one("#status", Static).update(f"Retrieving: {e.current}")
 
@@ -554,7 +554,8 @@ class ResultsScreen(Screen[None]):
                 (plan.study, plan.group, len(picks), instances, f"{decision}: {plan.reason}")
             )
         for study, reason in result.dropped:
-            rows.append((study, "", 0, 0, f"dropped: {reason}"))
+            group = "/".join(study.modalities[:2]) or "-"
+            rows.append((study, group, 0, 0, f"dropped: {reason}"))
         rows.sort(
             key=lambda r: (r[4].startswith("dropped"), r[0].study_date, r[1], r[0].description)
         )

@@ -343,11 +343,12 @@ class Retriever:
         return bool(self._shortfall(outcome, arrived))
 
     def _shortfall(self, outcome: RetrieveOutcome, arrived: list[Received]) -> str:
-        counts = outcome.counts
-        failed = max(counts.failed or 0, len(outcome.failed_uids))
-        if failed:
-            return f"{failed} sub-operations failed"
-        expected = (counts.completed or 0) + (counts.warning or 0)
+        failed = _failed(outcome)
+        return f"{failed} sub-operations failed" if failed else self._gap(outcome, arrived)
+
+    def _gap(self, outcome: RetrieveOutcome, arrived: list[Received]) -> str:
+        """Fewer objects arrived than the PACS reported sent (only a receiver can tell)."""
+        expected = (outcome.counts.completed or 0) + (outcome.counts.warning or 0)
         if self.receiver is not None and expected > len(arrived):
             return f"PACS reported {expected} completed, {len(arrived)} received"
         return ""
@@ -364,7 +365,7 @@ class Retriever:
         reported = counts.completed
         s.completed += reported if reported is not None else len(arrived)
         s.warning += counts.warning or 0
-        failed = max(counts.failed or 0, len(outcome.failed_uids))
+        failed = _failed(outcome)
         s.failed += failed
         if outcome.cancelled:
             raise Cancelled
@@ -378,11 +379,9 @@ class Retriever:
             self._log(s.problems[-1])
         self._stop_if_nothing_works(outcome, arrived)
         if self.receiver is not None:
-            expected = (reported or 0) + (counts.warning or 0)
-            if expected > len(arrived):
-                s.gaps.append(
-                    f"{what}: PACS reported {expected} completed, {len(arrived)} received"
-                )
+            gap = self._gap(outcome, arrived)
+            if gap:
+                s.gaps.append(f"{what}: {gap}")
                 self._log(s.gaps[-1])
             elif outcome.success and reported is not None and not arrived and not failed:
                 s.problems.append(f"{what}: the PACS found nothing to send")
@@ -423,3 +422,8 @@ class Retriever:
             f"register AE title {node.aet}, host {where}, port {node.port} on the PACS "
             f'(or set retrieve = "get" on remote {self.session.node.name})'
         )
+
+
+def _failed(outcome: RetrieveOutcome) -> int:
+    """Failed sub-operations, by the count or by the list of UIDs, whichever says more."""
+    return max(outcome.counts.failed or 0, len(outcome.failed_uids))

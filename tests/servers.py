@@ -23,6 +23,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def qrtui_modalities(store_aet: str, store_port: int) -> dict[str, tuple[str, str, int]]:
+    """Orthanc's DicomModalities for qrtui: our store as move destination, and our calling AE
+    title (Orthanc answers C-FIND only to titles it knows)."""
+    return {
+        "store": (store_aet, "127.0.0.1", store_port),
+        "client": ("QRTUI", "127.0.0.1", store_port),
+    }
+
+
 def wait_until_listening(
     port: int, proc: subprocess.Popen[bytes], log: Path, limit: float = 30
 ) -> None:

@@ -19,7 +19,14 @@ import pytest
 
 from qrtui.store import INDEX_NAME
 from tests.conftest import require, require_corpus
-from tests.servers import DCMQRSCP_BIN, ORTHANC_BIN, Dcmqrscp, Orthanc, free_port
+from tests.servers import (
+    DCMQRSCP_BIN,
+    ORTHANC_BIN,
+    Dcmqrscp,
+    Orthanc,
+    free_port,
+    qrtui_modalities,
+)
 from tests.studies import PATIENT_ID, PATIENT_NAME, PopulationBuilder, build_population
 
 TODAY = date.today()
@@ -45,8 +52,7 @@ def pacs(population, tmp_path_factory) -> Iterator[Pacs]:
     require(DCMQRSCP_BIN, "DCMTK is not installed (apt-get install dcmtk)")
     store_port = free_port()
     destination = {"store": (STORE_AET, "127.0.0.1", store_port)}
-    # Orthanc answers C-FIND only to known AE titles: the client is registered too.
-    known = {**destination, "client": ("QRTUI", "127.0.0.1", store_port)}
+    known = qrtui_modalities(STORE_AET, store_port)
     orthanc = Orthanc(tmp_path_factory.mktemp("orthanc"), modalities=known).start()
     dcmtk = None
     try:
@@ -222,10 +228,7 @@ def single_study_orthanc(population, tmp_path) -> Iterator[tuple[Orthanc, int]]:
     """An Orthanc of its own, holding one CT study with an RDSR, for tests that change it."""
     require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
     store_port = free_port()
-    known = {
-        "store": (STORE_AET, "127.0.0.1", store_port),
-        "client": ("QRTUI", "127.0.0.1", store_port),
-    }
+    known = qrtui_modalities(STORE_AET, store_port)
     orthanc = Orthanc(tmp_path / "orthanc", modalities=known).start()
     try:
         orthanc.upload(population.studies["ct_rdsr"].files)
@@ -270,10 +273,7 @@ def test_success_with_nothing_received_is_reported_as_a_gap(population, tmp_path
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    known = {
-        "store": (STORE_AET, "127.0.0.1", elsewhere),
-        "client": ("QRTUI", "127.0.0.1", elsewhere),
-    }
+    known = qrtui_modalities(STORE_AET, elsewhere)
     orthanc = Orthanc(tmp_path / "orthanc", modalities=known).start()
     try:
         orthanc.upload(population.studies["ct_rdsr"].files)

@@ -23,7 +23,7 @@ from qrtui.tui.app import create_app
 from qrtui.tui.screens import NodeEditorScreen, NodesScreen, QueryScreen, ResultsScreen
 from tests.conftest import require, require_corpus
 from tests.fake_pacs import FakePacs
-from tests.servers import ORTHANC_BIN, Orthanc, free_port
+from tests.servers import ORTHANC_BIN, Orthanc, free_port, qrtui_modalities
 from tests.studies import PopulationBuilder, build_population
 
 FIXED_TODAY = date(2026, 11, 28)
@@ -68,10 +68,7 @@ def tui_pacs(population, tmp_path_factory) -> Iterator[tuple[int, int]]:
     """(Orthanc's DICOM port, the port our store must listen on)"""
     require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
     store_port = free_port()
-    known = {
-        "store": ("QRTUI_STORE", "127.0.0.1", store_port),
-        "client": ("QRTUI", "127.0.0.1", store_port),
-    }
+    known = qrtui_modalities("QRTUI_STORE", store_port)
     orthanc = Orthanc(tmp_path_factory.mktemp("orthanc"), modalities=known).start()
     try:
         orthanc.upload(population.files())

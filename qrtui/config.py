@@ -5,6 +5,7 @@ Every mistake becomes one ConfigError line naming the file, the node and the key
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tempfile
@@ -65,6 +66,7 @@ class StoreNode:
     bind: str = "0.0.0.0"
     timeout: float = 5.0
     allowed_aets: tuple[str, ...] = ()  # calling AE titles let in; empty: any
+    allowed_addresses: tuple[str, ...] = ()  # sender IP addresses or networks; empty: any
     tls: bool = False  # the embedded SCP speaks DICOM TLS with tls_cert and tls_key
     tls_ca: str | None = None  # when set, senders must show a certificate it signed
     tls_cert: str | None = None
@@ -158,6 +160,15 @@ def _check_aets(value: tuple[str, ...]) -> str | None:
     return None
 
 
+def _check_networks(value: tuple[str, ...]) -> str | None:
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            return f"{network!r} is not an IP address or network (such as 10.1.2.0/24)"
+    return None
+
+
 def _check_retrieve(value: str) -> str | None:
     return None if value in ("move", "get") else f'retrieve {value!r} must be "move" or "get"'
 
@@ -196,6 +207,7 @@ _STORE_KEYS = {
     "bind": _Key(str, check=_check_nonempty),
     "timeout": _Key(float, check=_check_timeout),
     "allowed_aets": _Key(tuple, check=_check_aets),
+    "allowed_addresses": _Key(tuple, check=_check_networks),
     "tls": _Key(bool),
     "tls_ca": _Key(str, check=_check_nonempty),
     "tls_cert": _Key(str, check=_check_nonempty),

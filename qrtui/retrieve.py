@@ -363,7 +363,8 @@ class Retriever:
         s = self.summary
         counts: SubOps = outcome.counts
         reported = counts.completed
-        s.completed += reported if reported is not None else len(arrived)
+        # What the embedded store received outweighs a count that says less.
+        s.completed += max(reported or 0, len(arrived) - (counts.warning or 0))
         s.warning += counts.warning or 0
         failed = _failed(outcome)
         s.failed += failed

@@ -86,6 +86,10 @@ BAD = [
         r"stores\.s\.allowed_aets: AE title .* is longer than 16",
     ),
     (
+        '[stores.s]\naet = "S"\ndirectory = "/tmp/x"\nallowed_addresses = ["10.1.2.0/24", "pacs"]',
+        r"stores\.s\.allowed_addresses: 'pacs' is not an IP address or network",
+    ),
+    (
         '[remotes.pacs]\naet = "A"\nhost = "h"\nretrieve_deadline = 0',
         r"remotes\.pacs\.retrieve_deadline: 0 must be between 1 and 86400",
     ),

@@ -194,6 +194,27 @@ def test_knob_warning_with_failed_sop_instances(pacs, tmp_path):
     assert any("0xB000" in p for p in outcome.summary.problems)
 
 
+def test_knob_nonsense_sub_operation_counts(pacs, tmp_path):
+    pacs.faults = Faults(nonsense_counts=True)
+    outcome = run(pacs, tmp_path, groups=("MG", "DX"))
+    assert outcome.status == 0, outcome.message
+    assert stored(tmp_path / "store") == expected(pacs, ("MG", "DX"))
+    summary = outcome.summary
+    assert summary.completed == summary.received == len(expected(pacs, ("MG", "DX")))
+
+
+def test_knob_warning_without_failed_list_or_counts_then_the_next_run_completes(pacs, tmp_path):
+    pacs.faults = Faults(move_status=0xB000, hide_failed_list=True, nonsense_counts=True)
+    first = run(pacs, tmp_path, groups=("MG",))
+    assert first.status == 1
+    assert any("0xB000" in p for p in first.summary.problems)
+    assert stored(tmp_path / "store") < expected(pacs, ("MG",))
+    pacs.faults = Faults()
+    second = run(pacs, tmp_path, groups=("MG",))
+    assert second.status == 0
+    assert stored(tmp_path / "store") == expected(pacs, ("MG",))
+
+
 def test_knob_ignored_c_cancel_is_followed_by_an_abort(pacs, tmp_path):
     pacs.faults = Faults(ignore_cancel=True, delay=0.3)
     config: Config = demo_config(tmp_path, pacs)

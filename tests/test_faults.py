@@ -3,6 +3,7 @@ before any network traffic, a retrieve that never ends, unsolicited senders."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -110,6 +111,27 @@ def test_only_allowed_calling_ae_titles_may_send(guarded_store):
     assert send("PACS_A") == 0
     assert len(list(store.instances())) == 1
     assert not any("GEPixelMed" in line for line in lines)
+
+
+def test_only_allowed_sender_addresses_may_connect(tmp_path):
+    require(STORESCU, "DCMTK is not installed (apt-get install dcmtk)")
+    rdsr = require_corpus() / "CT-RDSR-GEPixelMed.dcm"
+    sent: list[int] = []
+    for allowed in (("127.0.0.2", "10.0.0.0/8"), ("127.0.0.0/8",)):
+        node = StoreNode(
+            "local", "STORE", free_port(), directory=tmp_path / "store", bind="127.0.0.1",
+            allowed_addresses=allowed,
+        )  # fmt: skip
+        lines: list[str] = []
+        assert node.directory
+        with Store(node.directory) as store, StorageSCP(node, Receiver(store), log=lines.append):
+            command = [STORESCU, "-aec", "STORE", "127.0.0.1", str(node.port), str(rdsr)]
+            sent.append(subprocess.run(command, capture_output=True, timeout=30).returncode)
+            sent.append(len(list(store.instances())))
+        if allowed[0] == "127.0.0.2":
+            assert lines == ["127.0.0.1: refused (address not allowed)"]
+    assert sent[:2] != [0, 0] and sent[1] == 0, "refused, and nothing stored"
+    assert sent[2:] == [0, 1], "let in from an allowed network"
 
 
 def test_disk_full_mid_retrieve_fails_the_run_and_the_next_run_completes(small_disk, tmp_path):
@@ -284,3 +306,75 @@ def test_a_peer_announcing_a_huge_pdu_is_cut_off_without_reading_it(tmp_path):
     server.close()
     assert result.returncode == 3
     assert sent[0] < 64 * (1 << 20), f"{sent[0]} bytes were taken in before the cut"
+
+
+ENDLESS_FIND_SCP = """
+import sys
+from pydicom.dataset import Dataset
+from pynetdicom import AE, evt
+from pynetdicom.dimse_messages import C_FIND_RSP
+from pynetdicom.pdu_primitives import P_DATA
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
+
+encode = C_FIND_RSP.encode_msg
+sent = [0]
+
+
+def endless(self, context_id, max_pdu):
+    for primitive in encode(self, context_id, max_pdu):
+        if primitive.presentation_data_value_list[0][1][0] & 1:
+            yield primitive  # the command set, then dataset fragments that never end
+    while True:
+        primitive = P_DATA()
+        primitive.presentation_data_value_list = [[context_id, b"\\x00" + bytes(16000)]]
+        sent[0] += 16000
+        yield primitive
+
+
+C_FIND_RSP.encode_msg = endless
+
+
+def answer(event):
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    yield 0xFF00, ds
+
+
+ae = AE("PACS")
+ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+ae.add_supported_context(Verification)
+server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_FIND, answer)])
+print(server.server_address[1], flush=True)
+sys.stdin.read()
+server.shutdown()
+print(sent[0], flush=True)
+"""
+
+
+def test_a_response_that_never_ends_is_cut_off_in_bounded_memory(tmp_path):
+    """Each C-FIND answer is an identifier of endless 16 kB fragments, never the last one."""
+    peer = subprocess.Popen(
+        [sys.executable, "-c", ENDLESS_FIND_SCP], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert peer.stdout
+        port = int(peer.stdout.readline())
+        config = config_with(tmp_path, port, tmp_path / "store", free_port())
+        query = subprocess.Popen(
+            [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config), "pacs",
+             "local", "-ct", "--dry-run"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        timer = threading.Timer(60, query.kill)
+        timer.start()
+        _, status, usage = os.wait4(query.pid, 0)
+        timer.cancel()
+        assert query.stderr
+        stderr = query.stderr.read()
+    finally:
+        sent = int(peer.communicate("", timeout=30)[0])
+    assert sent > 8 * 1024 * 1024, "the peer really flooded"
+    assert os.waitstatus_to_exitcode(status) == 3, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert usage.ru_maxrss < 200 * 1024, f"peak RSS {usage.ru_maxrss} kB"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 from datetime import date
@@ -180,5 +181,7 @@ def test_the_embedded_store_listens_with_tls_for_dcmtk_storescu(tmp_path):
     with Store(node.directory) as store, StorageSCP(node, Receiver(store)):
         assert send() != 0, "plain TCP is not accepted"
         assert list(store.instances()) == []
-        assert send("+tla", "+cf", str(certs["ca"])) == 0
+        # A client that connects and never starts the handshake keeps nobody else out.
+        with socket.create_connection(("127.0.0.1", node.port)):
+            assert send("+tla", "+cf", str(certs["ca"])) == 0
         assert len(list(store.instances())) == 1

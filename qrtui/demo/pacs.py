@@ -17,6 +17,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
+from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
@@ -55,6 +56,8 @@ class Faults:
     ignore_cancel: bool = False
     fail_once: bool = False  # the last sub-operation of a request fails, the first time only
     garbled_text: bool = False  # unknown character set, UTF-8 bytes, over-long descriptions
+    hide_failed_list: bool = False  # 0xB000 without a Failed SOP Instance UID List
+    nonsense_counts: bool = False  # Pendings claim 65535 of everything; the final says 0 sent
 
 
 class DemoPacs:
@@ -283,6 +286,8 @@ class DemoPacs:
         yield from self._sub_operations(event)
 
     def _sub_operations(self, event: Any) -> Iterator[Any]:
+        if self.faults.nonsense_counts:
+            _miscount(event.assoc)
         objects = self.selected(event.identifier)
         failing = objects[-1] if objects and self.faults.move_status == 0xB000 else None
         if objects and self.faults.fail_once and objects[-1].SOPInstanceUID not in self._failed:
@@ -301,10 +306,26 @@ class DemoPacs:
             self._wait()
             if ds is failing:
                 failed = Dataset()
-                failed.FailedSOPInstanceUIDList = [ds.SOPInstanceUID]
+                failed.FailedSOPInstanceUIDList = (
+                    [] if self.faults.hide_failed_list else [ds.SOPInstanceUID]
+                )
                 yield 0xB000, failed
                 return
             yield 0xFF00, ds
+
+
+def _miscount(assoc: Any) -> None:
+    """pynetdicom counts sub-operations itself: rewrite its responses on the way out."""
+    send = assoc.dimse.send_msg
+
+    def send_miscounted(primitive: Any, context_id: int) -> None:
+        if isinstance(primitive, C_MOVE | C_GET) and primitive.Status is not None:
+            pending = primitive.Status in (0xFF00, 0xFF01)
+            for kind in ("Remaining", "Completed", "Failed", "Warning"):
+                setattr(primitive, f"NumberOf{kind}Suboperations", 65535 if pending else 0)
+        send(primitive, context_id)
+
+    assoc.dimse.send_msg = send_miscounted
 
 
 def _values(value: Any) -> list[str]:

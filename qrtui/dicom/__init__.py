@@ -1,6 +1,10 @@
 """DICOM networking: associations, echo, find. Blocking code; callers run it in threads."""
 
+from io import BytesIO
+
 from pynetdicom import _config as _pynetdicom_config
+from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.transport import AssociationSocket
 
 # pynetdicom logs whole identifiers (patient names and IDs) unless told not to.
@@ -25,3 +29,29 @@ def _bounded_recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
 
 
 AssociationSocket.recv = _bounded_recv  # type: ignore[method-assign]
+
+# A DIMSE message other than a C-STORE (those go to a file) is gathered in memory until its
+# last fragment. A peer that never sends that fragment would fill memory: past this size,
+# drop the message, abort the association and wake whoever waits for a response.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a C-FIND identifier is a few kB
+_unbounded_receive_primitive = DIMSEServiceProvider.receive_primitive
+
+
+def _bounded_receive_primitive(self: DIMSEServiceProvider, primitive: P_DATA) -> None:
+    _unbounded_receive_primitive(self, primitive)
+    message = self.message
+    if message is None:
+        return
+    held = message.encoded_command_set.tell()
+    if isinstance(message.data_set, BytesIO):
+        held += message.data_set.tell()
+    if held > MAX_MESSAGE_BYTES:
+        self.message = None
+        # An invalid PDU, as pynetdicom itself reports one: it sends an A-ABORT at once. A
+        # second abort from the waiting thread would be an invalid event from here on.
+        self.assoc._sent_abort = True
+        self.dul.event_queue.put("Evt19")
+        self.msg_queue.put((None, None))
+
+
+DIMSEServiceProvider.receive_primitive = _bounded_receive_primitive  # type: ignore[method-assign]

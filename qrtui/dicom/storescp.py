@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
+import socket
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from pydicom import dcmread
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
 
 from qrtui.config import StoreNode
 from qrtui.dicom.assoc import tune_socket
@@ -174,14 +177,25 @@ class StorageSCP:
         ]
         try:
             tls = server_context(node)
-            self._server = ae.start_server(
-                (node.bind, node.port), block=False, evt_handlers=handlers, ssl_context=tls
+            server = ae.make_server(
+                (node.bind, node.port),
+                evt_handlers=handlers,
+                ssl_context=tls,
+                server_class=GuardedServer,
             )
         except OSError as exc:
             raise StoreError(
                 f"store {node.name}: cannot listen on {node.bind}:{node.port}: "
                 f"{exc.strerror or exc}"
             ) from None
+        assert isinstance(server, GuardedServer)
+        server.allowed_networks = _networks(node.allowed_addresses)
+        server.refused = self._on_address_refused
+        ae._servers.append(server)  # as start_server() does: shutdown() takes it out
+        threading.Thread(
+            target=server.serve_forever, name=f"store {node.name}", daemon=True
+        ).start()
+        self._server = server
         return self
 
     def stop(self) -> None:
@@ -221,9 +235,57 @@ class StorageSCP:
                 f"{refused} refused, {how}"
             )
 
+    def _on_address_refused(self, address: str) -> None:
+        if self.log:
+            self.log(f"{address}: refused (address not allowed)")
+
     def _on_rejected(self, event: Any) -> None:
         if self.log:
             with contextlib.suppress(Exception):
                 requestor = event.assoc.requestor
                 aet = str(requestor.ae_title).strip()
                 self.log(f"{aet} from {requestor.address}: rejected (calling AE title not allowed)")
+
+
+class GuardedServer(ThreadedAssociationServer):
+    """Refuses senders outside `allowed_networks` before any DICOM, and does the TLS handshake
+    in the connection's own thread: pynetdicom does it in the accept loop, where one silent
+    client would keep every other sender out."""
+
+    allowed_networks: tuple[IPNetwork, ...] = ()
+    refused: Callable[[str], None] = staticmethod(lambda address: None)
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        assert self.socket is not None
+        conn, address = self.socket.accept()
+        if self.ssl_context:
+            conn = self.ssl_context.wrap_socket(
+                conn, server_side=True, do_handshake_on_connect=False
+            )
+        return conn, address
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        if not self.allowed_networks:
+            return True
+        host = str(client_address[0])
+        if _address_in(host, self.allowed_networks):
+            return True
+        self.refused(host)
+        return False
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(allowed: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(a, strict=False) for a in allowed)
+
+
+def _address_in(host: str, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)

@@ -26,7 +26,7 @@ from qrtui.config import (
 )
 from qrtui.events import Event, FunnelProgress, RetrieveProgress, size_text
 from qrtui.query import QueryError, QueryParams, build_query
-from qrtui.worker import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE, EXIT_USAGE, usage_problem
+from qrtui.status import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE, EXIT_USAGE, usage_problem
 
 
 class _Parser(argparse.ArgumentParser):

@@ -44,6 +44,7 @@ class RemoteNode:
     dimse_timeout: float = 60.0
     use_modality_tag: bool = False
     retrieve_deadline: float = 3600.0  # for one C-MOVE/C-GET, however many Pendings come
+    max_associations: int = 4  # requests in parallel; fewer if the node refuses more
     tls: bool = False
     tls_ca: str | None = None  # CA certificates to trust (default: the system's)
     tls_cert: str | None = None  # our certificate, for a node that wants one
@@ -152,6 +153,10 @@ def _check_deadline(value: float) -> str | None:
     return None if 1 <= value <= 86400 else f"{value} must be between 1 and 86400 s"
 
 
+def _check_associations(value: int) -> str | None:
+    return None if 1 <= value <= 16 else f"{value} must be between 1 and 16"
+
+
 def _check_aets(value: tuple[str, ...]) -> str | None:
     for aet in value:
         problem = check_aet(aet)
@@ -194,6 +199,7 @@ _REMOTE_KEYS = {
     "dimse_timeout": _Key(float, check=_check_timeout),
     "use_modality_tag": _Key(bool),
     "retrieve_deadline": _Key(float, check=_check_deadline),
+    "max_associations": _Key(int, check=_check_associations),
     "tls": _Key(bool),
     "tls_ca": _Key(str, check=_check_nonempty),
     "tls_cert": _Key(str, check=_check_nonempty),

@@ -5,7 +5,7 @@ It reports progress as events (qrtui.events) for the TUI and the scripted mode a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Protocol
@@ -56,6 +56,10 @@ UNDECIDED = "studies undecided (inspect first)"
 
 class Finder(Protocol):
     def find(self, identifier: Dataset) -> FindOutcome: ...
+
+    def find_each(self, identifiers: Sequence[Dataset]) -> Iterator[FindOutcome]:
+        """Answers in request order; they may be asked in parallel."""
+        ...
 
 
 class Holdings(Protocol):
@@ -119,7 +123,9 @@ class Funnel:
     # ------------------------------------------------------------ plumbing
 
     def _find(self, ds: Dataset, what: str) -> list[Dataset]:
-        outcome = self.finder.find(ds)
+        return self._matches(self.finder.find(ds), what)
+
+    def _matches(self, outcome: FindOutcome, what: str) -> list[Dataset]:
         if outcome.undecodable:
             self._count(UNDECODABLE, outcome.undecodable)
             self._notice(f"{what}: {outcome.undecodable} response(s) could not be decoded")
@@ -267,9 +273,8 @@ class Funnel:
         params = self.params
         self.counts[SERIES_QUERIES] = 0
         kept = []
-        for index, study in enumerate(studies):
-            self._progress("series query", index, len(studies))
-            ds = identifier(
+        queries = [
+            identifier(
                 "SERIES",
                 StudyInstanceUID=study.study_instance_uid,
                 SeriesInstanceUID="",
@@ -280,7 +285,13 @@ class Funnel:
                 StationName="",
                 SeriesTime="",
             )
-            matches = self._find(ds, "series query")
+            for study in studies
+        ]
+        self._progress("series query", 0, len(studies))
+        answers = self.finder.find_each(queries)
+        for index, (study, outcome) in enumerate(zip(studies, answers, strict=True)):
+            self._progress("series query", index, len(studies))
+            matches = self._matches(outcome, "series query")
             self.counts[SERIES_QUERIES] += 1
             series = tuple(s for s in (_series(m) for m in matches) if s is not None)
             study = replace(study, series=series)
@@ -338,35 +349,41 @@ class Funnel:
         self.counts[IMAGE_QUERIES] = 0
         for first_pass in (True, False):
             todo = [(study, self._wants_instances(study, first_pass)) for study in studies]
-            total = sum(len(w) for _, w in todo)
-            done = 0
-            out = []
-            for study, wanted in todo:
-                series_out = []
-                for series in study.series:
-                    if series.series_instance_uid in wanted:
-                        self._progress("image query", done, total)
-                        series = self._instances(study, series)
-                        done += 1
-                    series_out.append(series)
-                out.append(replace(study, series=tuple(series_out)))
-            self._progress("image query", total, total)
-            studies = out
+            asked = [
+                (study, series)
+                for study, wanted in todo
+                for series in study.series
+                if series.series_instance_uid in wanted
+            ]
+            queries = [
+                identifier(
+                    "IMAGE",
+                    StudyInstanceUID=study.study_instance_uid,
+                    SeriesInstanceUID=series.series_instance_uid,
+                    SOPInstanceUID="",
+                    SOPClassUID="",
+                    InstanceNumber="",
+                )
+                for study, series in asked
+            ]
+            listed: dict[str, Series] = {}
+            self._progress("image query", 0, len(asked))
+            answers = self.finder.find_each(queries)
+            for done, ((_, series), outcome) in enumerate(zip(asked, answers, strict=True)):
+                self._progress("image query", done, len(asked))
+                matches = self._matches(outcome, "image query")
+                self.counts[IMAGE_QUERIES] += 1
+                instances = tuple(i for i in (_instance(m) for m in matches) if i)
+                listed[series.series_instance_uid] = replace(series, instances=instances)
+            self._progress("image query", len(asked), len(asked))
+            studies = [
+                replace(
+                    study,
+                    series=tuple(listed.get(s.series_instance_uid, s) for s in study.series),
+                )
+                for study in studies
+            ]
         return studies
-
-    def _instances(self, study: Study, series: Series) -> Series:
-        ds = identifier(
-            "IMAGE",
-            StudyInstanceUID=study.study_instance_uid,
-            SeriesInstanceUID=series.series_instance_uid,
-            SOPInstanceUID="",
-            SOPClassUID="",
-            InstanceNumber="",
-        )
-        matches = self._find(ds, "image query")
-        self.counts[IMAGE_QUERIES] += 1
-        instances = tuple(i for i in (_instance(m) for m in matches) if i)
-        return replace(series, instances=instances)
 
     def _select(self, studies: list[Study]) -> None:
         options = Options(toshiba=self.params.toshiba, emptysr=self.params.emptysr)

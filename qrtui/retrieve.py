@@ -6,6 +6,7 @@ Progress goes out as events (qrtui.events), like the funnel's.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -14,6 +15,7 @@ from pydicom.dataset import Dataset
 
 from qrtui.config import StoreNode
 from qrtui.dicom.find import text
+from qrtui.dicom.pool import SessionPool
 from qrtui.dicom.retrieve import (
     STATUS_MOVE_DESTINATION_UNKNOWN,
     RetrieveOutcome,
@@ -152,8 +154,9 @@ def _title(ds: pydicom.Dataset) -> tuple[str, str] | None:
 
 
 class Retriever:
-    """Runs the plans through one RetrieveSession. An embedded store (receiver and store)
-    lets it inspect probes and check arrivals; an external store is only a destination."""
+    """Runs the plans through a RetrieveSession, or a pool of them: studies in parallel, each
+    study's requests in order. An embedded store (receiver and store) lets it inspect probes
+    and check arrivals; an external store is only a destination."""
 
     def __init__(
         self,
@@ -163,14 +166,17 @@ class Retriever:
         receiver: Receiver | None = None,
         store: Store | None = None,
         emit: Emit = lambda event: None,
+        pool: SessionPool[RetrieveSession] | None = None,
     ) -> None:
         self.session = session
+        self.pool = pool
         self.store_node = store_node
         self.receiver = receiver
         self.store = store
         self.emit = emit
         self.summary = RetrieveSummary()
-        self._study_label = ""
+        self._lock = threading.RLock()  # the summary, the counters, and the order of events
+        self._here = threading.local()  # the session and study of this worker thread
         self._studies_total = 0
         self._told_external = False
         self._failures_in_a_row = 0
@@ -178,14 +184,28 @@ class Retriever:
 
     # ------------------------------------------------------------ plumbing
 
+    @property
+    def _study_label(self) -> str:
+        return getattr(self._here, "label", "")
+
+    def _session(self) -> RetrieveSession:
+        return getattr(self._here, "session", self.session)
+
     def _log(self, line: str) -> None:
-        self.emit(Notice(line))
+        with self._lock:
+            self.emit(Notice(line))
 
     def _progress(
         self, current: str, inflight: SubOps | None = None, arrived: Sequence[Received] = ()
     ) -> None:
         """Totals so far, plus what the current request reported and delivered."""
         s, now = self.summary, inflight or SubOps()
+        with self._lock:
+            self._emit_progress(current, s, now, arrived)
+
+    def _emit_progress(
+        self, current: str, s: RetrieveSummary, now: SubOps, arrived: Sequence[Received]
+    ) -> None:
         self.emit(
             RetrieveProgress(
                 studies_done=s.studies_done,
@@ -206,18 +226,30 @@ class Retriever:
         self._studies_total = len(plans)
         self._progress("starting")
         try:
-            for plan in plans:
-                study = plan.study
-                self._study_label = f"{study.study_date or '-'} {plan.group} {study.description!r}"
-                self._study(plan)
-                self.summary.studies_done += 1
-                self._progress(self._study_label)
+            # One study at a time until a request works: a node that refuses them all (an
+            # unknown move destination) is asked once, not once per association.
+            first = 0
+            while first < len(plans) and (self.pool is None or not self._anything_worked):
+                self._one_study(self.session, plans[first])
+                first += 1
+            if self.pool is not None:
+                for _ in self.pool.map(self._one_study, plans[first:]):
+                    pass
         except Cancelled:
             self.summary.cancelled = True
             self._log("retrieve cancelled")
         finally:
             self._report_write_errors()
         return self.summary
+
+    def _one_study(self, session: RetrieveSession, plan: StudyPlan) -> None:
+        study = plan.study
+        self._here.session = session
+        self._here.label = f"{study.study_date or '-'} {plan.group} {study.description!r}"
+        self._study(plan)
+        with self._lock:
+            self.summary.studies_done += 1
+            self._progress(self._study_label)
 
     def _report_write_errors(self) -> None:
         errors = self.receiver.write_errors if self.receiver else []
@@ -264,6 +296,16 @@ class Retriever:
     ) -> None:
         """Kept probe objects move into the store; the rest are deleted, remembering what
         they were so a later run need not fetch them to know."""
+        with self._lock:
+            self._settle_locked(store, by_uid, found, keep)
+
+    def _settle_locked(
+        self,
+        store: Store,
+        by_uid: dict[str, Received],
+        found: Sequence[Inspected],
+        keep: frozenset[str],
+    ) -> None:
         for item in found:
             instance = by_uid[item.sop_instance_uid].instance
             self.summary.inspected += 1
@@ -302,7 +344,8 @@ class Retriever:
                     outcome, now = self._request(ident, what, series.series_instance_uid)
                     arrived += now
                     if attempt == 1 and self._worth_retrying(outcome, now):
-                        self.summary.completed += outcome.counts.completed or 0
+                        with self._lock:
+                            self.summary.completed += outcome.counts.completed or 0
                         self._log(f"{what}: {self._shortfall(outcome, now)}; asking once more")
                         continue
                     self._account(what, outcome, now)
@@ -319,21 +362,23 @@ class Retriever:
         receiver = self.receiver
         mark = receiver.mark() if receiver else 0
         self._progress(what)
-        self.summary.requests += 1
+        with self._lock:
+            self.summary.requests += 1
 
         def pending(counts: SubOps) -> None:
             self._progress(what, counts, receiver.since(mark) if receiver else ())
 
         now: list[Received] = []
         try:
-            return self.session.retrieve(ident, pending), now
+            return self._session().retrieve(ident, pending), now
         finally:
             now += [
                 r
                 for r in (receiver.since(mark) if receiver else [])
                 if r.instance.series_uid == series_uid
             ]
-            self._count_arrivals(now)
+            with self._lock:
+                self._count_arrivals(now)
 
     def _worth_retrying(self, outcome: RetrieveOutcome, arrived: list[Received]) -> bool:
         """Some sub-operations failed, or fewer objects came than reported: a second ask
@@ -360,6 +405,10 @@ class Retriever:
         s.stored += sum(not r.probe for r in arrived)
 
     def _account(self, what: str, outcome: RetrieveOutcome, arrived: list[Received]) -> None:
+        with self._lock:
+            self._account_locked(what, outcome, arrived)
+
+    def _account_locked(self, what: str, outcome: RetrieveOutcome, arrived: list[Received]) -> None:
         s = self.summary
         counts: SubOps = outcome.counts
         reported = counts.completed

@@ -20,7 +20,8 @@ import platformdirs
 from qrtui.config import APP_NAME, Config, ConfigError, RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed
 from qrtui.dicom.echo import directory_problem
-from qrtui.dicom.find import FindSession
+from qrtui.dicom.find import FindSession, PooledFinder
+from qrtui.dicom.pool import SessionPool
 from qrtui.dicom.retrieve import RetrieveSession
 from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.dicom.storescp import Receiver, StorageSCP
@@ -28,12 +29,14 @@ from qrtui.events import Emit
 from qrtui.funnel import INCOMPLETE, INSTANCES_HELD, Funnel, FunnelResult
 from qrtui.query import QueryParams
 from qrtui.retrieve import Retriever, RetrieveStopped, RetrieveSummary, get_sop_classes
+from qrtui.status import (  # noqa: F401  (re-exported for the faces)
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    usage_problem,
+)
 from qrtui.store import INDEX_NAME, Store, StoreBusy, StoreError
-
-EXIT_OK = 0
-EXIT_PARTIAL = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
 
 
 @dataclass
@@ -46,16 +49,6 @@ class JobOutcome:
 
 def _ignore(event: object) -> None:
     pass
-
-
-def usage_problem(remote: RemoteNode, store_node: StoreNode) -> str:
-    """Why this remote cannot retrieve into this store, or ''."""
-    if remote.retrieve == "get" and not store_node.embedded:
-        return (
-            f"remote {remote.name} retrieves with C-GET, which needs an embedded store "
-            f"(one with a directory); store {store_node.name} is external"
-        )
-    return ""
 
 
 def store_problem(remote: RemoteNode, store_node: StoreNode) -> str:
@@ -137,8 +130,12 @@ def plan(
             caps = load_caps()
             learned = dict(caps)
             with FindSession(config.client.aet, remote, cancel) as session:
-                funnel = Funnel(session, remote, params, emit=emit, holdings=store, caps=learned)
-                result = funnel.run()
+                finder = PooledFinder(session)
+                try:
+                    funnel = Funnel(finder, remote, params, emit=emit, holdings=store, caps=learned)
+                    result = funnel.run()
+                finally:
+                    finder.close()
             if learned != caps:
                 save_caps(learned)
     except Cancelled:
@@ -207,17 +204,23 @@ def _retriever(
         if receiver is not None and remote.retrieve == "move":
             stack.enter_context(StorageSCP(store_node, receiver))
         get = remote.retrieve == "get"
-        session = stack.enter_context(
-            RetrieveSession(
+        sop_classes = get_sop_classes(result.to_fetch) if get else ()
+        cancel = cancel or threading.Event()
+
+        def session() -> RetrieveSession:
+            return RetrieveSession(
                 config.client.aet,
                 remote,
                 destination=store_node.aet,
                 receiver=receiver,
-                sop_classes=get_sop_classes(result.to_fetch) if get else (),
+                sop_classes=sop_classes,
                 cancel=cancel,
             )
-        )
-        yield Retriever(session, store_node, receiver=receiver, store=store, emit=emit)
+
+        first = stack.enter_context(session())
+        pool = SessionPool(first, session, remote.max_associations)
+        stack.callback(pool.close)
+        yield Retriever(first, store_node, receiver=receiver, store=store, emit=emit, pool=pool)
 
 
 def run(

@@ -70,6 +70,7 @@ class Orthanc:
     dicom_port: int = 0
     http_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] | None = None  # e.g. TCP_NODELAY for its DCMTK networking
 
     def start(self) -> Orthanc:
         assert ORTHANC_BIN
@@ -98,7 +99,11 @@ class Orthanc:
         log = self.workdir / "orthanc.log"
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [ORTHANC_BIN, str(cfg)], stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir
+                [ORTHANC_BIN, str(cfg)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                env=self.env,
             )
         wait_until_listening(self.http_port, self.proc, log)
         wait_until_listening(self.dicom_port, self.proc, log)

@@ -242,7 +242,7 @@ async def test_node_editor_validates_saves_and_deletes(tmp_path):
         assert saved["remotes"]["ris"] == {
             "aet": "RIS_PACS", "host": "10.0.0.9", "port": 104, "retrieve": "move",
             "timeout": 5.0, "dimse_timeout": 60.0, "use_modality_tag": False,
-            "retrieve_deadline": 3600.0, "tls": False,
+            "retrieve_deadline": 3600.0, "max_associations": 4, "tls": False,
         }  # fmt: skip
         assert path.stat().st_mode & 0o777 == 0o600
 

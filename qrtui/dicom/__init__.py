@@ -7,6 +7,8 @@ from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.transport import AssociationSocket
 
+from qrtui.dicom import quiet, speed  # noqa: F401  (patches pynetdicom on import)
+
 # pynetdicom logs whole identifiers (patient names and IDs) unless told not to.
 _pynetdicom_config.LOG_REQUEST_IDENTIFIERS = False
 _pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from qrtui.config import RemoteNode
 from qrtui.dicom.assoc import associate, make_ae
+from qrtui.dicom.pool import SessionPool
 from qrtui.dicom.session import Cancelled, Lost, Session, SessionFailed
 
 
@@ -72,6 +74,9 @@ class FindSession(Session):
     def find(self, identifier: Dataset) -> FindOutcome:
         return self._reopening(lambda: self._find_once(identifier))
 
+    def find_each(self, identifiers: Sequence[Dataset]) -> Iterator[FindOutcome]:
+        return (self.find(i) for i in identifiers)
+
     def _find_once(self, identifier: Dataset) -> FindOutcome:
         if self.cancel.is_set():
             raise Cancelled
@@ -100,6 +105,25 @@ class FindSession(Session):
                 outcome.status = code
             return outcome
         raise Lost("the association ended without a final C-FIND status")
+
+
+class PooledFinder:
+    """C-FINDs spread over up to `node.max_associations` sessions; answers in request order."""
+
+    def __init__(self, first: FindSession) -> None:
+        def make() -> FindSession:
+            return FindSession(first.calling_aet, first.node, first.cancel)
+
+        self.pool = SessionPool(first, make, first.node.max_associations)
+
+    def find(self, identifier: Dataset) -> FindOutcome:
+        return self.pool.run(FindSession.find, identifier)
+
+    def find_each(self, identifiers: Sequence[Dataset]) -> Iterator[FindOutcome]:
+        return self.pool.map(FindSession.find, identifiers)
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def text(ds: Dataset, keyword: str) -> str | None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import ClassVar
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
 
@@ -42,6 +43,13 @@ class QrtuiApp(App[int]):
         self.push_screen(NodesScreen())
         if self.start == "query":
             self.push_screen(QueryScreen())
+        self.call_after_refresh(self._load_dicom)
+
+    @work(thread=True, group="load")
+    def _load_dicom(self) -> None:
+        """pynetdicom and pydicom take about half a second to import: after the first frame,
+        not before it."""
+        import qrtui.worker  # noqa: F401
 
     async def action_quit(self) -> None:
         """Stop running jobs first: their associations are aborted, not cut."""

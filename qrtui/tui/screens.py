@@ -31,14 +31,15 @@ from textual.widgets import (
     Static,
 )
 
-from qrtui import worker
 from qrtui.config import Config, ConfigError, RemoteNode, StoreNode, save_config
-from qrtui.dicom.echo import EchoResult, echo_remote, echo_store
 from qrtui.events import Event, FunnelProgress, Notice, RetrieveProgress, size_text
 from qrtui.query import QueryError, QueryParams, build_query, parse_date, parse_hhmm
 from qrtui.selection import Decision
+from qrtui.status import usage_problem
 
 if TYPE_CHECKING:
+    from qrtui import worker
+    from qrtui.dicom.echo import EchoResult
     from qrtui.tui.app import QrtuiApp
 
 
@@ -156,6 +157,8 @@ class NodesScreen(Screen[None]):
 
     @work(thread=True, group="echo")
     def _echo_one(self, key: str) -> None:
+        from qrtui.dicom.echo import echo_remote, echo_store
+
         config = _app(self).config
         kind, name = key.split(":", 1)
         if kind == "r":
@@ -403,7 +406,7 @@ class QueryScreen(Screen[None]):
         config = _app(self).config
         remote = config.remote(str(self.query_one("#remote", Select).value))
         store = config.store(str(self.query_one("#store", Select).value))
-        problem = worker.usage_problem(remote, store)
+        problem = usage_problem(remote, store)
         if problem:
             error.update(f"Cannot run: {problem}")
             return
@@ -471,6 +474,8 @@ class ResultsScreen(Screen[None]):
 
     @work(thread=True, group="job", exit_on_error=False)
     def _plan(self) -> None:
+        from qrtui import worker
+
         config = _app(self).config
         outcome = worker.plan(
             config, self.remote, self.store, self.params, emit=self._emit, cancel=self.cancel
@@ -479,6 +484,8 @@ class ResultsScreen(Screen[None]):
 
     @work(thread=True, group="job", exit_on_error=False)
     def _retrieve(self, outcome: worker.JobOutcome) -> None:
+        from qrtui import worker
+
         config = _app(self).config
         assert outcome.result is not None
         done = worker.retrieve(
@@ -749,6 +756,8 @@ class NodeEditorScreen(Screen[bool]):
 
     @work(thread=True, group="editor-echo", exclusive=True)
     def _echo(self, node: RemoteNode | StoreNode) -> None:
+        from qrtui.dicom.echo import echo_remote, echo_store
+
         config = _app(self).config
         if isinstance(node, RemoteNode):
             result = echo_remote(config, node)

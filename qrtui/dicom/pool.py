@@ -1,0 +1,84 @@
+"""A few sessions to one node, used in parallel: most of a query-retrieve is waiting on the
+network (and, against a PACS that leaves Nagle on, on delayed ACKs), so requests overlap."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+from qrtui.dicom.assoc import AssociationFailed
+from qrtui.dicom.session import Session
+
+S = TypeVar("S", bound=Session)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class SessionPool(Generic[S]):
+    """Up to `size` open sessions made by `make`, the first one given. A node that refuses
+    one more association is not asked for more: it sets the pool's real size."""
+
+    def __init__(self, first: S, make: Callable[[], S], size: int) -> None:
+        self._make = make
+        self.size = max(1, size)
+        self._sessions: list[S] = [first]
+        self._idle: queue.SimpleQueue[S] = queue.SimpleQueue()
+        self._idle.put(first)
+        self._lock = threading.Lock()
+        self._opening = 0
+
+    def _take(self) -> S:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            may_open = len(self._sessions) + self._opening < self.size
+            self._opening += may_open
+        if may_open:
+            session = self._make()
+            try:
+                session.__enter__()
+            except AssociationFailed:
+                with self._lock:  # the node allows no more: work with what is open
+                    self.size = len(self._sessions) + self._opening - 1
+            else:
+                with self._lock:
+                    self._sessions.append(session)
+                return session
+            finally:
+                with self._lock:
+                    self._opening -= 1
+        return self._idle.get()
+
+    def run(self, work: Callable[[S, T], R], item: T) -> R:
+        session = self._take()
+        try:
+            return work(session, item)
+        finally:
+            self._idle.put(session)
+
+    def map(self, work: Callable[[S, T], R], items: Sequence[T]) -> Iterator[R]:
+        """`work(session, item)` for every item, up to `size` at once; results in item order.
+        The first failure is raised once the requests in flight have ended; the rest are not
+        started."""
+        if self.size == 1 or len(items) < 2:
+            for item in items:
+                yield self.run(work, item)
+            return
+        with ThreadPoolExecutor(self.size, thread_name_prefix="qrtui-request") as pool:
+            futures = deque(pool.submit(self.run, work, item) for item in items)
+            try:
+                while futures:  # let go of each answer once it is handed on
+                    yield futures.popleft().result()
+            finally:
+                for future in futures:
+                    future.cancel()
+
+    def close(self) -> None:
+        for session in self._sessions[1:]:  # the first one belongs to whoever gave it
+            session.close()

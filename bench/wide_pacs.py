@@ -17,15 +17,32 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 ROOT = "1.2.826.0.1.3680043.10.1234."
 
 
+def _within(value: str, wanted: str) -> bool:
+    """DICOM range matching on same-width values: 'A', 'A-B', 'A-', '-B'."""
+    if not wanted:
+        return True
+    start, _, end = wanted.partition("-") if "-" in wanted else (wanted, "", wanted)
+    width = len(value)
+    return (not start or value >= start.ljust(width, "0")[:width]) and (
+        not end or value <= end.ljust(width, "9")[:width]
+    )
+
+
 def answers(n: int, identifier: Dataset) -> Iterator[tuple[int, Dataset]]:
     level = str(identifier.QueryRetrieveLevel)
     if level == "STUDY":
+        dates, times = str(identifier.get("StudyDate", "")), str(identifier.get("StudyTime", ""))
         for i in range(n):
+            study_date = (date.today() - timedelta(days=i % 30)).strftime("%Y%m%d")
+            seconds = (i * 7919) % 86400  # spread over the day, so time windows split them
+            study_time = f"{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}"
+            if not (_within(study_date, dates) and _within(study_time, times)):
+                continue
             ds = Dataset()
             ds.QueryRetrieveLevel = "STUDY"
             ds.StudyInstanceUID = f"{ROOT}{i}"
-            ds.StudyDate = (date.today() - timedelta(days=i % 30)).strftime("%Y%m%d")
-            ds.StudyTime = "101500"
+            ds.StudyDate = study_date
+            ds.StudyTime = study_time
             ds.StudyDescription = f"CT CHEST WITH A DESCRIPTION OF SOME LENGTH {i}"
             ds.ModalitiesInStudy = ["CT"]
             ds.StationName = "CT_SCANNER_1"

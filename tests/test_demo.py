@@ -215,6 +215,13 @@ def test_knob_warning_without_failed_list_or_counts_then_the_next_run_completes(
     assert stored(tmp_path / "store") == expected(pacs, ("MG",))
 
 
+def test_knob_max_associations_a_node_that_allows_one_gets_one(pacs, tmp_path):
+    pacs.faults = Faults(max_associations=1)
+    outcome = run(pacs, tmp_path, max_associations=4)
+    assert outcome.status == 0, outcome.message
+    assert stored(tmp_path / "store") == expected(pacs)
+
+
 def test_knob_ignored_c_cancel_is_followed_by_an_abort(pacs, tmp_path):
     pacs.faults = Faults(ignore_cancel=True, delay=0.3)
     config: Config = demo_config(tmp_path, pacs)

@@ -57,6 +57,7 @@ class Faults:
     fail_once: bool = False  # the last sub-operation of a request fails, the first time only
     garbled_text: bool = False  # unknown character set, UTF-8 bytes, over-long descriptions
     hide_failed_list: bool = False  # 0xB000 without a Failed SOP Instance UID List
+    max_associations: int = 16  # more at once are rejected ("local limit exceeded")
     nonsense_counts: bool = False  # Pendings claim 65535 of everything; the final says 0 sent
 
 
@@ -125,6 +126,7 @@ class DemoPacs:
         # Read when the request is checked, just after this event: "calling AE title not
         # recognised" for everyone.
         self._ae.require_calling_aet = ["NOBODY_AT_ALL"] if self.faults.reject_associations else []
+        self._ae.maximum_associations = self.faults.max_associations
 
     def _wait(self) -> None:
         if self.faults.delay:

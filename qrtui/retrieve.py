@@ -201,24 +201,19 @@ class Retriever:
         """Totals so far, plus what the current request reported and delivered."""
         s, now = self.summary, inflight or SubOps()
         with self._lock:
-            self._emit_progress(current, s, now, arrived)
-
-    def _emit_progress(
-        self, current: str, s: RetrieveSummary, now: SubOps, arrived: Sequence[Received]
-    ) -> None:
-        self.emit(
-            RetrieveProgress(
-                studies_done=s.studies_done,
-                studies_total=self._studies_total,
-                current=current,
-                remaining=now.remaining,
-                completed=s.completed + (now.completed or 0),
-                failed=s.failed + (now.failed or 0),
-                warning=s.warning + (now.warning or 0),
-                received=s.received + len(arrived),
-                bytes=s.bytes + sum(r.instance.size for r in arrived),
+            self.emit(
+                RetrieveProgress(
+                    studies_done=s.studies_done,
+                    studies_total=self._studies_total,
+                    current=current,
+                    remaining=now.remaining,
+                    completed=s.completed + (now.completed or 0),
+                    failed=s.failed + (now.failed or 0),
+                    warning=s.warning + (now.warning or 0),
+                    received=s.received + len(arrived),
+                    bytes=s.bytes + sum(r.instance.size for r in arrived),
+                )
             )
-        )
 
     # ------------------------------------------------------------ running
 
@@ -297,31 +292,22 @@ class Retriever:
         """Kept probe objects move into the store; the rest are deleted, remembering what
         they were so a later run need not fetch them to know."""
         with self._lock:
-            self._settle_locked(store, by_uid, found, keep)
-
-    def _settle_locked(
-        self,
-        store: Store,
-        by_uid: dict[str, Received],
-        found: Sequence[Inspected],
-        keep: frozenset[str],
-    ) -> None:
-        for item in found:
-            instance = by_uid[item.sop_instance_uid].instance
-            self.summary.inspected += 1
-            if item.sop_instance_uid in keep:
-                final = store.path_for(
-                    instance.study_uid, instance.series_uid, item.sop_instance_uid
+            for item in found:
+                instance = by_uid[item.sop_instance_uid].instance
+                self.summary.inspected += 1
+                if item.sop_instance_uid in keep:
+                    final = store.path_for(
+                        instance.study_uid, instance.series_uid, item.sop_instance_uid
+                    )
+                    store.adopt(instance.path, replace(instance, path=final))
+                    self.summary.stored += 1
+                    continue
+                with contextlib.suppress(OSError):
+                    instance.path.unlink()
+                store.remember_inspected(
+                    item.sop_instance_uid, item.sop_class_uid, instance.study_uid, str(item.kind)
                 )
-                store.adopt(instance.path, replace(instance, path=final))
-                self.summary.stored += 1
-                continue
-            with contextlib.suppress(OSError):
-                instance.path.unlink()
-            store.remember_inspected(
-                item.sop_instance_uid, item.sop_class_uid, instance.study_uid, str(item.kind)
-            )
-            self.summary.discarded_after_inspection += 1
+                self.summary.discarded_after_inspection += 1
 
     def _fetch(self, plan: StudyPlan, pick: Pick, probe: bool = False) -> list[Received]:
         series = pick.series
@@ -406,37 +392,34 @@ class Retriever:
 
     def _account(self, what: str, outcome: RetrieveOutcome, arrived: list[Received]) -> None:
         with self._lock:
-            self._account_locked(what, outcome, arrived)
-
-    def _account_locked(self, what: str, outcome: RetrieveOutcome, arrived: list[Received]) -> None:
-        s = self.summary
-        counts: SubOps = outcome.counts
-        reported = counts.completed
-        # What the embedded store received outweighs a count that says less.
-        s.completed += max(reported or 0, len(arrived) - (counts.warning or 0))
-        s.warning += counts.warning or 0
-        failed = _failed(outcome)
-        s.failed += failed
-        if outcome.cancelled:
-            raise Cancelled
-        if outcome.status == STATUS_MOVE_DESTINATION_UNKNOWN:
-            raise RetrieveStopped(
-                f"{self.session.node.name} does not know the move destination "
-                f"{self.store_node.aet}: {self._destination_advice()}"
-            )
-        if not outcome.success:
-            s.problems.append(f"{what}: {outcome.problem()}")
-            self._log(s.problems[-1])
-        self._stop_if_nothing_works(outcome, arrived)
-        if self.receiver is not None:
-            gap = self._gap(outcome, arrived)
-            if gap:
-                s.gaps.append(f"{what}: {gap}")
-                self._log(s.gaps[-1])
-            elif outcome.success and reported is not None and not arrived and not failed:
-                s.problems.append(f"{what}: the PACS found nothing to send")
+            s = self.summary
+            counts: SubOps = outcome.counts
+            reported = counts.completed
+            # What the embedded store received outweighs a count that says less.
+            s.completed += max(reported or 0, len(arrived) - (counts.warning or 0))
+            s.warning += counts.warning or 0
+            failed = _failed(outcome)
+            s.failed += failed
+            if outcome.cancelled:
+                raise Cancelled
+            if outcome.status == STATUS_MOVE_DESTINATION_UNKNOWN:
+                raise RetrieveStopped(
+                    f"{self.session.node.name} does not know the move destination "
+                    f"{self.store_node.aet}: {self._destination_advice()}"
+                )
+            if not outcome.success:
+                s.problems.append(f"{what}: {outcome.problem()}")
                 self._log(s.problems[-1])
-        self._progress(what)
+            self._stop_if_nothing_works(outcome, arrived)
+            if self.receiver is not None:
+                gap = self._gap(outcome, arrived)
+                if gap:
+                    s.gaps.append(f"{what}: {gap}")
+                    self._log(s.gaps[-1])
+                elif outcome.success and reported is not None and not arrived and not failed:
+                    s.problems.append(f"{what}: the PACS found nothing to send")
+                    self._log(s.problems[-1])
+            self._progress(what)
 
     def _stop_if_nothing_works(self, outcome: RetrieveOutcome, arrived: list[Received]) -> None:
         worked = (

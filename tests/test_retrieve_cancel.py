@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from qrtui.config import RemoteNode
-from qrtui.dicom.retrieve import RetrieveSession
+from qrtui.dicom.pool import SessionPool
+from qrtui.dicom.retrieve import RetrieveSession, series_identifier
 from qrtui.retrieve import Retriever
 from qrtui.selection import Decision, Pick, Series, Study, StudyPlan
 from tests.fake_pacs import FakePacs
@@ -45,3 +46,33 @@ def test_cancel_sends_c_cancel_then_aborts_a_node_that_ignores_it(listening_stor
     stored = list(store.instances())
     assert len(stored) == len(receiver.received)  # every arrival complete and indexed
     assert not any((node.directory / ".incoming").iterdir())
+
+
+def test_a_failure_on_one_association_cancels_the_requests_in_flight(listening_store):
+    """One study fails while another is being moved on a second association: the move is
+    cancelled rather than waited out, and the caller's cancel event is left as it was."""
+    node, _, _ = listening_store
+    fake = FakePacs(node.port, honour_cancel=True).start()
+    remote = RemoteNode("fake", "FAKE", "127.0.0.1", fake.port, timeout=5, dimse_timeout=30)
+    cancel = threading.Event()
+
+    def session() -> RetrieveSession:
+        return RetrieveSession("QRTUI", remote, destination=node.aet, cancel=cancel)
+
+    def work(session: RetrieveSession, item: str) -> object:
+        if item == "fail":
+            assert fake.move_started.wait(10)
+            raise RuntimeError("this study failed")
+        return session.retrieve(series_identifier(fake.study_uid, fake.series_uid))
+
+    try:
+        with session() as first:
+            pool = SessionPool(first, session, 2)
+            with pytest.raises(RuntimeError, match="this study failed"):
+                list(pool.map(work, ["fail", "move"]))
+            pool.close()
+        assert fake.handler_ended.wait(10), "the fake PACS is still sending"
+    finally:
+        fake.stop()
+    assert fake.cancel_seen.is_set(), "the move in flight was sent a C-CANCEL"
+    assert not cancel.is_set()

@@ -64,20 +64,29 @@ class SessionPool(Generic[S]):
 
     def map(self, work: Callable[[S, T], R], items: Sequence[T]) -> Iterator[R]:
         """`work(session, item)` for every item, up to `size` at once; results in item order.
-        The first failure is raised once the requests in flight have ended; the rest are not
-        started."""
+        On the first failure (or Ctrl-C) the rest are not started and the requests in flight
+        are cancelled, as a user's cancel would; then it is raised."""
         if self.size == 1 or len(items) < 2:
             for item in items:
                 yield self.run(work, item)
             return
-        with ThreadPoolExecutor(self.size, thread_name_prefix="qrtui-request") as pool:
-            futures = deque(pool.submit(self.run, work, item) for item in items)
-            try:
-                while futures:  # let go of each answer once it is handed on
-                    yield futures.popleft().result()
-            finally:
-                for future in futures:
-                    future.cancel()
+        cancel = self._sessions[0].cancel  # shared by every session, and the caller's
+        stopped_here = False
+        try:
+            with ThreadPoolExecutor(self.size, thread_name_prefix="qrtui-request") as pool:
+                futures = deque(pool.submit(self.run, work, item) for item in items)
+                try:
+                    while futures:  # let go of each answer once it is handed on
+                        yield futures.popleft().result()
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    stopped_here = not cancel.is_set()
+                    cancel.set()
+                    raise
+        finally:
+            if stopped_here:  # the caller did not cancel: leave its event as it was
+                cancel.clear()
 
     def close(self) -> None:
         for session in self._sessions[1:]:  # the first one belongs to whoever gave it

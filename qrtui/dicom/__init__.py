@@ -64,9 +64,7 @@ DIMSEServiceProvider.receive_primitive = _bounded_receive_primitive  # type: ign
 _get_msg = DIMSEServiceProvider.get_msg
 
 
-def _get_msg_unless_paused(
-    self: DIMSEServiceProvider, block: bool = False
-) -> Any:
+def _get_msg_unless_paused(self: DIMSEServiceProvider, block: bool = False) -> Any:
     """pynetdicom's association reactor may take a response meant for a request just sent:
     the requesting thread pauses the reactor, but can read a stale "paused" flag while the
     reactor is on its way to this call. Checked here, after the flag is cleared, the pause

@@ -45,6 +45,7 @@ class RemoteNode:
     use_modality_tag: bool = False
     retrieve_deadline: float = 3600.0  # for one C-MOVE/C-GET, however many Pendings come
     max_associations: int = 4  # requests in parallel; fewer if the node refuses more
+    result_cap: int | None = None  # the most study matches the node returns per C-FIND
     tls: bool = False
     tls_ca: str | None = None  # CA certificates to trust (default: the system's)
     tls_cert: str | None = None  # our certificate, for a node that wants one
@@ -157,6 +158,10 @@ def _check_associations(value: int) -> str | None:
     return None if 1 <= value <= 16 else f"{value} must be between 1 and 16"
 
 
+def _check_cap(value: int) -> str | None:
+    return None if 1 <= value <= 1_000_000 else f"{value} must be between 1 and 1000000"
+
+
 def _check_aets(value: tuple[str, ...]) -> str | None:
     for aet in value:
         problem = check_aet(aet)
@@ -200,6 +205,7 @@ _REMOTE_KEYS = {
     "use_modality_tag": _Key(bool),
     "retrieve_deadline": _Key(float, check=_check_deadline),
     "max_associations": _Key(int, check=_check_associations),
+    "result_cap": _Key(int, check=_check_cap),
     "tls": _Key(bool),
     "tls_ca": _Key(str, check=_check_nonempty),
     "tls_cert": _Key(str, check=_check_nonempty),

@@ -21,6 +21,7 @@ from qrtui.selection import (
     SR_ONLY,
     Decision,
     Instance,
+    Known,
     Options,
     Pick,
     Series,
@@ -31,7 +32,7 @@ from qrtui.selection import (
     is_dose_info,
     passes_terms,
     study_group,
-    with_known_classes,
+    with_known,
     without_held,
     without_inspected,
 )
@@ -67,7 +68,7 @@ class Holdings(Protocol):
 
     def held(self, study_uid: str) -> frozenset[str]: ...
 
-    def known_classes(self, study_uid: str) -> Mapping[str, str]: ...
+    def known(self, study_uid: str) -> Mapping[str, Known]: ...
 
     def inspected(self, study_uid: str) -> frozenset[str]: ...
 
@@ -78,6 +79,7 @@ class FunnelResult:
     dropped: list[tuple[Study, str]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # answers known to be cut short
     modalities_in_study_ignored: bool = False
 
     @property
@@ -126,45 +128,120 @@ class Funnel:
         return self._matches(self.finder.find(ds), what)
 
     def _matches(self, outcome: FindOutcome, what: str) -> list[Dataset]:
-        if outcome.undecodable:
-            self._count(UNDECODABLE, outcome.undecodable)
-            self._notice(f"{what}: {outcome.undecodable} response(s) could not be decoded")
+        self._undecodable(outcome, what)
         if not outcome.complete:
-            self._count(INCOMPLETE)
-            self._notice(f"{what}: {outcome.problem()}; results may be incomplete")
+            self._incomplete(f"{what}: {outcome.problem()}")
         return outcome.matches
 
     def _find_studies(self, keys: dict[str, str], what: str) -> list[Dataset]:
-        """A study query. A truncated answer (a failure status, or as many matches as this
-        node was seen to stop at) is asked again in halves of the date range, then of the
-        time window, down to an hour."""
+        """A study query, asked again in halves of the date range, then of the time window,
+        where the answer is cut short. Cut short means evidence: a status other than success,
+        or as many matches as the node's known cap. A round number of matches is only a
+        reason to look closer: halves that together hold more studies prove a cap, and
+        halves that hold the same studies prove the answer whole."""
         outcome = self.finder.find(identifier("STUDY", **keys))
+        self._undecodable(outcome, what)
+        matches = outcome.matches
+        found = len(matches)
+        if not outcome.complete and found:
+            self._learn_cap(found)
+        evidence = self._truncation(outcome)
+        round_number = not evidence and found >= 100 and found % 100 == 0
+        if not (evidence or round_number):
+            return matches
+        window = window_text(keys["StudyDate"], keys["StudyTime"])
+        halves = split_range(keys["StudyDate"], keys["StudyTime"], self.today)
+        if halves is None:
+            if evidence:
+                self._incomplete(
+                    f"{what}, {window}: {found} matches, {evidence}, and this window cannot be "
+                    "split further"
+                )
+                return matches
+            return self._look_closer(keys, matches, what, window)
+        self._count(SPLIT)
+        whole = {_study_uid(m): m for m in matches}
+        merged: dict[str, Dataset] = {}
+        for date_key, time_key in halves:
+            part = {**keys, "StudyDate": date_key, "StudyTime": time_key}
+            merged.update((_study_uid(m), m) for m in self._find_studies(part, what))
+        beyond = merged.keys() - whole.keys()
+        if beyond and round_number:
+            self._learn_cap(found)
+            self._notice(
+                f"{what}, {window}: {self.node.name} stopped at {found} matches; its halves "
+                f"found {len(beyond)} more (remembered as the node's cap)"
+            )
+        missed = whole.keys() - merged.keys()
+        if missed:
+            self._incomplete(
+                f"{what}, {window}: the split windows missed {len(missed)} of the {found} "
+                "studies of the whole answer"
+            )
+        return list({**whole, **merged}.values())
+
+    def _truncation(self, outcome: FindOutcome) -> str:
+        """Why this study answer is known to be cut short, or ''."""
+        if not outcome.complete:
+            return outcome.problem()
+        cap = self.cap
+        if cap is not None and len(outcome.matches) >= cap:
+            return f"as many as {self.node.name} returns at most ({cap})"
+        return ""
+
+    @property
+    def cap(self) -> int | None:
+        """The most study matches the node returns: as configured, else as learned."""
+        return self.node.result_cap or self.caps.get(self.node.name)
+
+    def _learn_cap(self, found: int) -> None:
+        known = self.caps.get(self.node.name)
+        self.caps[self.node.name] = min(found, known or found)
+
+    def _look_closer(
+        self, keys: dict[str, str], matches: list[Dataset], what: str, window: str
+    ) -> list[Dataset]:
+        """A round number in a window that cannot be split: ask again with only the matching
+        keys. The same studies, with success, is no sign of a cap. More studies are a cap on
+        the size of the answer: fetch them by UID."""
+        narrow = {k: v for k, v in keys.items() if v} | {"StudyInstanceUID": ""}
+        outcome = self.finder.find(identifier("STUDY", **narrow))
+        self._undecodable(outcome, what)
+        found = len(matches)
+        whole = {_study_uid(m): m for m in matches}
+        more = [u for u in (_study_uid(m) for m in outcome.matches) if u and u not in whole]
+        evidence = self._truncation(outcome)
+        if not more and not evidence:
+            self._notice(
+                f"{what}, {window}: {found} matches, a round number; asked again with fewer "
+                "return keys, the same answer: no sign of a cap"
+            )
+            return matches
+        found_more: list[Dataset] = []
+        if more:
+            by_uid = {**keys, "StudyInstanceUID": "\\".join(more)}
+            extra = self.finder.find(identifier("STUDY", **by_uid))
+            self._undecodable(extra, what)
+            found_more = extra.matches
+            evidence = evidence or self._truncation(extra)
+            if len(found_more) < len(more):
+                evidence = evidence or f"{len(more) - len(found_more)} could not be fetched by UID"
+        if evidence:
+            self._incomplete(
+                f"{what}, {window}: {found} matches, and asked with fewer return keys "
+                f"{len(outcome.matches)}: {evidence}; this window cannot be split further"
+            )
+        return matches + found_more
+
+    def _undecodable(self, outcome: FindOutcome, what: str) -> None:
         if outcome.undecodable:
             self._count(UNDECODABLE, outcome.undecodable)
             self._notice(f"{what}: {outcome.undecodable} response(s) could not be decoded")
-        found = len(outcome.matches)
-        cap = self.caps.get(self.node.name)
-        if not outcome.complete and found:
-            self.caps[self.node.name] = min(found, cap or found)
-        truncated = (
-            not outcome.complete
-            or (cap is not None and found >= cap)
-            or (found >= 100 and found % 100 == 0)
-        )
-        if not truncated:
-            return outcome.matches
-        why = outcome.problem() or f"{found} matches, as many as {self.node.name} returns at most"
-        halves = split_range(keys["StudyDate"], keys["StudyTime"], self.today)
-        if halves is None:
-            self._count(INCOMPLETE)
-            self._notice(f"{what}: {why}; results may be incomplete")
-            return outcome.matches
-        self._count(SPLIT)
-        merged = {text(m, "StudyInstanceUID"): m for m in outcome.matches}
-        for date_key, time_key in halves:
-            part = {**keys, "StudyDate": date_key, "StudyTime": time_key}
-            merged.update((text(m, "StudyInstanceUID"), m) for m in self._find_studies(part, what))
-        return list(merged.values())
+
+    def _incomplete(self, line: str) -> None:
+        self._count(INCOMPLETE)
+        self.result.incomplete.append(f"{self.node.name}: {line}")
+        self._notice(f"{self.node.name}: {line}; results may be incomplete")
 
     def _count(self, counter: str, n: int = 1) -> None:
         self.counts[counter] = self.counts.get(counter, 0) + n
@@ -332,7 +409,8 @@ class Funnel:
             return {
                 s.series_instance_uid for s in study.series if not s.is_sr and s.instances is None
             }
-        wanted = {s.series_instance_uid for s in study.series if s.is_sr}
+        # SR series, and series the PACS gave no modality for: their classes may say SR.
+        wanted = {s.series_instance_uid for s in study.series if s.is_sr or not s.modality}
         if (
             self.holdings
             and self.params.ignore_held
@@ -377,13 +455,21 @@ class Funnel:
                 listed[series.series_instance_uid] = replace(series, instances=instances)
             self._progress("image query", len(asked), len(asked))
             studies = [
-                replace(
-                    study,
-                    series=tuple(listed.get(s.series_instance_uid, s) for s in study.series),
+                self._with_known(
+                    replace(
+                        study,
+                        series=tuple(listed.get(s.series_instance_uid, s) for s in study.series),
+                    )
                 )
                 for study in studies
             ]
         return studies
+
+    def _with_known(self, study: Study) -> Study:
+        """What the store learned of the study's instances before (classes, titles)."""
+        if not self.holdings:
+            return study
+        return with_known(study, self.holdings.known(study.study_instance_uid))
 
     def _select(self, studies: list[Study]) -> None:
         options = Options(toshiba=self.params.toshiba, emptysr=self.params.emptysr)
@@ -393,9 +479,6 @@ class Funnel:
         for study in studies:
             group = study_group(study.modalities, self.params.groups)
             assert group is not None
-            if self.holdings:
-                classes = self.holdings.known_classes(study.study_instance_uid)
-                study = with_known_classes(study, classes)
             plan = decide(study, group, options)
             if self.holdings and self.params.ignore_held and plan.decision is not Decision.DROP:
                 held = self.holdings.held(study.study_instance_uid)
@@ -428,6 +511,10 @@ def _listed(plan: StudyPlan) -> set[str]:
     return out
 
 
+def _study_uid(ds: Dataset) -> str:
+    return text(ds, "StudyInstanceUID") or ""
+
+
 def _series(ds: Dataset) -> Series | None:
     uid = text(ds, "SeriesInstanceUID")
     if not uid:
@@ -435,7 +522,8 @@ def _series(ds: Dataset) -> Series | None:
     return Series(
         series_instance_uid=uid,
         modality=(text(ds, "Modality") or "").upper(),
-        description=text(ds, "SeriesDescription"),  # None: the PACS left the key out
+        # None when the PACS left the key out or sent it empty: not told, so inspect
+        description=text(ds, "SeriesDescription") or None,
         number=number(ds, "SeriesNumber"),
         instance_count=number(ds, "NumberOfSeriesRelatedInstances"),
         station_name=text(ds, "StationName") or None,
@@ -449,9 +537,15 @@ def _instance(ds: Dataset) -> Instance | None:
     return Instance(uid, text(ds, "SOPClassUID") or None, number(ds, "InstanceNumber"))
 
 
+# A window ends at the last fraction of its last second: many scanners write StudyTime with
+# fractions (115959.5), and PACS compare times as text, so "-115959" would leave it out.
+END_OF_SECOND = ".999999"
+
+
 def split_range(date_key: str, time_key: str, today: date) -> list[tuple[str, str]] | None:
     """Two halves of a study date range (an open end is today), or of a single day's time
-    window; None when it cannot be split (an open start, or an hour or less)."""
+    window, which together cover it at any precision; None when it cannot be split (an open
+    start, or one second)."""
     start_text, _, end_text = date_key.partition("-") if "-" in date_key else (date_key, "", "")
     if not start_text:
         return None
@@ -466,15 +560,33 @@ def split_range(date_key: str, time_key: str, today: date) -> list[tuple[str, st
             return a.strftime("%Y%m%d") if a == b else f"{a:%Y%m%d}-{b:%Y%m%d}"
 
         return [(key(start, middle), time_key), (key(middle + timedelta(days=1), end), time_key)]
-    first, _, last = (time_key or "000000-235959").partition("-")
+    first, _, last = (time_key or "").partition("-")
     t0, t1 = _seconds(first or "000000"), _seconds(last or "235959")
-    if t1 - t0 < 3600:
+    if t1 - t0 < 1:
         return None
     middle_s = t0 + (t1 - t0) // 2
     return [
-        (start_text, f"{_hhmmss(t0)}-{_hhmmss(middle_s)}"),
-        (start_text, f"{_hhmmss(middle_s + 1)}-{_hhmmss(t1)}"),
+        (start_text, f"{_hhmmss(t0)}-{_hhmmss(middle_s)}{END_OF_SECOND}"),
+        (start_text, f"{_hhmmss(middle_s + 1)}-{_hhmmss(t1)}{END_OF_SECOND}"),
     ]
+
+
+def window_text(date_key: str, time_key: str) -> str:
+    """A query window for people: 2026-11-27 08:00:00-09:00:29, or 'any date'."""
+
+    def day(value: str) -> str:
+        return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 else value
+
+    def clock(value: str) -> str:
+        digits = value.split(".")[0]
+        return f"{digits[:2]}:{digits[2:4]}:{digits[4:6]}" if len(digits) == 6 else value
+
+    start, dash, end = date_key.partition("-")
+    dates = f"{day(start)}{dash}{day(end)}" if date_key else "any date"
+    if not time_key:
+        return dates
+    first, dash, last = time_key.partition("-")
+    return f"{dates} {clock(first)}{dash}{clock(last)}"
 
 
 def _seconds(hhmmss: str) -> int:

@@ -41,7 +41,8 @@ class QueryParams:
         if not (self.time_from or self.time_until):
             return ""
         start = f"{self.time_from}00" if self.time_from else ""
-        end = f"{self.time_until}59" if self.time_until else ""
+        # to the end of the last second: StudyTime may carry fractions, compared as text
+        end = f"{self.time_until}59.999999" if self.time_until else ""
         return f"{start}-{end}"
 
     def to_json(self) -> dict[str, Any]:

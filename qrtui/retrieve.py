@@ -10,11 +10,9 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-import pydicom
 from pydicom.dataset import Dataset
 
 from qrtui.config import StoreNode
-from qrtui.dicom.find import text
 from qrtui.dicom.pool import SessionPool
 from qrtui.dicom.retrieve import (
     STATUS_MOVE_DESTINATION_UNKNOWN,
@@ -28,26 +26,22 @@ from qrtui.dicom.session import Cancelled
 from qrtui.dicom.storescp import Received, Receiver
 from qrtui.events import Emit, Notice, RetrieveProgress
 from qrtui.selection import (
+    COMPREHENSIVE_SR_CLASSES,
     ESR_CLASS,
     RDSR_CLASSES,
     Decision,
     Inspected,
     ObjectKind,
     Pick,
-    Series,
     StudyPlan,
     after_probe,
-    is_dose_info,
 )
 from qrtui.store import Store
-
-DOSE_REPORT_TITLE = ("113701", "DCM")  # X-Ray Radiation Dose Report
-COMPREHENSIVE_SR_CLASSES = ("1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.34")
 
 # SOP classes a series of this modality may hold, for C-GET contexts where the PACS did
 # not list the instances.
 _CLASSES_BY_MODALITY: dict[str, tuple[str, ...]] = {
-    "SR": (*sorted(RDSR_CLASSES), ESR_CLASS, *COMPREHENSIVE_SR_CLASSES,
+    "SR": (*sorted(RDSR_CLASSES), ESR_CLASS, *sorted(COMPREHENSIVE_SR_CLASSES),
            "1.2.840.10008.5.1.4.1.1.88.11"),
     "CT": ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"),
     "MG": ("1.2.840.10008.5.1.4.1.1.1.2", "1.2.840.10008.5.1.4.1.1.1.2.1",
@@ -125,32 +119,11 @@ def get_sop_classes(plans: Iterable[StudyPlan]) -> list[str]:
     return list(classes)
 
 
-def inspect_file(received: Received) -> Inspected:
-    """What a fetched object is, read from its own header."""
+def inspect(received: Received) -> Inspected:
+    """What a fetched object is: read from its own header when it arrived."""
     instance = received.instance
-    sop_class = instance.sop_class_uid
-    kind = ObjectKind.IMAGE
-    try:
-        ds = pydicom.dcmread(instance.path, stop_before_pixels=True)
-    except Exception:
-        return Inspected(instance.sop_instance_uid, instance.series_uid, sop_class, kind)
-    if sop_class in RDSR_CLASSES:
-        kind = ObjectKind.RDSR
-    elif sop_class in (ESR_CLASS, *COMPREHENSIVE_SR_CLASSES):
-        kind = ObjectKind.ESR if _title(ds) == DOSE_REPORT_TITLE else ObjectKind.REPORT
-    elif sop_class.startswith("1.2.840.10008.5.1.4.1.1.88."):
-        kind = ObjectKind.REPORT
-    elif is_dose_info(Series("", description=text(ds, "SeriesDescription"))):
-        kind = ObjectKind.DOSE_PAGE
-    return Inspected(instance.sop_instance_uid, instance.series_uid, sop_class, kind)
-
-
-def _title(ds: pydicom.Dataset) -> tuple[str, str] | None:
-    try:
-        code = ds.ConceptNameCodeSequence[0]
-        return (str(code.CodeValue).strip(), str(code.CodingSchemeDesignator).strip())
-    except Exception:
-        return None
+    kind = ObjectKind(instance.kind) if instance.kind else ObjectKind.IMAGE
+    return Inspected(instance.sop_instance_uid, instance.series_uid, instance.sop_class_uid, kind)
 
 
 class Retriever:
@@ -275,7 +248,7 @@ class Retriever:
         for pick in plan.probe:
             arrived += self._fetch(plan, pick, probe=True)
         by_uid = {r.instance.sop_instance_uid: r for r in arrived}
-        found = [inspect_file(r) for r in by_uid.values()]
+        found = [inspect(r) for r in by_uid.values()]
         verdict = after_probe(plan, found)
         self._settle(self.store, by_uid, found, verdict.keep)
         self._log(f"{self._study_label}: {verdict.reason}")

@@ -20,6 +20,12 @@ RDSR_CLASSES = frozenset(
     }
 )
 ESR_CLASS = "1.2.840.10008.5.1.4.1.1.88.22"
+COMPREHENSIVE_SR_CLASSES = frozenset(
+    {"1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.34"}  # Comprehensive, 3D
+)
+# SR classes that hold a dose report or any other report: only the document title tells.
+TITLED_SR_CLASSES = frozenset({ESR_CLASS, *COMPREHENSIVE_SR_CLASSES})
+SR_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 SECONDARY_CAPTURE_CLASS = "1.2.840.10008.5.1.4.1.1.7"
 
 # Ticked box -> study modalities that belong to it.
@@ -36,9 +42,10 @@ SR_ONLY = "SR"
 
 class SRKind(StrEnum):
     RDSR = "RDSR"
-    ESR = "ESR"
+    ESR = "ESR"  # an Enhanced or Comprehensive SR titled X-Ray Radiation Dose Report
+    UNCHECKED = "unchecked"  # an Enhanced or Comprehensive SR whose title was not read yet
     REPORT = "report"
-    UNKNOWN = "unknown"
+    UNKNOWN = "unknown"  # the PACS gave no SOP class
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class Instance:
     sop_instance_uid: str
     sop_class_uid: str | None = None
     instance_number: int | None = None
+    dose_title: bool | None = None  # a titled SR's title, once read: is it a dose report?
 
     @property
     def sr_kind(self) -> SRKind:
@@ -53,8 +61,10 @@ class Instance:
             return SRKind.UNKNOWN
         if self.sop_class_uid in RDSR_CLASSES:
             return SRKind.RDSR
-        if self.sop_class_uid == ESR_CLASS:
-            return SRKind.ESR
+        if self.sop_class_uid in TITLED_SR_CLASSES:
+            if self.dose_title is None:
+                return SRKind.UNCHECKED
+            return SRKind.ESR if self.dose_title else SRKind.REPORT
         return SRKind.REPORT
 
 
@@ -70,13 +80,18 @@ class Series:
 
     @property
     def is_sr(self) -> bool:
-        return self.modality == "SR"
+        """SR by its modality; where the PACS did not say, by the instances' SOP classes."""
+        if self.modality:
+            return self.modality == "SR"
+        classes = [i.sop_class_uid for i in self.instances or ()]
+        return bool(classes) and all(c and c.startswith(SR_CLASS_PREFIX) for c in classes)
 
     def instances_of(self, kind: SRKind) -> tuple[Instance, ...]:
         return tuple(i for i in self.instances or () if i.sr_kind is kind)
 
     @property
     def sr_type_known(self) -> bool:
+        """Every instance listed with a SOP class (a titled SR's title may still be unread)."""
         return bool(self.instances) and all(i.sop_class_uid for i in self.instances or ())
 
 
@@ -167,34 +182,44 @@ def decide(study: Study, group: str, options: Options = Options()) -> StudyPlan:
     sr_series = [s for s in study.series if s.is_sr]
     rdsr = _sr_picks(sr_series, SRKind.RDSR)
     esr = _sr_picks(sr_series, SRKind.ESR)
-    unknown_sr = [s for s in sr_series if not s.sr_type_known]
-    if options.emptysr and unknown_sr:
+    # SR the PACS gave no class for: any of it may be a (second, continued) RDSR.
+    unknown = _probe_picks(sr_series, {SRKind.UNKNOWN}, "SR of unknown type: fetch and inspect")
+    if options.emptysr and unknown:
         rdsr += tuple(
-            Pick(s, why="SR of unknown type, taken as dose (-emptysr)") for s in unknown_sr
+            replace(p, why="SR of unknown type, taken as dose (-emptysr)") for p in unknown
         )
-        unknown_sr = []
+        unknown = ()
 
     def plan(decision: Decision, reason: str, picks: Sequence[Pick] = ()) -> StudyPlan:
         return StudyPlan(study, group, decision, reason, tuple(picks))
 
-    def undecided(reason: str, fallback: Sequence[Pick] = ()) -> StudyPlan:
-        probe = tuple(Pick(s, why="SR of unknown type: fetch and inspect") for s in unknown_sr)
-        return StudyPlan(study, group, Decision.UNDECIDED, reason, rdsr, probe, tuple(fallback))
+    def undecided(reason: str, probe: Sequence[Pick], fallback: Sequence[Pick] = ()) -> StudyPlan:
+        return StudyPlan(
+            study, group, Decision.UNDECIDED, reason, rdsr, tuple(probe), tuple(fallback)
+        )
 
     if rdsr:
+        if unknown:
+            return undecided("RDSR, and SR of unknown type to inspect", unknown)
         return plan(Decision.RETRIEVE, "RDSR", rdsr)
     if group in ("MG", "DX"):
         images = [Pick(s, why="images: dose in the header") for s in study.series if not s.is_sr]
-        if unknown_sr:
-            return undecided("SR type not given by the PACS: inspect before taking images", images)
+        if unknown:
+            return undecided(
+                "SR type not given by the PACS: inspect before taking images", unknown, images
+            )
         if images:
             return plan(Decision.RETRIEVE, "images (no RDSR)", images)
         return plan(Decision.DROP, "no RDSR and no images")
-    if esr and not unknown_sr:
-        return plan(Decision.RETRIEVE, "Enhanced SR (no RDSR)", esr)
+    # Enhanced and Comprehensive SRs count only when titled as a dose report: read them.
+    probe = _probe_picks(
+        sr_series, {SRKind.UNKNOWN, SRKind.UNCHECKED}, "SR to inspect: type or title unknown"
+    )
     if group in ("FL", SR_ONLY):
-        if unknown_sr:
-            return undecided("SR type not given by the PACS: inspect", esr)
+        if probe:
+            return undecided(_probe_reason(probe), probe, esr)
+        if esr:
+            return plan(Decision.RETRIEVE, "Enhanced SR (no RDSR)", esr)
         return plan(Decision.DROP, "no RDSR or Enhanced SR")
     # CT, PET-CT, NM
     fallback = list(esr) or _ct_fallback(study, options)
@@ -206,20 +231,50 @@ def decide(study: Study, group: str, options: Options = Options()) -> StudyPlan:
             for s in study.series
             if not s.is_sr
         )
-    if unknown_sr or page_probe:
-        sr_probe = tuple(Pick(s, why="SR of unknown type: fetch and inspect") for s in unknown_sr)
+    if probe or page_probe:
         reason = (
-            "SR type not given by the PACS: inspect"
-            if unknown_sr
+            _probe_reason(probe)
+            if probe
             else "series descriptions not given by the PACS: inspect for a Dose Info page"
         )
-        probe = sr_probe + page_probe
-        return StudyPlan(study, group, Decision.UNDECIDED, reason, (), probe, tuple(fallback))
+        return undecided(reason, probe + page_probe, fallback)
+    if esr:
+        return plan(Decision.RETRIEVE, "Enhanced SR (no RDSR)", esr)
     if fallback and fallback[0].why == "Philips Dose Info":
         return plan(Decision.RETRIEVE, "Philips Dose Info", fallback)
     if fallback:
         return plan(Decision.RETRIEVE, "Toshiba option: dose summary and first images", fallback)
     return plan(Decision.DROP, "no RDSR, Enhanced SR or Dose Info series")
+
+
+def _probe_reason(probe: Sequence[Pick]) -> str:
+    unknown = any(_has_unknown(p) for p in probe)
+    return "SR type not given by the PACS: inspect" if unknown else "Enhanced SR: read its title"
+
+
+def _has_unknown(pick: Pick) -> bool:
+    instances = pick.series.instances or ()
+    wanted = set(pick.sop_instance_uids)
+    return not instances or any(
+        i.sr_kind is SRKind.UNKNOWN for i in instances if not wanted or i.sop_instance_uid in wanted
+    )
+
+
+def _probe_picks(sr_series: Sequence[Series], kinds: set[SRKind], why: str) -> tuple[Pick, ...]:
+    """The SR of these kinds, to fetch and inspect: the whole series where the PACS listed no
+    instances or all of them qualify, else only those instances."""
+    picks = []
+    for series in sr_series:
+        if not series.instances:
+            if SRKind.UNKNOWN in kinds:
+                picks.append(Pick(series, why=why))
+            continue
+        wanted = tuple(i.sop_instance_uid for i in series.instances if i.sr_kind in kinds)
+        if not wanted:
+            continue
+        whole = len(wanted) == len(series.instances)
+        picks.append(Pick(series, () if whole else wanted, why=why))
+    return tuple(picks)
 
 
 def _sr_picks(sr_series: Sequence[Series], kind: SRKind) -> tuple[Pick, ...]:
@@ -297,23 +352,39 @@ def without_held(plan: StudyPlan, held: frozenset[str]) -> StudyPlan:
     return StudyPlan(plan.study, plan.group, plan.decision, plan.reason, picks, probe, fallback)
 
 
-def with_known_classes(study: Study, classes: Mapping[str, str]) -> Study:
-    """Fill SOP classes the PACS withheld from what the store learned before."""
-    if not classes:
+@dataclass(frozen=True)
+class Known:
+    """What the store knows of an instance: held, or fetched and inspected before."""
+
+    sop_class_uid: str
+    kind: str | None = None  # an ObjectKind value, where the object was read
+
+
+def with_known(study: Study, known: Mapping[str, Known]) -> Study:
+    """Fill in what the PACS withheld (SOP classes) and what only reading tells (a titled
+    SR's title) from what the store learned before."""
+    if not known:
         return study
 
-    def fill(series: Series) -> Series:
+    def fill(instance: Instance) -> Instance:
+        learned = known.get(instance.sop_instance_uid)
+        if learned is None:
+            return instance
+        title = instance.dose_title
+        if title is None and learned.kind:
+            title = learned.kind in (ObjectKind.ESR, ObjectKind.RDSR)
+        return replace(
+            instance,
+            sop_class_uid=instance.sop_class_uid or learned.sop_class_uid,
+            dose_title=title,
+        )
+
+    def fill_series(series: Series) -> Series:
         if series.instances is None:
             return series
-        instances = tuple(
-            replace(i, sop_class_uid=classes[i.sop_instance_uid])
-            if not i.sop_class_uid and i.sop_instance_uid in classes
-            else i
-            for i in series.instances
-        )
-        return replace(series, instances=instances)
+        return replace(series, instances=tuple(fill(i) for i in series.instances))
 
-    return replace(study, series=tuple(fill(s) for s in study.series))
+    return replace(study, series=tuple(fill_series(s) for s in study.series))
 
 
 def without_inspected(plan: StudyPlan, inspected: frozenset[str], holds_some: bool) -> StudyPlan:
@@ -349,6 +420,37 @@ class ObjectKind(StrEnum):
     REPORT = "report"
     DOSE_PAGE = "dose page"  # a "Dose Info" secondary capture
     IMAGE = "image"
+
+
+DOSE_REPORT_TITLE = ("113701", "DCM")  # X-Ray Radiation Dose Report
+
+
+@dataclass(frozen=True)
+class Header:
+    """The few header values that tell what an object is."""
+
+    sop_class_uid: str
+    title: tuple[str, str] | None = None  # an SR's ConceptNameCodeSequence (value, scheme)
+    series_description: str | None = None
+    image_type: tuple[str, ...] = ()
+    image_comments: str | None = None
+
+
+def object_kind(header: Header) -> ObjectKind:
+    """What an object is, read from its own header: never from what the PACS said of it."""
+    sop_class = header.sop_class_uid
+    if sop_class in RDSR_CLASSES:
+        return ObjectKind.RDSR
+    if sop_class in TITLED_SR_CLASSES:
+        return ObjectKind.ESR if header.title == DOSE_REPORT_TITLE else ObjectKind.REPORT
+    if sop_class.startswith(SR_CLASS_PREFIX):
+        return ObjectKind.REPORT
+    # Philips writes "Dose Info" in the series description, the image comments and, where
+    # a PACS or a person dropped the description, still in the image type.
+    texts = (header.series_description or "", header.image_comments or "")
+    if "DOSE_INFO" in header.image_type or any("dose info" in t.lower() for t in texts):
+        return ObjectKind.DOSE_PAGE
+    return ObjectKind.IMAGE
 
 
 @dataclass(frozen=True)

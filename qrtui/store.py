@@ -16,9 +16,11 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from qrtui.selection import Known
 
 INDEX_NAME = ".qrtui-index.sqlite"
 LOCK_NAME = ".qrtui.lock"
@@ -60,6 +62,7 @@ class StoredInstance:
     path: Path
     size: int
     sending_aet: str
+    kind: str = ""  # an ObjectKind value, read from the object's header when it arrived
 
 
 _SCHEMA = """
@@ -72,7 +75,8 @@ CREATE TABLE IF NOT EXISTS instances (
     path TEXT NOT NULL,
     size INTEGER NOT NULL,
     received_at TEXT NOT NULL,
-    sending_aet TEXT NOT NULL
+    sending_aet TEXT NOT NULL,
+    kind TEXT
 );
 CREATE INDEX IF NOT EXISTS instances_study ON instances (study_uid);
 CREATE TABLE IF NOT EXISTS inspected (
@@ -106,10 +110,17 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.Error) as exc:
             self._release_lock()
             raise StoreError(f"cannot open store {directory}: {_reason(exc)}") from None
         self._mutex = threading.Lock()
+
+    def _migrate(self) -> None:
+        """Columns added since the first release; older rows leave them NULL."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(instances)")}
+        if "kind" not in columns:
+            self._db.execute("ALTER TABLE instances ADD COLUMN kind TEXT")
 
     def _take_lock(self) -> None:
         fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
@@ -197,7 +208,9 @@ class Store:
         received_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         with self._mutex:
             self._db.execute(
-                "INSERT OR REPLACE INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO instances (sop_instance_uid, sop_class_uid, study_uid, "
+                "series_uid, modality, path, size, received_at, sending_aet, kind) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     i.sop_instance_uid,
                     i.sop_class_uid,
@@ -208,6 +221,7 @@ class Store:
                     i.size,
                     received_at,
                     i.sending_aet,
+                    i.kind or None,
                 ),
             )
 
@@ -231,16 +245,34 @@ class Store:
             ).fetchall()
         return frozenset(uid for uid, path in rows if (self.directory / path).is_file())
 
-    def known_classes(self, study_uid: str) -> Mapping[str, str]:
-        """SOP class of every instance of the study held or inspected before."""
+    def known(self, study_uid: str) -> dict[str, Known]:
+        """SOP class, and what it turned out to be, of every instance of the study held or
+        inspected before. Rows from before kinds were recorded are read once and filled in."""
         with self._mutex:
             rows = self._db.execute(
-                "SELECT sop_instance_uid, sop_class_uid FROM inspected WHERE study_uid = ? "
-                "UNION ALL SELECT sop_instance_uid, sop_class_uid FROM instances "
-                "WHERE study_uid = ?",
+                "SELECT sop_instance_uid, sop_class_uid, kind, NULL FROM inspected "
+                "WHERE study_uid = ? UNION ALL SELECT sop_instance_uid, sop_class_uid, kind, path "
+                "FROM instances WHERE study_uid = ?",
                 (study_uid, study_uid),
             ).fetchall()
-        return dict(rows)
+        known = {}
+        for uid, sop_class, kind, path in rows:
+            if kind is None and path is not None:
+                kind = self._backfill_kind(uid, sop_class, self.directory / path)
+            known[uid] = Known(sop_class, kind)
+        return known
+
+    def _backfill_kind(self, uid: str, sop_class: str, path: Path) -> str | None:
+        from qrtui.dicom.header import kind_of_file  # pydicom: only for stores that need it
+
+        kind = kind_of_file(path, sop_class)
+        if kind is None:
+            return None
+        with self._mutex:
+            self._db.execute(
+                "UPDATE instances SET kind = ? WHERE sop_instance_uid = ?", (str(kind), uid)
+            )
+        return str(kind)
 
     def inspected(self, study_uid: str) -> frozenset[str]:
         """Instances of the study fetched, inspected and found not to be dose objects."""
@@ -254,11 +286,11 @@ class Store:
         with self._mutex:
             rows = self._db.execute(
                 "SELECT sop_instance_uid, sop_class_uid, study_uid, series_uid, modality, path, "
-                "size, sending_aet FROM instances ORDER BY study_uid, series_uid"
+                "size, sending_aet, kind FROM instances ORDER BY study_uid, series_uid"
             ).fetchall()
-        for sop, cls, study, series, modality, path, size, aet in rows:
+        for sop, cls, study, series, modality, path, size, aet, kind in rows:
             yield StoredInstance(
-                sop, cls, study, series, modality, self.directory / path, size, aet
+                sop, cls, study, series, modality, self.directory / path, size, aet, kind or ""
             )
 
 

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import platformdirs
@@ -26,7 +26,7 @@ from qrtui.dicom.retrieve import RetrieveSession
 from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.dicom.storescp import Receiver, StorageSCP
 from qrtui.events import Emit
-from qrtui.funnel import INCOMPLETE, INSTANCES_HELD, Funnel, FunnelResult
+from qrtui.funnel import INSTANCES_HELD, Funnel, FunnelResult
 from qrtui.query import QueryParams
 from qrtui.retrieve import Retriever, RetrieveStopped, RetrieveSummary, get_sop_classes
 from qrtui.status import (  # noqa: F401  (re-exported for the faces)
@@ -184,9 +184,20 @@ def retrieve(
     except (AssociationFailed, SessionFailed) as exc:
         summary.problems.append(str(exc))
         status, message = EXIT_UNREACHABLE, f"remote {remote.name}: {exc}"
-    if status == EXIT_OK and (not summary.clean or result.counts.get(INCOMPLETE)):
+    if status == EXIT_OK and not summary.clean:
         status = EXIT_PARTIAL
+    if status == EXIT_OK and result.incomplete:
+        status, message = EXIT_PARTIAL, incomplete_message(result)
     return JobOutcome(status, message, result, summary)
+
+
+def incomplete_message(result: FunnelResult) -> str:
+    more = len(result.incomplete) - 1
+    return (
+        "query possibly incomplete: "
+        + result.incomplete[0]
+        + (f" (and {more} more)" if more else "")
+    )
 
 
 @contextlib.contextmanager
@@ -242,7 +253,13 @@ def run(
             planned = plan(
                 config, remote, store_node, params, emit=emit, cancel=cancel, store=store
             )
-            if planned.status != EXIT_OK or dry_run or planned.result is None:
+            if planned.status != EXIT_OK or planned.result is None:
+                return planned
+            if dry_run:
+                if planned.result.incomplete:
+                    return replace(
+                        planned, status=EXIT_PARTIAL, message=incomplete_message(planned.result)
+                    )
                 return planned
             return retrieve(
                 config, remote, store_node, planned.result, emit=emit, cancel=cancel, store=store

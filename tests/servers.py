@@ -125,6 +125,18 @@ class Orthanc:
         if self.proc:
             stop(self.proc)
 
+    def add(self, files: Iterable[Path]) -> None:
+        """Copy into the archive and index; each association of dcmqrscp reads the index."""
+        assert DCMQRIDX_BIN
+        db = self.workdir / "db"
+        stored = []
+        for path in files:
+            target = db / f"obj{len(list(db.glob('obj*.dcm'))):05d}.dcm"
+            shutil.copyfile(path, target)
+            stored.append(str(target))
+        if stored:
+            subprocess.run([DCMQRIDX_BIN, str(db), *stored], check=True, capture_output=True)
+
 
 @dataclass
 class Dcmqrscp:
@@ -141,13 +153,7 @@ class Dcmqrscp:
         self.port = free_port()
         db = self.workdir / "db"
         db.mkdir(parents=True, exist_ok=True)
-        stored = []
-        for i, path in enumerate(files):
-            target = db / f"obj{i:05d}.dcm"
-            shutil.copyfile(path, target)
-            stored.append(str(target))
-        if stored:
-            subprocess.run([DCMQRIDX_BIN, str(db), *stored], check=True, capture_output=True)
+        self.add(files)
         host_lines = "\n".join(f"{n} = ({a}, {h}, {p})" for n, (a, h, p) in self.hosts.items())
         cfg = self.workdir / "dcmqrscp.cfg"
         cfg.write_text(
@@ -169,3 +175,15 @@ class Dcmqrscp:
     def stop(self) -> None:
         if self.proc:
             stop(self.proc)
+
+    def add(self, files: Iterable[Path]) -> None:
+        """Copy into the archive and index; each association of dcmqrscp reads the index."""
+        assert DCMQRIDX_BIN
+        db = self.workdir / "db"
+        stored = []
+        for path in files:
+            target = db / f"obj{len(list(db.glob('obj*.dcm'))):05d}.dcm"
+            shutil.copyfile(path, target)
+            stored.append(str(target))
+        if stored:
+            subprocess.run([DCMQRIDX_BIN, str(db), *stored], check=True, capture_output=True)

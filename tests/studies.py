@@ -45,6 +45,7 @@ class BuiltStudy:
     # series label -> instance labels to fetch (None: the whole series); empty: dropped
     expect: dict[str, list[int] | None] = field(default_factory=dict)
     group: str = ""
+    study_time: str = "101500"
 
 
 def _meta(ds: Dataset) -> None:
@@ -103,8 +104,13 @@ class PopulationBuilder:
         return built
 
     def add(
-        self, study: BuiltStudy, series_label: str, ds: Dataset, series_description: str = ""
+        self,
+        study: BuiltStudy,
+        series_label: str,
+        ds: Dataset,
+        series_description: str | None = "",
     ) -> None:
+        """series_description None: the object keeps what it has (or lacks)."""
         series = study.series.get(series_label)
         if series is None:
             series = BuiltSeries(series_label, generate_uid(), ds.Modality)
@@ -113,10 +119,11 @@ class PopulationBuilder:
         ds.SeriesInstanceUID = series.uid
         ds.SOPInstanceUID = generate_uid()
         ds.StudyDate = study.study_date.strftime("%Y%m%d")
-        ds.StudyTime = "101500"
+        ds.StudyTime = study.study_time
         ds.SeriesDate = ds.StudyDate
         ds.StudyDescription = study.description
-        ds.SeriesDescription = series_description or ds.get("SeriesDescription", "")
+        if series_description is not None:
+            ds.SeriesDescription = series_description or ds.get("SeriesDescription", "")
         ds.SeriesNumber = list(study.series).index(series_label) + 1
         ds.InstanceNumber = len(series.sop_uids) + 1
         ds.PatientName = PATIENT_NAME

@@ -72,7 +72,8 @@ def test_a_listen_port_in_use_is_a_usage_error_before_any_query(tmp_path, silent
 
 
 def test_a_retrieve_that_keeps_sending_pending_is_stopped_at_its_deadline(tmp_path):
-    with DemoPacs(faults=Faults(delay=0.4)) as pacs:
+    """The PACS holds every retrieve after its first object: only the deadline ends it."""
+    with DemoPacs(faults=Faults(hold_after=1)) as pacs:
         config = demo_config(tmp_path, pacs)
         remote = replace(config.remote(DEMO_REMOTE), retrieve_deadline=1.0)
         params = build_query(today=date.today(), date_from="yesterday", mg=True)
@@ -185,21 +186,28 @@ def _indexed(store: Path) -> set[str]:
 def test_killed_mid_retrieve_leaves_only_whole_indexed_files_and_the_next_run_completes(
     tmp_path, signum
 ):
-    with DemoPacs(faults=Faults(delay=0.3)) as pacs:
+    """The PACS holds each retrieve after its first object until released: the signal
+    provably comes while qrtui is still retrieving, however busy the machine."""
+    with DemoPacs(faults=Faults(hold_after=1)) as pacs:
         config = demo_config(tmp_path, pacs)
         command = [
             sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config.path),
             DEMO_REMOTE, DEMO_STORE, "-mg", "-dx", "-f", "yesterday",
         ]  # fmt: skip
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        store = tmp_path / "store"
-        _wait_for(lambda: bool(_indexed_if_any(store)), proc)
-        proc.send_signal(signum)
-        _, err = proc.communicate(timeout=30)
+        try:
+            assert pacs.holding.wait(60), proc.communicate(timeout=30)
+            proc.send_signal(signum)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            pacs.release()
+            if proc.poll() is None:
+                proc.kill()
         if signum == signal.SIGKILL:
             assert proc.returncode == -signal.SIGKILL
         else:
             assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+        store = tmp_path / "store"
         kept = _indexed(store)
         for path in store.glob("*/*/*.dcm"):
             assert path.stem in kept, "no file outside the index"
@@ -211,24 +219,6 @@ def test_killed_mid_retrieve_leaves_only_whole_indexed_files_and_the_next_run_co
         wanted = dose_uids(pacs.studies, ("MG", "DX"), date.today() - timedelta(days=1))
         assert _indexed(store) == wanted
         assert not any((store / ".incoming").iterdir())
-
-
-def _indexed_if_any(store: Path) -> set[str]:
-    try:
-        return _indexed(store)
-    except Exception:  # not created yet
-        return set()
-
-
-def _wait_for(condition, proc: subprocess.Popen[str], limit: float = 30) -> None:
-    """Another process's progress gives no event to await: look every 20 ms."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
-    raise AssertionError("nothing arrived in time")
 
 
 @pytest.fixture

@@ -60,7 +60,8 @@ def test_keys_sent_to_the_pacs():
         today=TODAY, sr=True, single_date="yesterday", time_from="0800", time_until="1230", dup=True
     )
     assert single.groups == ("SR",) and single.study_date_key() == "20261127"
-    assert single.study_time_key() == "080000-123059" and not single.ignore_held
+    # to the end of 12:30:59, fractions included
+    assert single.study_time_key() == "080000-123059.999999" and not single.ignore_held
     assert build_query(today=TODAY, dx=True).study_date_key() == ""
     assert build_query(today=TODAY, dx=True, date_until="1d").study_date_key() == "-20261127"
 
@@ -71,16 +72,42 @@ def test_keys_sent_to_the_pacs():
         ("20261101-20261130", "", [("20261101-20261115", ""), ("20261116-20261130", "")]),
         ("20261127-20261128", "", [("20261127", ""), ("20261128", "")]),
         ("20261125-", "", [("20261125-20261126", ""), ("20261127-20261128", "")]),
-        ("20261127", "", [("20261127", "000000-115959"), ("20261127", "120000-235959")]),
         (
             "20261127",
-            "080000-100059",
-            [("20261127", "080000-090029"), ("20261127", "090030-100059")],
+            "",
+            [("20261127", "000000-115959.999999"), ("20261127", "120000-235959.999999")],
         ),
-        ("20261127", "080000-085959", None),  # an hour: no smaller
+        (
+            "20261127",
+            "080000-100059.999999",
+            [("20261127", "080000-090029.999999"), ("20261127", "090030-100059.999999")],
+        ),
+        (
+            "20261127",
+            "080000-080001.999999",
+            [("20261127", "080000-080000.999999"), ("20261127", "080001-080001.999999")],
+        ),
+        ("20261127", "080000-080000.999999", None),  # one second: no smaller
         ("", "", None),  # any date: no halves of an open range
         ("-20261127", "", None),
     ],
 )
 def test_truncated_study_queries_split_into_halves(date_key, time_key, halves):
     assert split_range(date_key, time_key, date(2026, 11, 28)) == halves
+
+
+@pytest.mark.parametrize("time", ["115959.5", "115959.999999", "120000", "235959.9", "000000"])
+def test_the_halves_of_a_day_leave_no_time_out_at_any_precision(time):
+    """PACS compare StudyTime as text: each time falls in exactly one window, whatever the
+    depth of the split."""
+
+    def holds(window: str) -> bool:
+        first, _, last = window.partition("-")
+        return first <= time <= last
+
+    window, depth = "000000-235959.999999", 0
+    while (halves := split_range("20261127", window, date(2026, 11, 28))) is not None:
+        hits = [half for _, half in halves if holds(half)]
+        assert len(hits) == 1, (depth, halves)
+        window, depth = hits[0], depth + 1
+    assert depth >= 16 and holds(window)

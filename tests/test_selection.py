@@ -8,18 +8,21 @@ from qrtui.selection import (
     ESR_CLASS,
     SECONDARY_CAPTURE_CLASS,
     Decision,
+    Header,
     Inspected,
     Instance,
+    Known,
     ObjectKind,
     Options,
     Series,
     Study,
     after_probe,
     decide,
+    object_kind,
     parse_terms,
     passes_terms,
     study_group,
-    with_known_classes,
+    with_known,
     without_held,
     without_inspected,
 )
@@ -32,14 +35,23 @@ CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 _uid = iter(range(1, 10_000))
 
 
-def sr(*classes: str | None, description: str | None = "") -> Series:
+def sr(
+    *classes: str | None, description: str | None = "", dose_title: bool | None = None
+) -> Series:
     n = next(_uid)
     return Series(
         f"1.{n}",
         "SR",
         description,
-        instances=tuple(Instance(f"1.{n}.{i}", c, i + 1) for i, c in enumerate(classes)),
+        instances=tuple(
+            Instance(f"1.{n}.{i}", c, i + 1, dose_title) for i, c in enumerate(classes)
+        ),
     )
+
+
+def dose_esr() -> Series:
+    """An Enhanced SR whose title was read before: an X-Ray Radiation Dose Report."""
+    return sr(ESR_CLASS, dose_title=True)
 
 
 def sr_unknown() -> Series:
@@ -149,9 +161,41 @@ def test_fl_rdsr_wins_over_esr():
 
 
 def test_fl_esr_when_no_rdsr():
-    esr = sr(ESR_CLASS)
+    esr = dose_esr()
     plan = decide(study(images("XA"), esr), "FL")
     assert plan.decision is Decision.RETRIEVE and fetched(plan) == {esr.series_instance_uid}
+
+
+@pytest.mark.parametrize("group", ["FL", "CT", "SR"])
+def test_an_enhanced_sr_whose_title_is_unread_is_inspected_not_taken(group):
+    """ESR_non-dose.dcm is an Enhanced SR titled Diagnostic Imaging Report: the class alone
+    does not make a dose object."""
+    esr = sr(ESR_CLASS)
+    modality = {"FL": "XA", "CT": "CT", "SR": None}[group]
+    series = (images(modality, description="Axial"), esr) if modality else (esr,)
+    plan = decide(study(*series), group)
+    assert plan.decision is Decision.UNDECIDED and plan.picks == ()
+    assert [p.series for p in plan.probe] == [esr] and "title" in plan.reason
+    verdict = after_probe(plan, [found(esr, ObjectKind.REPORT)])
+    assert verdict.keep == set() and verdict.follow == ()
+    kept = after_probe(plan, [found(esr, ObjectKind.ESR)])
+    assert kept.keep == {esr.instances[0].sop_instance_uid}
+
+
+def test_a_non_dose_enhanced_sr_inspected_before_is_a_report():
+    esr = sr(ESR_CLASS)
+    s = study(images("CT", description="Axial"), esr)
+    uid = esr.instances[0].sop_instance_uid
+    plan = decide(with_known(s, {uid: Known(ESR_CLASS, "report")}), "CT")
+    assert plan.decision is Decision.DROP and "no RDSR, Enhanced SR" in plan.reason
+    plan = decide(with_known(s, {uid: Known(ESR_CLASS, "ESR")}), "CT")
+    assert plan.decision is Decision.RETRIEVE and fetched(plan) == {esr.series_instance_uid}
+
+
+def test_an_unchecked_enhanced_sr_is_not_probed_where_images_carry_the_dose():
+    imgs = images("MG")
+    plan = decide(study(imgs, sr(ESR_CLASS)), "MG")
+    assert plan.decision is Decision.RETRIEVE and fetched(plan) == {imgs.series_instance_uid}
 
 
 def test_fl_neither_drops_the_study():
@@ -187,7 +231,7 @@ def test_ct_radiopharmaceutical_rdsr_counts_as_rdsr():
 
 
 def test_ct_esr_when_no_rdsr():
-    esr = sr(ESR_CLASS)
+    esr = dose_esr()
     plan = decide(study(images("CT"), esr), "CT")
     assert fetched(plan) == {esr.series_instance_uid} and "Enhanced SR" in plan.reason
 
@@ -240,7 +284,7 @@ def test_ct_without_series_descriptions_probes_one_image_per_series():
 
 
 def test_ct_unknown_sr_is_inspected_with_esr_as_fallback():
-    unknown, esr = sr_unknown(), sr(ESR_CLASS)
+    unknown, esr = sr_unknown(), dose_esr()
     plan = decide(study(images("CT", description="Head"), unknown, esr), "CT")
     assert plan.decision is Decision.UNDECIDED
     assert [p.series for p in plan.probe] == [unknown]
@@ -263,7 +307,7 @@ def test_series_mixing_rdsr_and_report_fetches_only_the_rdsr_instance():
 
 
 def test_sr_only_rdsr_then_esr_else_drop():
-    rdsr, esr = sr(RDSR), sr(ESR_CLASS)
+    rdsr, esr = sr(RDSR), dose_esr()
     assert fetched(decide(study(rdsr, esr), "SR")) == {rdsr.series_instance_uid}
     assert fetched(decide(study(esr), "SR")) == {esr.series_instance_uid}
     assert decide(study(sr(BASIC_TEXT)), "SR").decision is Decision.DROP
@@ -366,10 +410,66 @@ def test_fluoro_probe_with_nothing_found_drops_the_study():
 def test_classes_learned_before_settle_a_study_without_fetching():
     unknown, imgs = sr(None, None), images("MG")
     s = study(imgs, unknown)
-    rdsr_uid = unknown.instances[1].sop_instance_uid
-    plan = decide(with_known_classes(s, {rdsr_uid: RDSR}), "MG")
+    report_uid, rdsr_uid = (i.sop_instance_uid for i in unknown.instances)
+    known = {rdsr_uid: Known(RDSR, "RDSR"), report_uid: Known(BASIC_TEXT, "report")}
+    plan = decide(with_known(s, known), "MG")
     assert plan.decision is Decision.RETRIEVE
     assert [p.sop_instance_uids for p in plan.picks] == [(rdsr_uid,)]
+
+
+@pytest.mark.parametrize("group", ["CT", "MG", "DX", "FL", "SR"])
+def test_an_unknown_sr_beside_a_known_rdsr_is_still_inspected(group):
+    """dcmqrscp gives no SOP classes: the RDSR held from the first run is known by the store,
+    the second RDSR that arrived later in a new series is not. It must not be missed."""
+    first, late = sr(None), sr(None)
+    modality = {"CT": "CT", "MG": "MG", "DX": "DX", "FL": "RF", "SR": None}[group]
+    series = (images(modality), first, late) if modality else (first, late)
+    held_uid = first.instances[0].sop_instance_uid
+    s = with_known(study(*series), {held_uid: Known(RDSR, "RDSR")})
+    plan = decide(s, group)
+    assert plan.decision is Decision.UNDECIDED
+    assert [p.series.series_instance_uid for p in plan.probe] == [late.series_instance_uid]
+    pruned = without_held(plan, frozenset({held_uid}))
+    assert pruned.picks == () and [p.series for p in pruned.probe] == [late]
+    verdict = after_probe(pruned, [found(late, ObjectKind.RDSR)])
+    assert verdict.keep == {late.instances[0].sop_instance_uid} and verdict.follow == ()
+
+
+def test_a_new_instance_in_a_known_sr_series_is_probed_alone():
+    series = sr(None, None)
+    held_uid, new_uid = (i.sop_instance_uid for i in series.instances)
+    s = with_known(study(images("CT"), series), {held_uid: Known(RDSR, "RDSR")})
+    plan = without_held(decide(s, "CT"), frozenset({held_uid}))
+    assert plan.decision is Decision.UNDECIDED and plan.picks == ()
+    assert [p.sop_instance_uids for p in plan.probe] == [(new_uid,)]
+
+
+def test_empty_values_from_the_pacs_mean_not_told():
+    blank = Series("7.1", "", None, instances=(Instance("7.1.1", RDSR, None),))
+    assert blank.is_sr, "a series without modality whose instances are SR is SR"
+    assert not Series("7.2", "", None, instances=(Instance("7.2.1", CT_IMAGE),)).is_sr
+    plan = decide(study(images("CT"), blank, modalities=("CT",)), "CT")
+    assert plan.decision is Decision.RETRIEVE and fetched(plan) == {"7.1"}
+
+
+@pytest.mark.parametrize(
+    ("header", "kind"),
+    [
+        (Header(RDSR), ObjectKind.RDSR),
+        (Header(ESR_CLASS, ("113701", "DCM")), ObjectKind.ESR),
+        (Header(ESR_CLASS, ("18748-4", "LN")), ObjectKind.REPORT),
+        (Header(COMPREHENSIVE, ("113701", "DCM")), ObjectKind.ESR),
+        (Header(BASIC_TEXT, ("113701", "DCM")), ObjectKind.REPORT),
+        (Header(SECONDARY_CAPTURE_CLASS, series_description="Dose Info"), ObjectKind.DOSE_PAGE),
+        (Header(SECONDARY_CAPTURE_CLASS, image_type=("DERIVED", "SECONDARY", "DOSE_INFO")),
+         ObjectKind.DOSE_PAGE),
+        (Header(SECONDARY_CAPTURE_CLASS, image_comments="Dose Info"), ObjectKind.DOSE_PAGE),
+        (Header(SECONDARY_CAPTURE_CLASS), ObjectKind.IMAGE),
+        (Header(CT_IMAGE, series_description="Chest"), ObjectKind.IMAGE),
+    ],
+)  # fmt: skip
+def test_what_an_object_is_comes_from_its_own_header(header, kind):
+    assert object_kind(header) is kind
 
 
 def test_probes_inspected_before_are_not_fetched_again():

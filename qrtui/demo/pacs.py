@@ -59,6 +59,7 @@ class Faults:
     hide_failed_list: bool = False  # 0xB000 without a Failed SOP Instance UID List
     max_associations: int = 16  # more at once are rejected ("local limit exceeded")
     nonsense_counts: bool = False  # Pendings claim 65535 of everything; the final says 0 sent
+    hold_after: int | None = None  # each C-MOVE/C-GET waits after K sub-operations for release()
 
 
 class DemoPacs:
@@ -75,6 +76,8 @@ class DemoPacs:
         self._ae: Any = None
         self._failed: set[str] = set()
         self._pause = threading.Event()  # never set: waiting on it is the delay
+        self.holding = threading.Event()  # set while a retrieve waits at hold_after
+        self._released = threading.Event()
 
     # ------------------------------------------------------------ running
 
@@ -111,7 +114,12 @@ class DemoPacs:
         self.port = int(self._server.server_address[1])
         return self
 
+    def release(self) -> None:
+        """Let retrieves held at hold_after go on (and every later one pass)."""
+        self._released.set()
+
     def stop(self) -> None:
+        self.release()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -303,6 +311,10 @@ class DemoPacs:
             if self.faults.abort_after is not None and index >= self.faults.abort_after:
                 event.assoc.abort()
                 return
+            hold = self.faults.hold_after
+            if hold is not None and index >= hold and not self._released.is_set():
+                self.holding.set()
+                self._released.wait()
             if not event.assoc.is_established:
                 return
             self._wait()

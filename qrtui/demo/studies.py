@@ -198,6 +198,10 @@ def demo_studies(today: date) -> list[DemoStudy]:
     b.images(s, 1, CT_IMAGE, "CT")
     b.add(s, 2, enhanced_sr(dose=True), "Dose Record", dose=True)
 
+    s = b.study("ct_esr_report", "CT NECK (reported)", "CT")
+    b.images(s, 1, CT_IMAGE, "CT")
+    b.add(s, 2, enhanced_sr(dose=False), "Report")
+
     s = b.study("ct_philips", "CT THORAX (Philips)", "CT")
     b.images(s, 1, CT_IMAGE, "CT")
     b.add(s, 2, image(SECONDARY_CAPTURE, "CT", 32), "Dose Info", dose=True)

@@ -22,7 +22,9 @@ from pynetdicom.transport import ThreadedAssociationServer
 from qrtui.config import StoreNode
 from qrtui.dicom.assoc import tune_socket
 from qrtui.dicom.find import text
+from qrtui.dicom.header import header_of
 from qrtui.dicom.tls import server_context
+from qrtui.selection import object_kind
 from qrtui.store import Store, StoredInstance, StoreError, UnsafeUID, safe_uid
 
 STORAGE_CLASSES = tuple(
@@ -85,15 +87,17 @@ class Receiver:
             else:
                 encoded = event.encoded_dataset(include_meta=True)
                 data, size = encoded, len(encoded)
+            sop_class = str(event.request.AffectedSOPClassUID)
             instance = StoredInstance(
                 sop_instance_uid=sop,
-                sop_class_uid=str(event.request.AffectedSOPClassUID),
+                sop_class_uid=sop_class,
                 study_uid=study,
                 series_uid=series,
                 modality=(text(ds, "Modality") or "").upper()[:16],
                 path=final,
                 size=size,
                 sending_aet=str(event.assoc.remote.get("ae_title", "")).strip(),
+                kind=str(object_kind(header_of(ds, sop_class))),
             )
             if probe:
                 self.store.write_file(data, final)
@@ -199,9 +203,15 @@ class StorageSCP:
         return self
 
     def stop(self) -> None:
+        """Stop listening, and abort senders still connected: a PACS that holds or trickles
+        its sub-operations after we stopped waiting would keep this process alive until the
+        network timeout, and go on writing into the store."""
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
+            for assoc in server.active_associations:
+                with contextlib.suppress(Exception):
+                    assoc.abort()
 
     def __enter__(self) -> StorageSCP:
         return self.start()

@@ -447,7 +447,7 @@ class ResultsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#studies", DataTable)
-        table.add_columns("Date", "Grp", "Description", "Ser", "Inst", "Decision")
+        _fixed_columns(table, _PLAN_COLUMNS, [])
         self.query_one("#progress-row").display = False
         self.query_one("#status", Static).update(f"Querying {self.remote.name}…")
         self._log(f"query {self.remote.name} for store {self.store.name}")
@@ -566,11 +566,16 @@ class ResultsScreen(Screen[None]):
         rows.sort(
             key=lambda r: (r[4].startswith("dropped"), r[0].study_date, r[1], r[0].description)
         )
-        for study, group, series, instances, decision in rows:
-            table.add_row(
+        cells = [
+            (
                 _date(study.study_date), group, study.description[:22], str(series or ""),
                 str(instances or ""), decision,
-            )  # fmt: skip
+            )
+            for study, group, series, instances, decision in rows
+        ]  # fmt: skip
+        _fixed_columns(table, _PLAN_COLUMNS, cells)
+        for row in cells:
+            table.add_row(*row)
         self._log(f"plan ready: {fetch} to fetch, {len(result.dropped)} dropped")
         self.phase = "planned"
 
@@ -628,6 +633,18 @@ class ResultsScreen(Screen[None]):
             self.notify("Cancel the running job first (c).", severity="warning")
             return
         self.app.pop_screen()
+
+
+_PLAN_COLUMNS = ("Date", "Grp", "Description", "Ser", "Inst", "Decision")
+
+
+def _fixed_columns(table: DataTable[Any], headers: tuple[str, ...], rows: list[Any]) -> None:
+    """Columns as wide as their widest cell, set before the rows arrive: Textual's automatic
+    widths may leave a row drawn at the header's width in its render cache."""
+    table.clear(columns=True)
+    for index, header in enumerate(headers):
+        width = max([len(header), *(len(str(row[index])) for row in rows)])
+        table.add_column(header, width=width)
 
 
 def _date(value: str) -> str:

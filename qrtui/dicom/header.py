@@ -1,0 +1,38 @@
+"""Reading what an object is from its own header (pydicom), for the pure rules of selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from qrtui.dicom.find import text
+from qrtui.selection import Header, ObjectKind, object_kind
+
+
+def header_of(ds: Dataset, sop_class_uid: str | None = None) -> Header:
+    """Malformed values never raise: what cannot be read is left out."""
+    title: tuple[str, str] | None = None
+    try:
+        code = ds.ConceptNameCodeSequence[0]
+        title = (str(code.CodeValue).strip(), str(code.CodingSchemeDesignator).strip())
+    except Exception:
+        pass
+    image_type = tuple(v.strip().upper() for v in (text(ds, "ImageType") or "").split("\\"))
+    return Header(
+        sop_class_uid=sop_class_uid or text(ds, "SOPClassUID") or "",
+        title=title,
+        series_description=text(ds, "SeriesDescription"),
+        image_type=tuple(v for v in image_type if v),
+        image_comments=text(ds, "ImageComments"),
+    )
+
+
+def kind_of_file(path: Path, sop_class_uid: str | None = None) -> ObjectKind | None:
+    """What the file at path is, or None when it cannot be read."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size="64 KB")
+    except Exception:
+        return None
+    return object_kind(header_of(ds, sop_class_uid))

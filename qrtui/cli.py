@@ -11,22 +11,29 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from datetime import date
-from typing import NoReturn
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, NoReturn
 
 from qrtui import __version__
 from qrtui.config import (
+    GROUP_NAMES,
     ClientConfig,
     Config,
     ConfigError,
+    Profile,
     RemoteNode,
     StoreNode,
     load_config,
+    parse_overlap,
     resolve_config_path,
 )
 from qrtui.events import Event, FunnelProgress, RetrieveProgress, size_text
-from qrtui.query import QueryError, QueryParams, build_query
+from qrtui.query import QueryError, QueryParams, build_query, parse_date
 from qrtui.status import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE, EXIT_USAGE, usage_problem
+
+if TYPE_CHECKING:
+    from qrtui.worker import RunContext
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STORE",
         help="with --no-tui: run the embedded store STORE as a Storage SCP until stopped "
         "(Ctrl-C or SIGTERM), so modalities can send to it",
+    )
+    parser.add_argument(
+        "--history",
+        metavar="STORE",
+        help="with --no-tui: the runs recorded in STORE's index, newest first (--limit N, --json)",
+    )
+    parser.add_argument(
+        "--limit", type=int, metavar="N", help="with --history: only the newest N runs"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="run the saved query [profiles.NAME] of the configuration; flags given here "
+        "override its values",
+    )
+    parser.add_argument(
+        "--since-last",
+        action="store_true",
+        help="from the last complete run of this query (less its overlap) to now; failed "
+        "studies of earlier runs are asked again (needs an embedded store)",
+    )
+    parser.add_argument(
+        "--overlap",
+        metavar="DURATION",
+        help="with --since-last: how far before the last complete run to look again, Nd or "
+        "Nh (default: the profile's, else 1d)",
     )
     parser.add_argument("remote", nargs="?", metavar="REMOTE", help="remote node (name or number)")
     parser.add_argument("store", nargs="?", metavar="STORE", help="store node (name or number)")
@@ -177,17 +210,28 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             f"qrtui: demo PACS {pacs.aet} on 127.0.0.1:{pacs.port}, store in {directory / 'store'}",
             file=sys.stderr,
         )
-        return _scripted(parser, args, config)
+        return _scripted(parser, args, config, face="demo")
 
 
-def _scripted(parser: argparse.ArgumentParser, args: argparse.Namespace, config: Config) -> int:
+def _scripted(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    config: Config,
+    face: str = "scripted",
+) -> int:
     if args.echo:
         return _echo(config)
     if args.listen:
         return _listen(config, args.listen)
-    if not (args.remote and args.store):
-        parser.error("--no-tui needs REMOTE and STORE (or --echo)")
+    if args.history:
+        return _history(config, args.history, limit=args.limit, as_json=args.json)
     try:
+        profile = config.profile(args.profile) if args.profile else None
+        if profile is not None:
+            _apply_profile(args, profile)
+        if not (args.remote and args.store):
+            parser.error("--no-tui needs REMOTE and STORE (or --profile, --echo, --history)")
+        since = _since_last(args, profile)
         params = build_query(
             today=date.today(),
             **{k: getattr(args, k) for k in _QUERY_FLAGS},
@@ -200,8 +244,62 @@ def _scripted(parser: argparse.ArgumentParser, args: argparse.Namespace, config:
     if problem and not args.dry_run:
         print(f"qrtui: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    from qrtui.worker import RunContext, SinceLast, query_key
+
+    context = RunContext(face=face, profile=profile.name if profile else None)
+    if since is not None:
+        overlap, first_from = since
+        key = profile.name if profile else query_key(remote.name, store.name, params)
+        context = replace(context, since_last=SinceLast(key, overlap, first_from))
     signal.signal(signal.SIGTERM, _interrupt)
-    return _run(config, remote, store, params, as_json=args.json, dry_run=args.dry_run)
+    return _run(
+        config, remote, store, params, as_json=args.json, dry_run=args.dry_run, context=context
+    )
+
+
+def _apply_profile(args: argparse.Namespace, profile: Profile) -> None:
+    """The profile's values wherever the command line gave none."""
+    args.remote = args.remote or profile.remote
+    args.store = args.store or profile.store
+    if not any(getattr(args, g) for g in (*GROUP_NAMES, "sr")):
+        for group in profile.groups:
+            setattr(args, group, True)
+        args.sr = profile.sr_only
+    for flag, terms in (
+        ("desc_exclude", profile.exclude),
+        ("desc_include", profile.include),
+        ("station_exclude", profile.station_exclude),
+        ("station_include", profile.station_include),
+    ):
+        if getattr(args, flag) is None and terms:
+            setattr(args, flag, ",".join(terms))
+    for flag in ("toshiba", "emptysr", "dup"):
+        setattr(args, flag, getattr(args, flag) or getattr(profile, flag))
+    if args.overlap is None:
+        args.overlap = profile.overlap
+
+
+def _since_last(
+    args: argparse.Namespace, profile: Profile | None
+) -> tuple[timedelta, date | None] | None:
+    """(overlap, first run's start) for --since-last, checked; None without it."""
+    if not args.since_last:
+        if args.overlap is not None and profile is None:
+            raise QueryError("--overlap only applies to --since-last")
+        return None
+    for flag, name in (("date_until", "-t"), ("single_date", "-sd"), ("time_from", "-tf"),
+                       ("time_until", "-tt")):  # fmt: skip
+        if getattr(args, flag):
+            raise QueryError(
+                f"--since-last runs to now: drop {name} (-f only sets where a first run starts)"
+            )
+    try:
+        overlap = parse_overlap(args.overlap or "1d")
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
+    first_from = parse_date(args.date_from, date.today()) if args.date_from else None
+    args.date_from = None
+    return overlap, first_from
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -223,24 +321,34 @@ def _run(
     *,
     as_json: bool,
     dry_run: bool,
+    context: RunContext,
 ) -> int:
     from qrtui import worker
     from qrtui.report import plan_json, plan_lines, retrieve_lines
 
     progress = _StderrProgress() if sys.stderr.isatty() else None
     outcome = worker.run(
-        config, remote, store_node, params, dry_run=dry_run, emit=progress or _ignore
-    )
+        config, remote, store_node, params, dry_run=dry_run, emit=progress or _ignore,
+        context=context,
+    )  # fmt: skip
     if progress:
         progress.clear()
     if outcome.message:
         print(f"qrtui: {outcome.message}", file=sys.stderr)
     if outcome.result is None:
         return outcome.status
+    params = outcome.params or params
     if as_json:
         document = plan_json(remote.name, store_node.name, params, outcome.result)
+        document["profile"] = context.profile
         if outcome.summary is not None:
             document["retrieve"] = outcome.summary.to_json()
+            document["missing"] = [
+                {"study_instance_uid": o.study_instance_uid, "study_date": o.study_date,
+                 "reason": o.reason()}
+                for o in outcome.summary.missing()
+            ]  # fmt: skip
+        document["run_id"] = outcome.run_id
         json.dump(document, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
@@ -249,6 +357,37 @@ def _run(
             lines += retrieve_lines(outcome.summary)
         print("\n".join(lines))
     return outcome.status
+
+
+def _history(config: Config, ref: str, *, limit: int | None, as_json: bool) -> int:
+    from qrtui.report import history_lines
+    from qrtui.store import StoreBusy, StoreError
+    from qrtui.worker import opened_store
+
+    if limit is not None and limit < 1:
+        print("qrtui: --limit must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        node = config.store(ref)
+        if not node.embedded:
+            raise ConfigError(
+                f"store {node.name} is external (no directory): only an embedded store keeps "
+                "a history"
+            )
+        with opened_store(node, for_writing=False) as store:
+            runs = store.history.runs(limit) if store is not None else []
+    except ConfigError as exc:
+        print(f"qrtui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (StoreBusy, StoreError) as exc:
+        print(f"qrtui: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if as_json:
+        json.dump({"store": node.name, "runs": [r.to_json() for r in runs]}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print("\n".join(history_lines(node.name, runs)))
+    return EXIT_OK
 
 
 def _listen(config: Config, ref: str) -> int:

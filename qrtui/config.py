@@ -12,6 +12,7 @@ import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,6 +84,28 @@ class StoreNode:
         return f"{self.bind if self.embedded else self.host}:{self.port}"
 
 
+GROUP_NAMES = ("ct", "mg", "fl", "dx")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A saved query: everything the query form holds, and how far back --since-last looks."""
+
+    name: str
+    remote: str
+    store: str
+    groups: tuple[str, ...] = ()  # some of GROUP_NAMES
+    sr_only: bool = False
+    include: tuple[str, ...] = ()  # study description terms
+    exclude: tuple[str, ...] = ()
+    station_include: tuple[str, ...] = ()
+    station_exclude: tuple[str, ...] = ()
+    toshiba: bool = False
+    emptysr: bool = False
+    dup: bool = False
+    overlap: str = "1d"  # Nd or Nh: how far before the checkpoint --since-last looks again
+
+
 _N = TypeVar("_N", RemoteNode, StoreNode)
 
 
@@ -92,12 +115,20 @@ class Config:
     client: ClientConfig
     remotes: tuple[RemoteNode, ...]
     stores: tuple[StoreNode, ...]
+    profiles: tuple[Profile, ...] = ()
 
     def remote(self, ref: str) -> RemoteNode:
         return _pick(self.remotes, ref, "remote", self.path)
 
     def store(self, ref: str) -> StoreNode:
         return _pick(self.stores, ref, "store", self.path)
+
+    def profile(self, name: str) -> Profile:
+        for profile in self.profiles:
+            if profile.name == name:
+                return profile
+        known = ", ".join(p.name for p in self.profiles) or "none configured"
+        raise ConfigError(f"{self.path}: no profile {name!r} (known: {known})")
 
 
 def _pick(nodes: tuple[_N, ...], ref: str, kind: str, path: Path) -> _N:
@@ -187,6 +218,43 @@ def _check_nonempty(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
 
+_OVERLAP = re.compile(r"^(\d{1,5})([dh])$")
+
+
+def parse_overlap(text: str) -> timedelta:
+    """'1d', '36h', '0d': how far before a checkpoint a --since-last run looks again."""
+    match = _OVERLAP.match(text.strip().lower())
+    if not match:
+        raise ValueError(f"overlap {text!r} is not Nd (days) or Nh (hours), such as 1d or 12h")
+    amount, unit = int(match.group(1)), match.group(2)
+    overlap = timedelta(days=amount) if unit == "d" else timedelta(hours=amount)
+    if overlap > timedelta(days=3650):
+        raise ValueError(f"overlap {text!r} is more than ten years")
+    return overlap
+
+
+def _check_overlap(value: str) -> str | None:
+    try:
+        parse_overlap(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _check_groups(value: tuple[str, ...]) -> str | None:
+    for group in value:
+        if group.lower() not in GROUP_NAMES:
+            return f"unknown group {group!r} (known: {', '.join(GROUP_NAMES)})"
+    return None
+
+
+def _check_terms(value: tuple[str, ...]) -> str | None:
+    for term in value:
+        if "," in term:
+            return f"term {term!r} contains a comma: give each term as its own string"
+    return None
+
+
 @dataclass(frozen=True)
 class _Key:
     kind: type
@@ -224,6 +292,20 @@ _STORE_KEYS = {
     "tls_ca": _Key(str, check=_check_nonempty),
     "tls_cert": _Key(str, check=_check_nonempty),
     "tls_key": _Key(str, check=_check_nonempty),
+}
+_PROFILE_KEYS = {
+    "remote": _Key(str, required=True, check=_check_nonempty),
+    "store": _Key(str, required=True, check=_check_nonempty),
+    "groups": _Key(tuple, check=_check_groups),
+    "sr_only": _Key(bool),
+    "include": _Key(tuple, check=_check_terms),
+    "exclude": _Key(tuple, check=_check_terms),
+    "station_include": _Key(tuple, check=_check_terms),
+    "station_exclude": _Key(tuple, check=_check_terms),
+    "toshiba": _Key(bool),
+    "emptysr": _Key(bool),
+    "dup": _Key(bool),
+    "overlap": _Key(str, check=_check_overlap),
 }
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TYPE_NAMES = {
@@ -276,8 +358,8 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         return ConfigError(f"{path}: {where}: {problem}")
 
     for top in data:
-        if top not in ("client", "remotes", "stores"):
-            raise fail(top, "unknown table (known: client, remotes, stores)")
+        if top not in ("client", "remotes", "stores", "profiles"):
+            raise fail(top, "unknown table (known: client, remotes, stores, profiles)")
     client = ClientConfig(**_read_table(data.get("client", {}), _CLIENT_KEYS, "client", fail))
 
     def node_tables(section: str) -> list[tuple[str, Any]]:
@@ -288,7 +370,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
             if not _NODE_NAME.match(name) or name.isdigit():
                 raise fail(
                     f"{section}.{name}",
-                    "node names use letters, digits, '_', '.', '-' and are not only digits",
+                    "names use letters, digits, '_', '.', '-' and are not only digits",
                 )
         return list(tables.items())
 
@@ -319,7 +401,27 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         stores.append(StoreNode(name=name, **values))
 
     _check_store_clashes(stores, fail)
-    return Config(path=path, client=client, remotes=tuple(remotes), stores=tuple(stores))
+    profiles = []
+    for name, table in node_tables("profiles"):
+        where = f"profiles.{name}"
+        values = _read_table(table, _PROFILE_KEYS, where, fail)
+        for kind, nodes in (("remote", remotes), ("store", stores)):
+            if not any(n.name == values[kind] for n in nodes):
+                known = ", ".join(n.name for n in nodes) or "none configured"
+                raise fail(f"{where}.{kind}", f"no {kind} {values[kind]!r} (known: {known})")
+        values["groups"] = tuple(g.lower() for g in values.get("groups", ()))
+        if values.get("sr_only") and values["groups"]:
+            raise fail(f"{where}.sr_only", "SR only cannot be combined with groups")
+        if not values.get("sr_only") and not values["groups"]:
+            raise fail(f"{where}.groups", "name at least one group (ct, mg, fl, dx) or sr_only")
+        profiles.append(Profile(name=name, **values))
+    return Config(
+        path=path,
+        client=client,
+        remotes=tuple(remotes),
+        stores=tuple(stores),
+        profiles=tuple(profiles),
+    )
 
 
 def _check_tls(
@@ -392,11 +494,23 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             out[field.name] = str(value) if isinstance(value, Path) else value
         return out
 
-    return {
+    def profile_dict(profile: Profile) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for field in fields(profile):
+            value = getattr(profile, field.name)
+            if field.name == "name" or (value == field.default and field.name != "overlap"):
+                continue
+            out[field.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    data: dict[str, Any] = {
         "client": {"aet": config.client.aet},
         "remotes": {n.name: node_dict(n) for n in config.remotes},
         "stores": {n.name: node_dict(n) for n in config.stores},
     }
+    if config.profiles:
+        data["profiles"] = {p.name: profile_dict(p) for p in config.profiles}
+    return data
 
 
 def save_config(config: Config, path: Path | None = None) -> Config:

@@ -37,6 +37,9 @@ from qrtui.selection import (
     without_inspected,
 )
 
+# Studies owed by earlier runs are asked by UID this many at a time.
+OWED_PER_QUERY = 50
+
 # Stage counters, in the order the funnel passes them.
 STUDY_RESPONSES = "study responses"
 DUPLICATES = "duplicate responses merged"
@@ -51,6 +54,7 @@ INSTANCES_HELD = "instances skipped: already held"
 UNDECODABLE = "undecodable responses skipped"
 INCOMPLETE = "queries possibly incomplete"
 SPLIT = "study queries split (truncated answers)"
+OWED = "owed studies asked again"
 TO_RETRIEVE = "studies to retrieve"
 UNDECIDED = "studies undecided (inspect first)"
 
@@ -80,6 +84,7 @@ class FunnelResult:
     counts: dict[str, int] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)  # answers known to be cut short
+    owed_gone: list[str] = field(default_factory=list)  # owed studies the PACS no longer has
     modalities_in_study_ignored: bool = False
 
     @property
@@ -109,6 +114,7 @@ class Funnel:
         holdings: Holdings | None = None,
         caps: dict[str, int] | None = None,
         today: date | None = None,
+        also_studies: tuple[str, ...] = (),
     ) -> None:
         self.finder = finder
         self.node = node
@@ -117,6 +123,7 @@ class Funnel:
         self.holdings = holdings
         self.caps = caps if caps is not None else {}  # node name -> most matches it returns
         self.today = today or date.today()
+        self.also_studies = also_studies  # owed by earlier runs: asked whatever their date
         self.result = FunnelResult()
         self.counts = self.result.counts
         for key in (STUDY_RESPONSES, DUPLICATES, NOT_ASKED, BY_DESCRIPTION, BY_STATION):
@@ -303,14 +310,7 @@ class Funnel:
                     merged = tuple(dict.fromkeys(known.modalities + modalities))
                     by_uid[uid] = replace(known, modalities=merged)
                     continue
-                by_uid[uid] = Study(
-                    study_instance_uid=uid,
-                    study_date=text(match, "StudyDate") or "",
-                    study_time=text(match, "StudyTime") or "",
-                    description=text(match, "StudyDescription") or "",
-                    modalities=modalities,
-                    station_name=text(match, "StationName") or None,
-                )
+                by_uid[uid] = _study(match, uid)
             if ignored:
                 self.result.modalities_in_study_ignored = True
                 self._notice(
@@ -323,8 +323,39 @@ class Funnel:
                 f"{node.name}: no study matched Modality at study level; if the node "
                 "supports ModalitiesInStudy, set use_modality_tag = false"
             )
+        self._owed_studies(by_uid)
         self._progress("study query", len(asked), len(asked))
         return list(by_uid.values())
+
+    def _owed_studies(self, by_uid: dict[str, Study]) -> None:
+        """Studies an earlier run did not bring in whole: asked by UID, whatever their date."""
+        wanted = [uid for uid in self.also_studies if uid not in by_uid]
+        if not wanted:
+            return
+        found: set[str] = set()
+        for start in range(0, len(wanted), OWED_PER_QUERY):
+            chunk = wanted[start : start + OWED_PER_QUERY]
+            keys = {
+                "StudyInstanceUID": "\\".join(chunk),
+                "StudyDate": "",
+                "StudyTime": "",
+                "StudyDescription": "",
+                "ModalitiesInStudy": "",
+                "StationName": "",
+                "NumberOfStudyRelatedSeries": "",
+            }
+            for match in self._matches(self.finder.find(identifier("STUDY", **keys)), "owed"):
+                uid = text(match, "StudyInstanceUID") or ""
+                if uid in chunk and uid not in by_uid:
+                    by_uid[uid] = _study(match, uid)
+                    found.add(uid)
+        self._count(OWED, len(found))
+        self.result.owed_gone = [uid for uid in wanted if uid not in found]
+        if self.result.owed_gone:
+            self._notice(
+                f"{len(self.result.owed_gone)} studies owed by earlier runs are no longer on "
+                f"{self.node.name}: forgotten"
+            )
 
     def _in_group(self, modalities: tuple[str, ...]) -> bool:
         return study_group(modalities, self.params.groups) is not None
@@ -509,6 +540,17 @@ def _listed(plan: StudyPlan) -> set[str]:
         elif pick.series.instances is not None:
             out.update(i.sop_instance_uid for i in pick.series.instances)
     return out
+
+
+def _study(match: Dataset, uid: str) -> Study:
+    return Study(
+        study_instance_uid=uid,
+        study_date=text(match, "StudyDate") or "",
+        study_time=text(match, "StudyTime") or "",
+        description=text(match, "StudyDescription") or "",
+        modalities=values(match, "ModalitiesInStudy"),
+        station_name=text(match, "StationName") or None,
+    )
 
 
 def _study_uid(ds: Dataset) -> str:

@@ -9,6 +9,7 @@ from qrtui.funnel import FunnelResult
 from qrtui.query import QueryParams
 from qrtui.retrieve import RetrieveSummary
 from qrtui.selection import Pick, StudyPlan
+from qrtui.store import RunRecord
 
 
 def _series_json(pick: Pick, role: str) -> dict[str, Any]:
@@ -103,4 +104,42 @@ def retrieve_lines(summary: RetrieveSummary) -> list[str]:
     lines += [f"Problem: {p}" for p in s.problems]
     if s.cancelled:
         lines.append("Retrieve cancelled before the end")
+    missing = s.missing()
+    for outcome in missing[:MISSING_SHOWN]:
+        lines.append(
+            f"Still owed: {outcome.study_date or '-'} {outcome.study_instance_uid} "
+            f"({outcome.reason()})"
+        )
+    if len(missing) > MISSING_SHOWN:
+        lines.append(f"Still owed: {len(missing) - MISSING_SHOWN} more (see --json)")
+    return lines
+
+
+MISSING_SHOWN = 10
+
+
+def history_lines(store: str, runs: list[RunRecord]) -> list[str]:
+    """Newest first: one line per run, then what it left owed."""
+    if not runs:
+        return [f"No runs recorded in store {store} yet."]
+    lines = [f"Runs recorded in store {store}, newest first:"]
+    for run in runs:
+        window = f"{run.window_from or 'any date'} .. {(run.window_until or '')[:16]}"
+        retrieve = run.retrieve or {}
+        counts = (
+            f"{run.studies_planned} planned, {retrieve.get('stored', 0)} stored, "
+            f"{retrieve.get('failed', 0)} failed"
+        )
+        label = f"profile {run.profile}" if run.profile else run.face
+        lines.append(
+            f"#{run.id} {run.started[:16].replace('T', ' ')}  exit {run.exit_status}  "
+            f"{run.remote} -> {run.store} ({label})  {window}  {counts}"
+            + (f"  {run.message}" if run.message else "")
+        )
+        for missing in run.missing[:MISSING_SHOWN]:
+            lines.append(
+                f"    owed: {missing.study_date or '-'} {missing.study_uid} ({missing.reason})"
+            )
+        if len(run.missing) > MISSING_SHOWN:
+            lines.append(f"    owed: {len(run.missing) - MISSING_SHOWN} more (see --json)")
     return lines

@@ -66,6 +66,42 @@ class RetrieveStopped(Exception):
 
 
 @dataclass
+class StudyOutcome:
+    """What became of one planned study."""
+
+    study_instance_uid: str
+    study_date: str
+    stored: int = 0
+    discarded: int = 0  # fetched to be read, and not a dose object
+    failed: int = 0
+    problems: list[str] = field(default_factory=list)  # failures, gaps, the PACS sent nothing
+    started: bool = False
+    finished: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.finished and not self.failed and not self.problems
+
+    @property
+    def state(self) -> str:
+        if not self.started:
+            return "not reached"
+        if not self.finished:
+            return "interrupted"
+        if self.failed or self.problems:
+            return "failed"
+        if self.stored:
+            return "stored"
+        return "inspected and discarded" if self.discarded else "nothing new"
+
+    def reason(self) -> str:
+        detail = self.problems[0] if self.problems else ""
+        if self.failed and not detail:
+            detail = f"{self.failed} sub-operations failed"
+        return f"{self.state}: {detail}" if detail else self.state
+
+
+@dataclass
 class RetrieveSummary:
     completed: int = 0
     failed: int = 0
@@ -81,6 +117,11 @@ class RetrieveSummary:
     problems: list[str] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
     cancelled: bool = False
+    studies: dict[str, StudyOutcome] = field(default_factory=dict)  # by study UID, plan order
+
+    def missing(self) -> list[StudyOutcome]:
+        """Planned studies not brought in whole: what a later run still owes."""
+        return [o for o in self.studies.values() if not o.complete]
 
     @property
     def clean(self) -> bool:
@@ -164,6 +205,12 @@ class Retriever:
     def _session(self) -> RetrieveSession:
         return getattr(self._here, "session", self.session)
 
+    @property
+    def _outcome(self) -> StudyOutcome:
+        """The study this worker thread retrieves."""
+        outcome: StudyOutcome = self._here.outcome
+        return outcome
+
     def _log(self, line: str) -> None:
         with self._lock:
             self.emit(Notice(line))
@@ -192,6 +239,10 @@ class Retriever:
 
     def run(self, plans: Sequence[StudyPlan]) -> RetrieveSummary:
         self._studies_total = len(plans)
+        self.summary.studies = {
+            p.study.study_instance_uid: StudyOutcome(p.study.study_instance_uid, p.study.study_date)
+            for p in plans
+        }
         self._progress("starting")
         try:
             # One study at a time until a request works: a node that refuses them all (an
@@ -214,8 +265,12 @@ class Retriever:
         study = plan.study
         self._here.session = session
         self._here.label = f"{study.study_date or '-'} {plan.group} {study.description!r}"
+        outcome = self.summary.studies[study.study_instance_uid]
+        self._here.outcome = outcome
+        outcome.started = True
         self._study(plan)
         with self._lock:
+            outcome.finished = True
             self.summary.studies_done += 1
             self._progress(self._study_label)
 
@@ -274,6 +329,7 @@ class Retriever:
                     )
                     store.adopt(instance.path, replace(instance, path=final))
                     self.summary.stored += 1
+                    self._outcome.stored += 1
                     continue
                 with contextlib.suppress(OSError):
                     instance.path.unlink()
@@ -281,6 +337,7 @@ class Retriever:
                     item.sop_instance_uid, item.sop_class_uid, instance.study_uid, str(item.kind)
                 )
                 self.summary.discarded_after_inspection += 1
+                self._outcome.discarded += 1
 
     def _fetch(self, plan: StudyPlan, pick: Pick, probe: bool = False) -> list[Received]:
         series = pick.series
@@ -361,7 +418,9 @@ class Retriever:
         s = self.summary
         s.received += len(arrived)
         s.bytes += sum(r.instance.size for r in arrived)
-        s.stored += sum(not r.probe for r in arrived)
+        stored = sum(not r.probe for r in arrived)
+        s.stored += stored
+        self._outcome.stored += stored
 
     def _account(self, what: str, outcome: RetrieveOutcome, arrived: list[Received]) -> None:
         with self._lock:
@@ -373,6 +432,7 @@ class Retriever:
             s.warning += counts.warning or 0
             failed = _failed(outcome)
             s.failed += failed
+            self._outcome.failed += failed
             if outcome.cancelled:
                 raise Cancelled
             if outcome.status == STATUS_MOVE_DESTINATION_UNKNOWN:
@@ -381,18 +441,20 @@ class Retriever:
                     f"{self.store_node.aet}: {self._destination_advice()}"
                 )
             if not outcome.success:
-                s.problems.append(f"{what}: {outcome.problem()}")
-                self._log(s.problems[-1])
+                self._problem(s.problems, f"{what}: {outcome.problem()}")
             self._stop_if_nothing_works(outcome, arrived)
             if self.receiver is not None:
                 gap = self._gap(outcome, arrived)
                 if gap:
-                    s.gaps.append(f"{what}: {gap}")
-                    self._log(s.gaps[-1])
+                    self._problem(s.gaps, f"{what}: {gap}")
                 elif outcome.success and reported is not None and not arrived and not failed:
-                    s.problems.append(f"{what}: the PACS found nothing to send")
-                    self._log(s.problems[-1])
+                    self._problem(s.problems, f"{what}: the PACS found nothing to send")
             self._progress(what)
+
+    def _problem(self, where: list[str], line: str) -> None:
+        where.append(line)
+        self._outcome.problems.append(line)
+        self._log(line)
 
     def _stop_if_nothing_works(self, outcome: RetrieveOutcome, arrived: list[Received]) -> None:
         worked = (

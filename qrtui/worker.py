@@ -7,12 +7,15 @@ Every way a job can stop becomes an exit status and one line for the user.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
+import sqlite3
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import platformdirs
@@ -25,7 +28,7 @@ from qrtui.dicom.pool import SessionPool
 from qrtui.dicom.retrieve import RetrieveSession
 from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.dicom.storescp import Receiver, StorageSCP
-from qrtui.events import Emit
+from qrtui.events import Emit, Notice
 from qrtui.funnel import INSTANCES_HELD, Funnel, FunnelResult
 from qrtui.query import QueryParams
 from qrtui.retrieve import Retriever, RetrieveStopped, RetrieveSummary, get_sop_classes
@@ -36,7 +39,7 @@ from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     EXIT_USAGE,
     usage_problem,
 )
-from qrtui.store import INDEX_NAME, Store, StoreBusy, StoreError
+from qrtui.store import INDEX_NAME, Missing, RunRecord, Store, StoreBusy, StoreError
 
 
 @dataclass
@@ -45,6 +48,38 @@ class JobOutcome:
     message: str = ""  # one line, when something stopped the job
     result: FunnelResult | None = None
     summary: RetrieveSummary | None = None
+    params: QueryParams | None = None  # as run: a --since-last window filled in
+    run_id: int | None = None  # its entry in the store's history
+
+
+@dataclass(frozen=True)
+class SinceLast:
+    """Run from the last complete run of this query (less the overlap) to now."""
+
+    key: str  # the profile's name, or query_key() of remote, store and selection
+    overlap: timedelta = timedelta(days=1)
+    first_from: date | None = None  # where a first run starts (default: yesterday)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who runs the job and how, for the store's history."""
+
+    face: str = "scripted"  # "scripted", "tui" or "demo"
+    profile: str | None = None
+    since_last: SinceLast | None = None
+    started: datetime = field(default_factory=lambda: datetime.now().astimezone())
+
+
+def query_key(remote: str, store: str, params: QueryParams) -> str:
+    """A stable name for a query without a profile: its nodes and selection, not its dates."""
+    selection = {
+        k: v
+        for k, v in params.to_json().items()
+        if k not in ("date_from", "date_until", "time_from", "time_until")
+    }
+    text = json.dumps({"remote": remote, "store": store, **selection}, sort_keys=True)
+    return "query-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _ignore(event: object) -> None:
@@ -121,8 +156,10 @@ def plan(
     emit: Emit = _ignore,
     cancel: threading.Event | None = None,
     store: Store | None = None,
+    also_studies: tuple[str, ...] = (),
 ) -> JobOutcome:
-    """The query funnel. Without `store`, an existing index is read to skip what is held."""
+    """The query funnel. Without `store`, an existing index is read to skip what is held.
+    `also_studies`: UIDs of studies owed by earlier runs, asked whatever their date."""
     try:
         with contextlib.ExitStack() as stack:
             if store is None:
@@ -132,7 +169,10 @@ def plan(
             with FindSession(config.client.aet, remote, cancel) as session:
                 finder = PooledFinder(session)
                 try:
-                    funnel = Funnel(finder, remote, params, emit=emit, holdings=store, caps=learned)
+                    funnel = Funnel(
+                        finder, remote, params, emit=emit, holdings=store, caps=learned,
+                        also_studies=also_studies,
+                    )  # fmt: skip
                     result = funnel.run()
                 finally:
                     finder.close()
@@ -146,7 +186,7 @@ def plan(
         return JobOutcome(EXIT_UNREACHABLE, str(exc))
     except ConfigError as exc:
         return JobOutcome(EXIT_USAGE, str(exc))
-    return JobOutcome(EXIT_OK, result=result)
+    return JobOutcome(EXIT_OK, result=result, params=params)
 
 
 def retrieve(
@@ -158,8 +198,47 @@ def retrieve(
     emit: Emit = _ignore,
     cancel: threading.Event | None = None,
     store: Store | None = None,
+    context: RunContext | None = None,
+    params: QueryParams | None = None,
 ) -> JobOutcome:
-    """Fetch what the plan keeps. Without `store`, the embedded store is opened and locked."""
+    """Fetch what the plan keeps. Without `store`, the embedded store is opened and locked.
+    With a `context` (and the `params` planned), the run goes into the store's history."""
+    with contextlib.ExitStack() as stack:
+        if store is None and context is not None and store_node.embedded:
+            try:
+                store = stack.enter_context(opened_store(store_node, for_writing=True))
+            except (StoreBusy, StoreError) as exc:
+                return JobOutcome(EXIT_UNREACHABLE, str(exc), result)
+        outcome = _retrieve(
+            config, remote, store_node, result, emit=emit, cancel=cancel, store=store
+        )
+        outcome.params = params
+        if context is not None and params is not None and store is not None:
+            outcome.run_id = record(store, context, remote, store_node, params, outcome)
+            _unrecorded(outcome, store_node)
+        return outcome
+
+
+def _unrecorded(outcome: JobOutcome, store_node: StoreNode) -> None:
+    """A run the history could not take (disk full) still ends, and says so."""
+    if outcome.run_id is not None:
+        return
+    line = f"store {store_node.name}: this run could not be recorded in its history"
+    if outcome.status == EXIT_OK:
+        outcome.status = EXIT_PARTIAL
+    outcome.message = f"{outcome.message}; {line}" if outcome.message else line
+
+
+def _retrieve(
+    config: Config,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    result: FunnelResult,
+    *,
+    emit: Emit,
+    cancel: threading.Event | None,
+    store: Store | None,
+) -> JobOutcome:
     held = result.counts.get(INSTANCES_HELD, 0)
     summary = RetrieveSummary(skipped_already_held=held)
     status, message = EXIT_OK, ""
@@ -243,26 +322,164 @@ def run(
     dry_run: bool,
     emit: Emit = _ignore,
     cancel: threading.Event | None = None,
+    context: RunContext | None = None,
 ) -> JobOutcome:
-    """Plan and retrieve with the store locked throughout (the scripted mode)."""
+    """Plan and retrieve with the store locked throughout (the scripted mode). Every run that
+    retrieves goes into the store's history; a --since-last run also moves its checkpoint."""
+    context = context or RunContext()
+    if context.since_last is not None and not store_node.embedded:
+        return JobOutcome(
+            EXIT_USAGE,
+            f"--since-last needs an embedded store (its index keeps the checkpoint); "
+            f"store {store_node.name} is external",
+        )
     problem = "" if dry_run else store_problem(remote, store_node)
     if problem:
         return JobOutcome(EXIT_USAGE, problem)
     try:
         with opened_store(store_node, for_writing=not dry_run) as store:
+            owed: tuple[Missing, ...] = ()
+            since = context.since_last
+            notice = ""
+            if since is not None:  # a dry run of a store not yet made has no checkpoint
+                checkpoint = store.history.checkpoint(since.key) if store else None
+                params, notice = since_last_window(checkpoint, since, params, context)
+                emit(Notice(notice))
+                owed = store.history.owed(since.key) if store else ()
             planned = plan(
-                config, remote, store_node, params, emit=emit, cancel=cancel, store=store
-            )
-            if planned.status != EXIT_OK or planned.result is None:
-                return planned
+                config, remote, store_node, params, emit=emit, cancel=cancel, store=store,
+                also_studies=tuple(m.study_uid for m in owed),
+            )  # fmt: skip
+            if since is not None and planned.result is not None:
+                planned.result.notices.insert(0, notice)
+            planned.params = params
             if dry_run:
-                if planned.result.incomplete:
+                if planned.result is not None and planned.result.incomplete:
                     return replace(
                         planned, status=EXIT_PARTIAL, message=incomplete_message(planned.result)
                     )
                 return planned
-            return retrieve(
-                config, remote, store_node, planned.result, emit=emit, cancel=cancel, store=store
-            )
+            if planned.status != EXIT_OK or planned.result is None:
+                outcome = planned
+            else:
+                outcome = _retrieve(
+                    config, remote, store_node, planned.result, emit=emit, cancel=cancel,
+                    store=store,
+                )  # fmt: skip
+                outcome.params = params
+            if store is not None:
+                outcome.run_id = record(
+                    store, context, remote, store_node, params, outcome, owed=owed
+                )
+                _unrecorded(outcome, store_node)
+            return outcome
     except (StoreBusy, StoreError) as exc:
         return JobOutcome(EXIT_UNREACHABLE, str(exc))
+
+
+def since_last_window(
+    checkpoint: str | None, since: SinceLast, params: QueryParams, context: RunContext
+) -> tuple[QueryParams, str]:
+    """The study dates of a --since-last run, and a line that says how they were chosen."""
+    started = context.started
+    if checkpoint is None:
+        first = since.first_from or (started.date() - timedelta(days=1))
+        told = f"from {first} (-f)" if since.first_from else f"from yesterday, {first}"
+        line = f"--since-last: no complete run of {since.key} yet: this first run looks {told}"
+    else:
+        until = datetime.fromisoformat(checkpoint)
+        first = (until - since.overlap).date()
+        line = (
+            f"--since-last: the last complete run of {since.key} began {until:%Y-%m-%d %H:%M}; "
+            f"with the overlap of {_duration(since.overlap)}, this run looks from {first}"
+        )
+    window = replace(params, date_from=first, date_until=None, time_from=None, time_until=None)
+    return window, line
+
+
+def _duration(value: timedelta) -> str:
+    hours = int(value.total_seconds() // 3600)
+    return f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
+
+
+def record(
+    store: Store,
+    context: RunContext,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    params: QueryParams,
+    outcome: JobOutcome,
+    *,
+    owed: tuple[Missing, ...] = (),
+) -> int | None:
+    """The run into the store's history; with --since-last, its checkpoint (moved only after
+    a complete run) and the studies it still owes, in the same transaction."""
+    result, summary = outcome.result, outcome.summary
+    missing = tuple(
+        Missing(o.study_instance_uid, o.study_date, o.reason())
+        for o in (summary.missing() if summary is not None else ())
+    )
+    if result is not None and summary is None and outcome.status != EXIT_OK:
+        missing = tuple(  # planned, then stopped before any retrieve
+            Missing(
+                p.study.study_instance_uid, p.study.study_date, f"not reached: {outcome.message}"
+            )
+            for p in result.to_fetch
+        )
+    finished = datetime.now().astimezone()
+    run = RunRecord(
+        started=context.started.isoformat(timespec="seconds"),
+        finished=finished.isoformat(timespec="seconds"),
+        face=context.face,
+        remote=remote.name,
+        store=store_node.name,
+        profile=context.profile,
+        query_key=context.since_last.key if context.since_last else None,
+        window_from=params.date_from.isoformat() if params.date_from else None,
+        window_until=(
+            params.date_until.isoformat()
+            if params.date_until
+            else context.started.isoformat(timespec="seconds")
+        ),
+        query=params.to_json(),
+        counts=dict(result.counts) if result else {},
+        retrieve=summary.to_json() if summary is not None else None,
+        studies_planned=len(result.to_fetch) if result else 0,
+        exit_status=outcome.status,
+        message=outcome.message,
+        notices=tuple(result.notices) if result else (),
+        missing=missing,
+    )
+    try:
+        if context.since_last is None or result is None:
+            # without --since-last, or nothing asked: the checkpoint and what is owed stay
+            return store.history.record(run)
+        planned = {m.study_uid for m in missing}
+        settled = frozenset(m.study_uid for m in owed if m.study_uid not in planned)
+        return store.history.record(
+            run,
+            checkpoint=run.started if outcome.status == EXIT_OK else None,
+            owed=missing,
+            settled=settled | frozenset(result.owed_gone),
+        )
+    except sqlite3.Error:
+        return None
+
+
+def record_alone(
+    store_node: StoreNode,
+    context: RunContext,
+    remote: RemoteNode,
+    params: QueryParams,
+    outcome: JobOutcome,
+) -> int | None:
+    """Record a run that ended before its retrieve opened the store (the TUI's query failed);
+    None where the store keeps no history or is in use."""
+    if not store_node.embedded:
+        return None
+    try:
+        with opened_store(store_node, for_writing=True) as store:
+            assert store is not None
+            return record(store, context, remote, store_node, params, outcome)
+    except (StoreBusy, StoreError):
+        return None

@@ -127,8 +127,8 @@ BAD = [
     ('[client]\nname = "x"', r"client\.name: unknown key"),
     ('[nodes.x]\naet = "A"', r"nodes: unknown table"),
     ("remotes = 3", r"remotes: must be tables like \[remotes\.NAME\]"),
-    ('[remotes."my pacs"]\naet = "A"\nhost = "h"', r"remotes\.my pacs: node names use"),
-    ('[remotes.7]\naet = "A"\nhost = "h"', r"remotes\.7: node names .* not only digits"),
+    ('[remotes."my pacs"]\naet = "A"\nhost = "h"', r"remotes\.my pacs: names use"),
+    ('[remotes.7]\naet = "A"\nhost = "h"', r"remotes\.7: names .* not only digits"),
     ('[stores.s]\naet = "S"', r"stores\.s: needs 'directory' \(embedded store\) or 'host'"),
     ('[stores.s]\naet = "S"\nhost = "h"\ndirectory = "/d"', r"stores\.s\.host: an embedded store"),
     (
@@ -144,6 +144,44 @@ BAD = [
         r"stores\.b\.port: port 11112 is already used by stores\.a",
     ),
 ]
+
+
+NODES = '[remotes.pacs]\naet = "A"\nhost = "h"\n[stores.local]\naet = "S"\ndirectory = "/s"\n'
+PROFILE = '[profiles.night]\nremote = "pacs"\nstore = "local"\n'
+BAD += [
+    (NODES + PROFILE + 'groups = ["ct"]\nremote = "x"', r"TOML syntax error"),
+    (
+        NODES + '[profiles.night]\nremote = "ris"\nstore = "local"\ngroups = ["ct"]',
+        r"profiles\.night\.remote: no remote 'ris' \(known: pacs\)",
+    ),
+    (
+        NODES + '[profiles.night]\nremote = "pacs"\nstore = "dms"\ngroups = ["ct"]',
+        r"profiles\.night\.store: no store 'dms' \(known: local\)",
+    ),
+    (NODES + PROFILE + 'groups = ["ct", "us"]', r"profiles\.night\.groups: unknown group 'us'"),
+    (NODES + PROFILE + "groups = []", r"profiles\.night\.groups: name at least one group"),
+    (NODES + PROFILE + 'groups = ["ct"]\nsr_only = true', r"profiles\.night\.sr_only: SR only"),
+    (NODES + PROFILE + 'groups = ["ct"]\noverlap = "1w"', r"profiles\.night\.overlap: .* Nd"),
+    (NODES + PROFILE + 'groups = ["ct"]\noverlap = 1', r"profiles\.night\.overlap: must be a"),
+    (NODES + PROFILE + 'groups = ["ct"]\nexclude = ["a,b"]', r"exclude: term 'a,b' contains"),
+    (NODES + PROFILE + 'groups = ["ct"]\nfrom = "1d"', r"profiles\.night\.from: unknown key"),
+    (NODES + '[profiles.night]\nstore = "local"\ngroups = ["ct"]', r"night\.remote: is required"),
+]
+
+
+def test_a_profile_holds_a_query(write_config):
+    config = load_config(
+        write_config(
+            NODES + PROFILE + 'groups = ["CT", "mg"]\nexclude = ["imported"]\noverlap = "36h"\n'
+        )
+    )
+    night = config.profile("night")
+    assert night.remote == "pacs" and night.store == "local"
+    assert night.groups == ("ct", "mg") and night.exclude == ("imported",)
+    assert night.overlap == "36h" and not night.sr_only and not night.dup
+    with pytest.raises(ConfigError, match=r"no profile 'day' \(known: night\)"):
+        config.profile("day")
+    assert save_config(config).profiles == config.profiles
 
 
 @pytest.mark.parametrize(("text", "pattern"), BAD, ids=[p for _, p in BAD])

@@ -194,7 +194,10 @@ def test_killed_mid_retrieve_leaves_only_whole_indexed_files_and_the_next_run_co
             sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config.path),
             DEMO_REMOTE, DEMO_STORE, "-mg", "-dx", "-f", "yesterday",
         ]  # fmt: skip
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_default_sigint,
+        )  # fmt: skip
         try:
             assert pacs.holding.wait(60), proc.communicate(timeout=30)
             proc.send_signal(signum)
@@ -219,6 +222,12 @@ def test_killed_mid_retrieve_leaves_only_whole_indexed_files_and_the_next_run_co
         wanted = dose_uids(pacs.studies, ("MG", "DX"), date.today() - timedelta(days=1))
         assert _indexed(store) == wanted
         assert not any((store / ".incoming").iterdir())
+
+
+def _default_sigint() -> None:
+    """Ctrl-C as a terminal delivers it: a test run in the background of a shell script
+    starts with SIGINT ignored, and a child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture

@@ -181,13 +181,22 @@ def test_command_naming_another_instance_than_the_dataset_is_refused(
     assert list(store.instances()) == []
 
 
-def test_disk_full_answers_out_of_resources_and_leaves_no_partial_file(small_disk, rdsr_files):
-    disk = small_disk(200)
+def _open_store_footprint(directory: Path) -> int:
+    """Bytes a fresh store takes while open (index, WAL, shared memory)."""
+    with Store(directory):
+        return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+
+
+def test_disk_full_answers_out_of_resources_and_leaves_no_partial_file(
+    small_disk, rdsr_files, tmp_path
+):
+    # room for the store and one object and a half: the second cannot fit
+    disk = small_disk(_open_store_footprint(tmp_path / "measure") // 1024 + 130)
     node = StoreNode(
         "local", "QRTUI_STORE", free_port(), directory=disk / "store", bind="127.0.0.1"
     )
     copies = []
-    for _ in range(4):  # 80 KB each: the third cannot fit
+    for _ in range(4):  # 80 KB each
         ds = pydicom.dcmread(rdsr_files[2])
         ds.Rows = ds.Columns = 200
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15

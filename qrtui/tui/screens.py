@@ -35,7 +35,7 @@ from qrtui.config import Config, ConfigError, RemoteNode, StoreNode, save_config
 from qrtui.events import Event, FunnelProgress, Notice, RetrieveProgress, size_text
 from qrtui.query import QueryError, QueryParams, build_query, parse_date, parse_hhmm
 from qrtui.selection import Decision
-from qrtui.status import usage_problem
+from qrtui.status import EXIT_UNREACHABLE, usage_problem
 
 if TYPE_CHECKING:
     from qrtui import worker
@@ -425,14 +425,22 @@ class ResultsScreen(Screen[None]):
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, remote: RemoteNode, store: StoreNode, params: QueryParams) -> None:
+    def __init__(
+        self,
+        remote: RemoteNode,
+        store: StoreNode,
+        params: QueryParams,
+        profile: str | None = None,
+    ) -> None:
         super().__init__()
         self.remote, self.store, self.params = remote, store, params
+        self.profile = profile  # the saved query the form was loaded from, if unchanged
         self.cancel = threading.Event()
         self.phase = "plan"  # plan, planned, retrieve, done
         self.busy = False
         self.plan_outcome: worker.JobOutcome | None = None
         self.retrieve_outcome: worker.JobOutcome | None = None
+        self.context: worker.RunContext | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -477,9 +485,12 @@ class ResultsScreen(Screen[None]):
         from qrtui import worker
 
         config = _app(self).config
+        self.context = worker.RunContext(face="tui", profile=self.profile)
         outcome = worker.plan(
             config, self.remote, self.store, self.params, emit=self._emit, cancel=self.cancel
         )
+        if outcome.status == EXIT_UNREACHABLE:
+            worker.record_alone(self.store, self.context, self.remote, self.params, outcome)
         self.post_message(JobDone("plan", outcome))
 
     @work(thread=True, group="job", exit_on_error=False)
@@ -489,8 +500,9 @@ class ResultsScreen(Screen[None]):
         config = _app(self).config
         assert outcome.result is not None
         done = worker.retrieve(
-            config, self.remote, self.store, outcome.result, emit=self._emit, cancel=self.cancel
-        )
+            config, self.remote, self.store, outcome.result, emit=self._emit, cancel=self.cancel,
+            context=self.context, params=self.params,
+        )  # fmt: skip
         self.post_message(JobDone("retrieve", done))
 
     # ------------------------------------------------------------ updates

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import platformdirs
-import tomli_w
+
+from qrtui.configfile import update_text
 
 APP_NAME = "qrtui"
 CONFIG_ENV = "QRTUI_CONFIG"
@@ -317,6 +318,13 @@ _TYPE_NAMES = {
 }
 
 
+def name_problem(name: str) -> str | None:
+    """Why this cannot name a node or profile, or None."""
+    if not _NODE_NAME.match(name) or name.isdigit():
+        return "names use letters, digits, '_', '.', '-' and are not only digits"
+    return None
+
+
 def _typed(value: Any, kind: type) -> bool:
     if kind is float:
         return isinstance(value, int | float) and not isinstance(value, bool)
@@ -367,11 +375,9 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         if not isinstance(tables, dict):
             raise fail(section, f"must be tables like [{section}.NAME]")
         for name in tables:
-            if not _NODE_NAME.match(name) or name.isdigit():
-                raise fail(
-                    f"{section}.{name}",
-                    "names use letters, digits, '_', '.', '-' and are not only digits",
-                )
+            problem = name_problem(name)
+            if problem:
+                raise fail(f"{section}.{name}", problem)
         return list(tables.items())
 
     remotes = []
@@ -513,12 +519,72 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     return data
 
 
+def _meaning(key: tuple[str, ...], table: Mapping[str, Any]) -> object:
+    """What a table of the file stands for, defaults filled in and paths expanded."""
+
+    def fail(where: str, problem: str) -> ConfigError:
+        return ConfigError(problem)
+
+    try:
+        if key == ("client",):
+            return ClientConfig(**_read_table(table, _CLIENT_KEYS, "client", fail))
+        if len(key) != 2:
+            return dict(table)
+        section, name = key
+        if section == "remotes":
+            return RemoteNode(name=name, **_read_table(table, _REMOTE_KEYS, "", fail))
+        if section == "stores":
+            values = _read_table(table, _STORE_KEYS, "", fail)
+            if "directory" in values:
+                values["directory"] = Path(values["directory"]).expanduser()
+            return StoreNode(name=name, **values)
+        if section == "profiles":
+            values = _read_table(table, _PROFILE_KEYS, "", fail)
+            values["groups"] = tuple(g.lower() for g in values.get("groups", ()))
+            return Profile(name=name, **values)
+    except (ConfigError, TypeError):
+        return object()  # unreadable: never the same as anything
+    return dict(table)
+
+
+def _same_table(key: tuple[str, ...], a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return _meaning(key, a) == _meaning(key, b)
+
+
+def backup_path(path: Path) -> Path:
+    return path.with_name(path.name + ".bak")
+
+
+def comments_a_save_drops(config: Config, path: Path | None = None) -> int:
+    """Comment lines of the file that saving `config` would not keep (0: a save keeps every
+    comment). Then save_config keeps a copy of the file as it was, at backup_path()."""
+    target = path or config.path
+    return update_text(_read_text(target), config_to_dict(config), _same_table).dropped_comments
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def save_config(config: Config, path: Path | None = None) -> Config:
-    """Validate, then replace the file atomically (temp file, fsync, rename)."""
+    """Validate, then replace the file atomically (temp file, fsync, rename). Tables that did
+    not change stay as the user wrote them, comments included; where comments cannot be kept,
+    the file as it was is copied to config.toml.bak first."""
     target = path or config.path
     data = config_to_dict(config)
     validated = parse_config(data, target)
-    text = tomli_w.dumps(data)
+    old_text = _read_text(target)
+    update = update_text(old_text, data, _same_table)
+    if update.dropped_comments and old_text is not None:
+        _write_atomically(backup_path(target), old_text)
+    _write_atomically(target, update.text)
+    return validated
+
+
+def _write_atomically(target: Path, text: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=target.parent)
     try:
@@ -536,4 +602,3 @@ def save_config(config: Config, path: Path | None = None) -> Config:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return validated

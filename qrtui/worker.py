@@ -22,7 +22,8 @@ import platformdirs
 
 from qrtui.config import APP_NAME, Config, ConfigError, RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed
-from qrtui.dicom.echo import directory_problem
+from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
+from qrtui.dicom.echo import directory_problem, echo_remote, echo_store
 from qrtui.dicom.find import FindSession, PooledFinder
 from qrtui.dicom.pool import SessionPool
 from qrtui.dicom.retrieve import RetrieveSession
@@ -483,3 +484,19 @@ def record_alone(
             return record(store, context, remote, store_node, params, outcome)
     except (StoreBusy, StoreError):
         return None
+
+
+def echo(config: Config, node: RemoteNode | StoreNode) -> EchoResult:
+    """C-ECHO a remote or external store; check that an embedded store can serve."""
+    if isinstance(node, RemoteNode):
+        return echo_remote(config, node)
+    return echo_store(config, node)
+
+
+def history(store_node: StoreNode, limit: int | None = None) -> list[RunRecord]:
+    """The runs an embedded store's index recorded, newest first; none for an external one.
+    Read without the lock: a running job may hold it."""
+    if not store_node.embedded:
+        return []
+    with opened_store(store_node, for_writing=False) as store:
+        return store.history.runs(limit) if store is not None else []

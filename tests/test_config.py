@@ -241,3 +241,92 @@ def test_example_config_is_valid():
     example = Path(__file__).resolve().parents[1] / "config.example.toml"
     config = load_config(example)
     assert config.remotes and config.stores
+
+
+COMMENTED = """# qrtui at the radiology department: ask IT before changing
+[client]
+aet = "QRTUI"   # registered on every PACS
+
+# The main archive
+[remotes.pacs]
+aet = "ORTHANC"   # since 2025
+host = "127.0.0.1"
+port = 4343
+
+# The CT scanner of room 2
+[remotes.ct2]
+aet = "CT2"
+host = "10.0.0.2"
+
+[stores.local]
+aet = "QRTUI_STORE"
+directory = "~/dicom-store"   # backed up nightly
+"""
+
+
+def _comment_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "#" in line]
+
+
+def test_a_save_that_adds_or_keeps_tables_keeps_every_comment(write_config):
+    from dataclasses import replace
+
+    from qrtui.config import Profile, comments_a_save_drops
+
+    path = write_config(COMMENTED)
+    config = load_config(path)
+    assert comments_a_save_drops(config) == 0
+    save_config(config)
+    assert path.read_text() == COMMENTED, "nothing changed, nothing rewritten"
+
+    nightly = Profile("nightly", "pacs", "local", groups=("ct",), exclude=("imported",))
+    added = replace(
+        config,
+        remotes=(*config.remotes, RemoteNode("ris", "RIS", "10.0.0.9")),
+        profiles=(nightly,),
+    )
+    assert comments_a_save_drops(added) == 0
+    save_config(added)
+    text = path.read_text()
+    assert text.startswith(COMMENTED) and _comment_lines(text) == _comment_lines(COMMENTED)
+    assert load_config(path) == added
+    assert not (path.parent / "config.toml.bak").exists()
+
+
+def test_a_save_that_changes_a_commented_table_says_so_and_keeps_a_backup(write_config):
+    from dataclasses import replace
+
+    from qrtui.config import backup_path, comments_a_save_drops
+
+    path = write_config(COMMENTED)
+    config = load_config(path)
+    pacs = replace(config.remote("pacs"), port=4444)
+    changed = replace(config, remotes=(pacs, config.remote("ct2")))
+    assert comments_a_save_drops(changed) == 1  # "# since 2025", inside the changed table
+    save_config(changed)
+    text = path.read_text()
+    assert "since 2025" not in text and "port = 4444" in text
+    kept = [c for c in _comment_lines(COMMENTED) if "since 2025" not in c]
+    assert _comment_lines(text) == kept, "comments outside the changed table stay"
+    assert backup_path(path).read_text() == COMMENTED
+    assert load_config(path) == changed
+
+    without_ct2 = replace(changed, remotes=(pacs,))
+    assert comments_a_save_drops(without_ct2) == 0, "the comment above [remotes.ct2] stays"
+    save_config(without_ct2)
+    assert "[remotes.ct2]" not in path.read_text() and load_config(path) == without_ct2
+
+
+def test_the_example_configuration_keeps_its_comments_when_a_profile_is_added(tmp_path):
+    from dataclasses import replace
+
+    from qrtui.config import Profile
+
+    example = Path(__file__).resolve().parents[1] / "config.example.toml"
+    path = tmp_path / "config.toml"
+    path.write_text(example.read_text())
+    config = load_config(path)
+    profile = Profile("weekly", "pacs", "local", sr_only=True, overlap="12h")
+    save_config(replace(config, profiles=(*config.profiles, profile)))
+    assert _comment_lines(path.read_text()) == _comment_lines(example.read_text())
+    assert load_config(path).profile("weekly") == profile

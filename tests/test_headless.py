@@ -30,3 +30,30 @@ def test_core_does_not_import_textual():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "", f"core imported {result.stdout.strip()}"
+
+
+def _imports(path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_screens_use_the_core_not_dicom_and_never_import_the_app():
+    """One way round: the app imports the screens; the screens reach the network through
+    qrtui.worker and its events, never qrtui.dicom (not even for types)."""
+    from pathlib import Path
+
+    tui = Path(qrtui.__file__).parent / "tui"
+    modules = [p for p in tui.rglob("*.py") if p.name != "app.py"]
+    assert len(modules) >= 8
+    for path in modules:
+        imported = _imports(path)
+        assert "qrtui.tui.app" not in imported, path
+        assert not any(m.startswith("qrtui.dicom") for m in imported), path

@@ -326,3 +326,123 @@ async def test_quitting_during_a_retrieve_stops_the_association_first(tmp_path):
     with sqlite3.connect(store / INDEX_NAME) as db:
         rows = db.execute("SELECT path, size FROM instances").fetchall()
     assert rows and all((store / path).stat().st_size == size for path, size in rows)
+
+
+# ---------------------------------------------------------------- history
+
+
+def demo_history(tmp_path: Path):
+    """Two real runs against the demo PACS: one that fails a study, one that fetches it."""
+    from qrtui import worker
+    from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
+    from qrtui.demo.pacs import DemoPacs, Faults
+    from qrtui.query import build_query
+
+    with DemoPacs() as pacs:
+        config = demo_config(tmp_path, pacs)
+        remote, store = config.remote(DEMO_REMOTE), config.store(DEMO_STORE)
+        failing = next(s for s in pacs.studies if s.label == "mg_rdsr")
+        uid = failing.objects[0].StudyInstanceUID
+        pacs.faults = Faults(fail_studies=frozenset({uid}))
+        params = build_query(today=date.today(), date_from="1d", mg=True)
+        context = worker.RunContext(face="tui")
+        first = worker.run(config, remote, store, params, dry_run=False, context=context)
+        pacs.faults = Faults()
+        second = worker.run(config, remote, store, params, dry_run=False, context=context)
+    assert (first.status, second.status) == (1, 0)
+    return config, uid
+
+
+async def test_history_screen_lists_the_runs_and_shows_what_a_run_left_owed(tmp_path):
+    from qrtui.tui.screens import HistoryScreen, RunDetailScreen
+
+    config, owed_uid = demo_history(tmp_path)
+    app = create_app(config, today=fixed_today, cursor_blink=False, echo_on_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one("#nodes", DataTable)
+        table.move_cursor(row=table.get_row_index("s:demo-store"))
+        await pilot.press("h")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, HistoryScreen)
+        runs = screen.query_one("#runs", DataTable)
+        assert runs.row_count == 2
+        assert [str(runs.get_row_at(i)[2]) for i in range(2)] == ["0", "1"], "newest first"
+        assert "2 runs, newest first, 1 not clean" in str(screen.query_one("#status").render())
+        await pilot.press("down", "enter")
+        detail = app.screen
+        assert isinstance(detail, RunDetailScreen)
+        text = str(detail.query_one("#run-detail", Static).render())
+        assert "Studies still owed: 1" in text and owed_uid in text and "0xA702" in text
+        assert "DEMO^PATIENT" not in text and "DEMO-0" not in text
+        await pilot.press("escape", "escape")
+        assert isinstance(app.screen, NodesScreen)
+
+
+# ---------------------------------------------------------------- saved queries
+
+
+async def test_the_form_saves_a_profile_and_loads_it_back(tmp_path):
+    from qrtui.tui.screens.profiles import ProfileNameScreen, ProfilePickerScreen
+
+    path = node_config(tmp_path, 4242, free_port())
+    path.write_text("# the department's nodes\n" + path.read_text())
+    app = app_for(path, echo_on_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        form = app.screen
+        assert isinstance(form, QueryScreen)
+        await pilot.press("f6")  # nothing saved yet: says so, stays
+        assert app.screen is form
+        form.query_one("#mg", Checkbox).value = True
+        form.query_one("#desc_exclude", Input).value = "imported, research"
+        await pilot.press("f7")
+        assert isinstance(app.screen, ProfileNameScreen)
+        await pilot.press(*"nightly", "enter")
+        await pilot.pause()
+        assert app.screen is form
+        saved = tomllib.loads(path.read_text())["profiles"]["nightly"]
+        assert saved == {
+            "remote": "pacs", "store": "local", "groups": ["ct", "mg"],
+            "exclude": ["imported", "research"], "overlap": "1d",
+        }  # fmt: skip
+        assert path.read_text().startswith("# the department's nodes"), "comments kept"
+
+        form.query_one("#mg", Checkbox).value = False
+        form.query_one("#desc_exclude", Input).value = ""
+        await pilot.press("f6")
+        assert isinstance(app.screen, ProfilePickerScreen)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is form
+        assert form.query_one("#mg", Checkbox).value
+        assert form.query_one("#desc_exclude", Input).value == "imported, research"
+        assert "Loaded nightly" in str(form.query_one("#error", Static).render())
+
+
+async def test_a_node_editor_save_of_a_commented_table_asks_and_keeps_a_backup(tmp_path):
+    from qrtui.tui.screens import ConfirmScreen
+
+    path = node_config(tmp_path, 4242, free_port())
+    original = path.read_text().replace("port = 4242\n", "port = 4242   # the main archive\n")
+    path.write_text(original)
+    app = app_for(path, echo_on_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("enter")  # edit the first remote
+        editor = app.screen
+        assert isinstance(editor, NodeEditorScreen)
+        editor.query_one("#port", Input).value = "4343"
+        await pilot.press("f2")
+        await pilot.pause()
+        question = app.screen
+        assert isinstance(question, ConfirmScreen)
+        assert "1 comment line" in question.question and "config.toml.bak" in question.question
+        await pilot.press("n")  # not saved
+        assert app.screen is editor and "4242" in path.read_text()
+        await pilot.press("f2")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert isinstance(app.screen, NodesScreen)
+    assert "port = 4343" in path.read_text() and "main archive" not in path.read_text()
+    assert (tmp_path / "config.toml.bak").read_text() == original

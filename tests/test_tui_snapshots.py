@@ -85,3 +85,65 @@ def test_results_screen(snap_compare, tmp_path, tui_pacs, size, stage):
 
     app = app_for(path, echo_on_start=False)
     assert snap_compare(app, terminal_size=size, run_before=query_then_retrieve)
+
+
+def fixed_history(directory: Path) -> Config:
+    """A store whose history holds three runs of fixed content, and a configuration naming it."""
+    from dataclasses import replace
+
+    from qrtui.store import Missing, RunRecord, Store
+
+    retrieve = {
+        "completed": 12, "failed": 0, "warning": 0, "skipped_already_held": 3, "received": 12,
+        "bytes": 412_000, "stored": 12, "inspected": 2, "discarded_after_inspection": 1,
+        "studies_done": 9, "problems": [], "gaps": [], "cancelled": False,
+    }  # fmt: skip
+    common = dict(
+        face="scripted", remote="pacs", store="local", profile="nightly-ct",
+        query_key="nightly-ct", query={"groups": ["CT", "MG"], "desc_exclude": ["imported"]},
+        counts={"study responses": 14, "studies to retrieve": 9}, notices=(),
+    )  # fmt: skip
+    runs = [
+        RunRecord(
+            started="2026-11-26T02:30:01+00:00", finished="2026-11-26T02:31:12+00:00",
+            window_from="2026-11-25", window_until="2026-11-26T02:30:01+00:00",
+            retrieve=retrieve, studies_planned=9, exit_status=0, message="", **common,
+        ),
+        RunRecord(
+            started="2026-11-27T02:30:00+00:00", finished="2026-11-27T02:30:05+00:00",
+            window_from="2026-11-25", window_until="2026-11-27T02:30:00+00:00",
+            retrieve=None, studies_planned=0, exit_status=3,
+            message="remote pacs: PACS@10.1.2.3:104: connection refused", **common,
+        ),
+        RunRecord(
+            started="2026-11-28T02:30:02+00:00", finished="2026-11-28T02:32:40+00:00",
+            window_from="2026-11-25", window_until="2026-11-28T02:30:02+00:00",
+            retrieve={**retrieve, "failed": 1, "stored": 7,
+                      "problems": ["2026-11-27 CT 'CT CHEST' series 2 (RDSR): 0xA702"]},
+            studies_planned=8, exit_status=1, message="",
+            missing=(Missing("1.2.826.0.1.3680043.8.498.1234", "20261127",
+                             "failed: 0xA702 (refused: out of resources)"),),
+            **common,
+        ),
+    ]  # fmt: skip
+    with Store(directory) as store:
+        for run in runs:
+            store.history.record(run)
+    local = replace(CONFIG.stores[0], directory=directory)
+    return replace(CONFIG, stores=(local, CONFIG.stores[1]))
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("view", ["runs", "detail"])
+def test_history_screens(snap_compare, tmp_path, size, view):
+    config = fixed_history(tmp_path / "store")
+    app = create_app(config, today=fixed_today, cursor_blink=False, echo_on_start=False)
+
+    async def open_history(pilot):
+        await pilot.press("down", "down", "h")  # the embedded store's row
+        await settle(pilot.app, pilot)
+        if view == "detail":
+            await pilot.press("enter")
+            await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=open_history)

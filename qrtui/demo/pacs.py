@@ -60,6 +60,7 @@ class Faults:
     max_associations: int = 16  # more at once are rejected ("local limit exceeded")
     nonsense_counts: bool = False  # Pendings claim 65535 of everything; the final says 0 sent
     hold_after: int | None = None  # each C-MOVE/C-GET waits after K sub-operations for release()
+    fail_studies: frozenset[str] = frozenset()  # retrieves of these studies are refused (0xA702)
 
 
 class DemoPacs:
@@ -299,6 +300,10 @@ class DemoPacs:
         if self.faults.nonsense_counts:
             _miscount(event.assoc)
         objects = self.selected(event.identifier)
+        if any(o.StudyInstanceUID in self.faults.fail_studies for o in objects):
+            yield len(objects)
+            yield 0xA702, None  # refused: out of resources, cannot perform sub-operations
+            return
         failing = objects[-1] if objects and self.faults.move_status == 0xB000 else None
         if objects and self.faults.fail_once and objects[-1].SOPInstanceUID not in self._failed:
             failing = objects[-1]

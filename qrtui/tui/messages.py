@@ -1,0 +1,46 @@
+"""Messages from thread workers to the screens; progress merges bursts (can_replace)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from textual.message import Message
+
+from qrtui.events import FunnelProgress, RetrieveProgress
+
+if TYPE_CHECKING:
+    from qrtui import worker
+    from qrtui.worker import EchoResult
+
+
+@dataclass
+class EchoAnswered(Message):
+    result: EchoResult
+
+
+@dataclass
+class FunnelUpdate(Message):
+    event: FunnelProgress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, FunnelUpdate)
+
+
+@dataclass
+class RetrieveUpdate(Message):
+    event: RetrieveProgress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RetrieveUpdate)
+
+
+@dataclass
+class LogLine(Message):
+    text: str
+
+
+@dataclass
+class JobDone(Message):
+    phase: str  # "plan" or "retrieve"
+    outcome: worker.JobOutcome

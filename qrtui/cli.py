@@ -88,6 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=int, metavar="N", help="with --history: only the newest N runs"
     )
     parser.add_argument(
+        "--probe",
+        metavar="REMOTE",
+        help="with --no-tui: ask REMOTE a few harmless questions (studies of -f/-t, default "
+        "the last 7 days) and report what it matches, returns, accepts and caps; retrieves "
+        "nothing",
+    )
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="with --probe: keep the findings in nodes.learned.toml beside the configuration, "
+        "where runs use them (keys set in config.toml win)",
+    )
+    parser.add_argument(
+        "--move-test",
+        action="store_true",
+        help="with --probe: also C-MOVE one SR series to the store (STORE, else the first), "
+        "received into a throwaway directory",
+    )
+    parser.add_argument(
         "--profile",
         metavar="NAME",
         help="run the saved query [profiles.NAME] of the configuration; flags given here "
@@ -225,6 +244,8 @@ def _scripted(
         return _listen(config, args.listen)
     if args.history:
         return _history(config, args.history, limit=args.limit, as_json=args.json)
+    if args.probe:
+        return _probe(config, args)
     try:
         profile = config.profile(args.profile) if args.profile else None
         if profile is not None:
@@ -357,6 +378,63 @@ def _run(
             lines += retrieve_lines(outcome.summary)
         print("\n".join(lines))
     return outcome.status
+
+
+def _probe(config: Config, args: argparse.Namespace) -> int:
+    from qrtui.learned import load_learned, merged, save_learned
+    from qrtui.probe import default_window, probe, report_lines
+
+    try:
+        remote = config.remote(args.probe)
+        start, end = default_window(date.today())
+        if args.date_from:
+            start = parse_date(args.date_from, date.today())
+        if args.date_until:
+            end = parse_date(args.date_until, date.today())
+        if start > end:
+            raise QueryError(f"from date {start} is after until date {end}")
+        store = None
+        if args.move_test:
+            ref = args.store or args.remote
+            if ref:
+                store = config.store(ref)
+            elif config.stores:
+                store = config.stores[0]
+            else:
+                raise ConfigError(f"{config.path}: --move-test needs a store to move to")
+    except (QueryError, ConfigError) as exc:
+        print(f"qrtui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    progress = _StderrProgress() if sys.stderr.isatty() else None
+
+    def say(step: str) -> None:
+        if progress:
+            sys.stderr.write(f"\r\033[Kprobing {remote.name}: {step}")
+            sys.stderr.flush()
+
+    report = probe(
+        config, remote, date_from=start, date_until=end, store=store,
+        move_test=args.move_test, say=say,
+    )  # fmt: skip
+    if progress:
+        progress.clear()
+    if args.save and report.reachable:
+        learned = load_learned(config.path)
+        learned[remote.name] = merged(learned.get(remote.name), report.findings)
+        try:
+            where = save_learned(config.path, learned)
+        except OSError as exc:
+            print(f"qrtui: findings not saved: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_PARTIAL
+        report.notes.append(f"saved to {where}")
+    if args.json:
+        json.dump(report.to_json(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print("\n".join(report_lines(report)))
+    if not report.reachable:
+        return EXIT_UNREACHABLE
+    return EXIT_PARTIAL if report.queries_failed else EXIT_OK
 
 
 def _history(config: Config, ref: str, *, limit: int | None, as_json: bool) -> int:

@@ -11,7 +11,7 @@ import re
 import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,6 +52,9 @@ class RemoteNode:
     tls_ca: str | None = None  # CA certificates to trust (default: the system's)
     tls_cert: str | None = None  # our certificate, for a node that wants one
     tls_key: str | None = None
+    # the keys the user wrote (others are defaults): where they disagree with what qrtui
+    # learned about the node, the user's win
+    set_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def address(self) -> str:
@@ -75,6 +78,7 @@ class StoreNode:
     tls_ca: str | None = None  # when set, senders must show a certificate it signed
     tls_cert: str | None = None
     tls_key: str | None = None
+    set_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -384,7 +388,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     for name, table in node_tables("remotes"):
         values = _read_table(table, _REMOTE_KEYS, f"remotes.{name}", fail)
         _check_tls(values, f"remotes.{name}", fail, server=False)
-        remotes.append(RemoteNode(name=name, **values))
+        remotes.append(RemoteNode(name=name, set_keys=frozenset(values), **values))
     stores: list[StoreNode] = []
     for name, table in node_tables("stores"):
         where = f"stores.{name}"
@@ -404,7 +408,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         elif values.get("tls"):
             raise fail(f"{where}.tls", "only an embedded store (with directory) listens")
         _check_tls(values, where, fail, server=True)
-        stores.append(StoreNode(name=name, **values))
+        stores.append(StoreNode(name=name, set_keys=frozenset(values), **values))
 
     _check_store_clashes(stores, fail)
     profiles = []
@@ -487,26 +491,28 @@ def load_config(path: Path) -> Config:
 def config_to_dict(config: Config) -> dict[str, Any]:
     def node_dict(node: RemoteNode | StoreNode) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for field in fields(node):
-            value = getattr(node, field.name)
-            if field.name == "name" or value is None:
+        for spec in fields(node):
+            value = getattr(node, spec.name)
+            if spec.name in ("name", "set_keys") or value is None:
                 continue
-            if field.name == "bind" and isinstance(node, StoreNode) and not node.embedded:
+            if spec.name == "bind" and isinstance(node, StoreNode) and not node.embedded:
                 continue
+            if value == spec.default and spec.name not in node.set_keys:
+                continue  # a default the user did not write stays unwritten
             if isinstance(value, tuple):
                 if value:
-                    out[field.name] = list(value)
+                    out[spec.name] = list(value)
                 continue
-            out[field.name] = str(value) if isinstance(value, Path) else value
+            out[spec.name] = str(value) if isinstance(value, Path) else value
         return out
 
     def profile_dict(profile: Profile) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for field in fields(profile):
-            value = getattr(profile, field.name)
-            if field.name == "name" or (value == field.default and field.name != "overlap"):
+        for spec in fields(profile):
+            value = getattr(profile, spec.name)
+            if spec.name == "name" or (value == spec.default and spec.name != "overlap"):
                 continue
-            out[field.name] = list(value) if isinstance(value, tuple) else value
+            out[spec.name] = list(value) if isinstance(value, tuple) else value
         return out
 
     data: dict[str, Any] = {

@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 from qrtui.config import RemoteNode
 from qrtui.dicom.find import FindOutcome, identifier, number, text, values
 from qrtui.events import Emit, FunnelProgress, Notice
+from qrtui.learned import Findings
 from qrtui.query import QueryParams
 from qrtui.selection import (
     GROUP_MODALITIES,
@@ -29,8 +30,10 @@ from qrtui.selection import (
     Study,
     StudyPlan,
     decide,
+    dose_classes_possible,
     is_dose_info,
     passes_terms,
+    sr_all_rdsr,
     study_group,
     with_known,
     without_held,
@@ -54,6 +57,7 @@ INSTANCES_HELD = "instances skipped: already held"
 UNDECODABLE = "undecodable responses skipped"
 INCOMPLETE = "queries possibly incomplete"
 SPLIT = "study queries split (truncated answers)"
+NO_DOSE_CLASS = "removed: no dose object class (SOPClassesInStudy)"
 OWED = "owed studies asked again"
 TO_RETRIEVE = "studies to retrieve"
 UNDECIDED = "studies undecided (inspect first)"
@@ -85,6 +89,7 @@ class FunnelResult:
     notices: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)  # answers known to be cut short
     owed_gone: list[str] = field(default_factory=list)  # owed studies the PACS no longer has
+    find_requests: int = 0  # C-FIND requests the funnel sent
     modalities_in_study_ignored: bool = False
 
     @property
@@ -112,7 +117,7 @@ class Funnel:
         params: QueryParams,
         emit: Emit = lambda event: None,
         holdings: Holdings | None = None,
-        caps: dict[str, int] | None = None,
+        knowledge: Findings | None = None,
         today: date | None = None,
         also_studies: tuple[str, ...] = (),
     ) -> None:
@@ -121,7 +126,8 @@ class Funnel:
         self.params = params
         self.emit = emit
         self.holdings = holdings
-        self.caps = caps if caps is not None else {}  # node name -> most matches it returns
+        self.knowledge = knowledge or Findings()  # what a probe or earlier runs learned
+        self.learned_cap = self.knowledge.result_cap  # updated when this run meets a cap
         self.today = today or date.today()
         self.also_studies = also_studies  # owed by earlier runs: asked whatever their date
         self.result = FunnelResult()
@@ -199,11 +205,10 @@ class Funnel:
     @property
     def cap(self) -> int | None:
         """The most study matches the node returns: as configured, else as learned."""
-        return self.node.result_cap or self.caps.get(self.node.name)
+        return self.node.result_cap or self.learned_cap
 
     def _learn_cap(self, found: int) -> None:
-        known = self.caps.get(self.node.name)
-        self.caps[self.node.name] = min(found, known or found)
+        self.learned_cap = min(found, self.learned_cap or found)
 
     def _look_closer(
         self, keys: dict[str, str], matches: list[Dataset], what: str, window: str
@@ -279,6 +284,16 @@ class Funnel:
         by_uid: dict[str, Study] = {}
         asked = query_modalities(params.groups)
         ignored = False
+        known_to_ignore = (
+            self.knowledge.modalities_in_study_matched is False and not node.use_modality_tag
+        )
+        if known_to_ignore:  # one query: the node would answer every one with every study
+            asked = [""]
+            self.result.modalities_in_study_ignored = True
+            self._notice(
+                f"{node.name} is known to ignore ModalitiesInStudy: one study query; "
+                "modalities are learned from the series"
+            )
         for index, modality in enumerate(asked):
             self._progress("study query", index, len(asked))
             keys = {
@@ -290,7 +305,11 @@ class Funnel:
                 "StationName": "",
                 "NumberOfStudyRelatedSeries": "",
             }
-            if node.use_modality_tag:
+            if self.knowledge.sop_classes_in_study:
+                keys["SOPClassesInStudy"] = ""
+            if known_to_ignore:
+                pass
+            elif node.use_modality_tag:
                 keys["Modality"] = modality
             else:
                 keys["ModalitiesInStudy"] = modality
@@ -302,7 +321,7 @@ class Funnel:
                     self._count(UNDECODABLE)
                     continue
                 modalities = values(match, "ModalitiesInStudy")
-                if not node.use_modality_tag and modality not in modalities:
+                if modality and not node.use_modality_tag and modality not in modalities:
                     ignored = True
                 if uid in by_uid:
                     self.counts[DUPLICATES] += 1
@@ -369,6 +388,8 @@ class Funnel:
                 self._drop(study, NOT_ASKED, f"modalities {mods} not asked")
             elif not passes_terms(study.description, params.desc_include, params.desc_exclude):
                 self._drop(study, BY_DESCRIPTION, "study description excluded by the terms")
+            elif study.sop_classes and not self._may_hold_dose(study):
+                self._drop(study, NO_DOSE_CLASS, "no RDSR or Enhanced SR class in the study")
             elif study.station_name is not None and not passes_terms(
                 study.station_name, params.station_include, params.station_exclude
             ):
@@ -376,6 +397,10 @@ class Funnel:
             else:
                 kept.append(study)
         return kept
+
+    def _may_hold_dose(self, study: Study) -> bool:
+        group = study_group(study.modalities, self.params.groups) if study.modalities else None
+        return group is None or dose_classes_possible(study.sop_classes or (), group)
 
     def _series_level(self, studies: list[Study]) -> list[Study]:
         params = self.params
@@ -428,7 +453,7 @@ class Funnel:
             # CT without a known dose SR: the Toshiba rule and Dose Info probing need images.
             group = study_group(study.modalities, self.params.groups)
             has_dose_sr = any(
-                s.instances_of(SRKind.RDSR) or s.instances_of(SRKind.ESR)
+                s.instances_of(SRKind.RDSR) or s.instances_of(SRKind.ESR) or s.known_kind
                 for s in study.series
                 if s.is_sr
             )
@@ -442,6 +467,8 @@ class Funnel:
             }
         # SR series, and series the PACS gave no modality for: their classes may say SR.
         wanted = {s.series_instance_uid for s in study.series if s.is_sr or not s.modality}
+        if self._sr_known_from_classes(study):
+            wanted = {s.series_instance_uid for s in study.series if not s.modality}
         if (
             self.holdings
             and self.params.ignore_held
@@ -454,7 +481,26 @@ class Funnel:
             }
         return wanted
 
+    def _sr_known_from_classes(self, study: Study) -> bool:
+        """Every SR object of the study is an RDSR (SOPClassesInStudy), and the store holds
+        none of it: its SR series are fetched whole, without an image-level query."""
+        if not study.sop_classes or not sr_all_rdsr(study.sop_classes):
+            return False
+        return not (self.holdings and self.holdings.held(study.study_instance_uid))
+
     def _image_level(self, studies: list[Study]) -> list[Study]:
+        studies = [
+            replace(
+                study,
+                series=tuple(
+                    replace(s, known_kind=SRKind.RDSR) if s.modality == "SR" else s
+                    for s in study.series
+                ),
+            )
+            if self._sr_known_from_classes(study)
+            else study
+            for study in studies
+        ]
         self.counts[IMAGE_QUERIES] = 0
         for first_pass in (True, False):
             todo = [(study, self._wants_instances(study, first_pass)) for study in studies]
@@ -550,6 +596,8 @@ def _study(match: Dataset, uid: str) -> Study:
         description=text(match, "StudyDescription") or "",
         modalities=values(match, "ModalitiesInStudy"),
         station_name=text(match, "StationName") or None,
+        sop_classes=tuple(v for v in (text(match, "SOPClassesInStudy") or "").split("\\") if v)
+        or None,
     )
 
 
@@ -624,7 +672,7 @@ def window_text(date_key: str, time_key: str) -> str:
         return f"{digits[:2]}:{digits[2:4]}:{digits[4:6]}" if len(digits) == 6 else value
 
     start, dash, end = date_key.partition("-")
-    dates = f"{day(start)}{dash}{day(end)}" if date_key else "any date"
+    dates = f"{day(start)}{'..' if dash else ''}{day(end)}" if date_key else "any date"
     if not time_key:
         return dates
     first, dash, last = time_key.partition("-")

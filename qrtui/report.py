@@ -55,6 +55,7 @@ def plan_json(remote: str, store: str, params: QueryParams, result: FunnelResult
         "store": store,
         "query": params.to_json(),
         "counts": dict(result.counts),
+        "find_requests": result.find_requests,
         "studies_per_group": result.per_group(),
         "notices": list(result.notices),
         "studies": [_study_json(p) for p in result.plans],

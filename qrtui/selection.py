@@ -77,6 +77,8 @@ class Series:
     instance_count: int | None = None
     station_name: str | None = None
     instances: tuple[Instance, ...] | None = None  # None: no image-level answer
+    # what every instance is, where the study's SOP classes told without an image-level query
+    known_kind: SRKind | None = None
 
     @property
     def is_sr(self) -> bool:
@@ -92,6 +94,8 @@ class Series:
     @property
     def sr_type_known(self) -> bool:
         """Every instance listed with a SOP class (a titled SR's title may still be unread)."""
+        if self.known_kind is not None:
+            return True
         return bool(self.instances) and all(i.sop_class_uid for i in self.instances or ())
 
 
@@ -104,6 +108,7 @@ class Study:
     modalities: tuple[str, ...] = ()  # ModalitiesInStudy, or learned from the series
     station_name: str | None = None
     series: tuple[Series, ...] = ()
+    sop_classes: tuple[str, ...] | None = None  # SOPClassesInStudy, where the PACS gave it
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,24 @@ class StudyPlan:
 class Options:
     toshiba: bool = False
     emptysr: bool = False  # the old guess: unknown SR series taken as dose objects
+
+
+# ---------------------------------------------------------------- what a study's classes tell
+
+
+def dose_classes_possible(sop_classes: Iterable[str], group: str) -> bool:
+    """Whether a study of these SOP classes (SOPClassesInStudy) may hold what the group's
+    rule fetches. Only FL and SR only are judged: a CT "Dose Info" series is known by its
+    description, whatever its class, and MG/DX take their images."""
+    if group not in ("FL", SR_ONLY):
+        return True
+    return any(c in RDSR_CLASSES or c in TITLED_SR_CLASSES for c in sop_classes)
+
+
+def sr_all_rdsr(sop_classes: Iterable[str]) -> bool:
+    """Every SR object of the study is an RDSR: its SR series need no image-level query."""
+    sr = [c for c in sop_classes if c.startswith(SR_CLASS_PREFIX)]
+    return bool(sr) and all(c in RDSR_CLASSES for c in sr)
 
 
 # ---------------------------------------------------------------- grouping and filters
@@ -265,6 +288,8 @@ def _probe_picks(sr_series: Sequence[Series], kinds: set[SRKind], why: str) -> t
     instances or all of them qualify, else only those instances."""
     picks = []
     for series in sr_series:
+        if series.known_kind is not None:
+            continue
         if not series.instances:
             if SRKind.UNKNOWN in kinds:
                 picks.append(Pick(series, why=why))
@@ -280,6 +305,9 @@ def _probe_picks(sr_series: Sequence[Series], kinds: set[SRKind], why: str) -> t
 def _sr_picks(sr_series: Sequence[Series], kind: SRKind) -> tuple[Pick, ...]:
     picks = []
     for series in sr_series:
+        if series.known_kind is kind:
+            picks.append(Pick(series, why=str(kind)))
+            continue
         wanted = series.instances_of(kind)
         if not wanted:
             continue

@@ -506,3 +506,19 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     return str(exc)
+
+
+def store_summary(directory: Path) -> tuple[int, int] | None:
+    """(objects, bytes) an embedded store's index holds; None where it has no index yet.
+    Read only: a running job may hold the store."""
+    index = directory / INDEX_NAME
+    if not index.exists():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{index}?mode=ro", uri=True)) as db:
+            count, size = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM instances"
+            ).fetchone()
+    except sqlite3.Error:
+        return None
+    return int(count), int(size)

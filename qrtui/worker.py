@@ -9,18 +9,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import socket
 import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
-import platformdirs
-
-from qrtui.config import APP_NAME, Config, ConfigError, RemoteNode, StoreNode
+from qrtui.config import Config, ConfigError, RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed
 from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
 from qrtui.dicom.echo import directory_problem, echo_remote, echo_store
@@ -31,6 +27,7 @@ from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.dicom.storescp import Receiver, StorageSCP
 from qrtui.events import Emit, Notice
 from qrtui.funnel import INSTANCES_HELD, Funnel, FunnelResult
+from qrtui.learned import Findings, load_learned, save_learned
 from qrtui.query import QueryParams
 from qrtui.retrieve import Retriever, RetrieveStopped, RetrieveSummary, get_sop_classes
 from qrtui.status import (  # noqa: F401  (re-exported for the faces)
@@ -124,28 +121,31 @@ def opened_store(node: StoreNode, *, for_writing: bool) -> Iterator[Store | None
         yield None
 
 
-def caps_path() -> Path:
-    """Where the most matches each node was seen to return is remembered between runs."""
-    return Path(platformdirs.user_state_dir(APP_NAME)) / "node-caps.json"
+def knowledge(config: Config, remote: RemoteNode) -> tuple[RemoteNode, Findings]:
+    """What is known of the node, and the node as runs should use it: a known number of
+    associations to start with, unless config.toml sets its own."""
+    found = load_learned(config.path).get(remote.name, Findings())
+    allowed = found.max_associations
+    if (
+        allowed is not None
+        and "max_associations" not in remote.set_keys
+        and 1 <= allowed < remote.max_associations
+    ):
+        remote = replace(remote, max_associations=allowed)
+    return remote, found
 
 
-def load_caps() -> dict[str, int]:
+def learn_cap(config: Config, remote: RemoteNode, cap: int) -> str:
+    """Keep a cap a run met in nodes.learned.toml; '' or why it could not be kept."""
+    learned = load_learned(config.path)
+    found = learned.get(remote.name, Findings())
+    seen = datetime.now().astimezone().isoformat(timespec="seconds")
+    learned[remote.name] = replace(found, result_cap=cap, cap_seen=seen)
     try:
-        data = json.loads(caps_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(v, int) and not isinstance(v, bool)}
-
-
-def save_caps(caps: dict[str, int]) -> None:
-    path = caps_path()
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_suffix(".tmp")
-        temp.write_text(json.dumps(caps, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(temp, path)
+        save_learned(config.path, learned)
+    except OSError as exc:
+        return f"the cap of {remote.name} ({cap}) could not be kept: {exc.strerror or exc}"
+    return ""
 
 
 def plan(
@@ -165,20 +165,23 @@ def plan(
         with contextlib.ExitStack() as stack:
             if store is None:
                 store = stack.enter_context(opened_store(store_node, for_writing=False))
-            caps = load_caps()
-            learned = dict(caps)
-            with FindSession(config.client.aet, remote, cancel) as session:
+            node, found = knowledge(config, remote)
+            with FindSession(config.client.aet, node, cancel) as session:
                 finder = PooledFinder(session)
                 try:
                     funnel = Funnel(
-                        finder, remote, params, emit=emit, holdings=store, caps=learned,
+                        finder, node, params, emit=emit, holdings=store, knowledge=found,
                         also_studies=also_studies,
                     )  # fmt: skip
                     result = funnel.run()
                 finally:
                     finder.close()
-            if learned != caps:
-                save_caps(learned)
+                    result_requests = finder.requests
+            result.find_requests = result_requests
+            if funnel.learned_cap is not None and funnel.learned_cap != found.result_cap:
+                problem = learn_cap(config, remote, funnel.learned_cap)
+                if problem:
+                    result.notices.append(problem)
     except Cancelled:
         return JobOutcome(EXIT_PARTIAL, "query cancelled")
     except (AssociationFailed, SessionFailed) as exc:
@@ -291,6 +294,7 @@ def _retriever(
     cancel: threading.Event | None,
 ) -> Iterator[Retriever]:
     receiver = Receiver(store) if store is not None else None
+    remote, _ = knowledge(config, remote)
     with contextlib.ExitStack() as stack:
         if receiver is not None and remote.retrieve == "move":
             stack.enter_context(StorageSCP(store_node, receiver))

@@ -134,15 +134,22 @@ def test_knob_capped_results_are_asked_again_in_halves_and_the_cap_is_remembered
     assert outcome.result.counts["study queries split (truncated answers)"] > 0
     assert stored(tmp_path / "store") == expected(pacs)
 
+    learned = (tmp_path / "nodes.learned.toml").read_text()
+    assert "result_cap = 5" in learned, "kept beside the configuration"
     pacs.faults = Faults(cap_results=5)  # next time it stops at 5 without a word
     again = plan_only(
-        pacs, tmp_path / "again", date_from="yesterday", ct=True, mg=True, fl=True, dx=True,
-        dup=True,
-    )  # fmt: skip
+        pacs, tmp_path, date_from="yesterday", ct=True, mg=True, fl=True, dx=True, dup=True
+    )
     assert again.result.counts["study queries split (truncated answers)"] > 0
     assert not again.result.incomplete
-    planned = {p.study.study_instance_uid for p in again.result.plans}
-    assert planned == {p.study.study_instance_uid for p in outcome.result.plans}
+    with_dose = {
+        s.objects[0].StudyInstanceUID
+        for s in pacs.studies
+        if s.dose_uids and s.group in ALL and s.study_date >= TODAY - timedelta(days=1)
+    }
+    assert with_dose <= {p.study.study_instance_uid for p in outcome.result.plans}
+    # the non-dose Enhanced SR read in the first run is known now: no longer planned
+    assert {p.study.study_instance_uid for p in again.result.plans} == with_dose
 
 
 def test_knob_capped_results_that_cannot_be_split_are_flagged(pacs, tmp_path):

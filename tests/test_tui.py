@@ -226,7 +226,7 @@ async def test_node_editor_validates_saves_and_deletes(tmp_path):
     path = node_config(tmp_path, 4242, 11112)
     app = app_for(path, echo_on_start=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("a")
+        await pilot.press("a", "r")  # add: a remote
         editor = app.screen
         assert isinstance(editor, NodeEditorScreen)
         for field, value in (("name", "ris"), ("aet", "A" * 17), ("host", "10.0.0.9")):
@@ -239,11 +239,8 @@ async def test_node_editor_validates_saves_and_deletes(tmp_path):
         await pilot.pause()
         assert isinstance(app.screen, NodesScreen)
         saved = tomllib.loads(path.read_text())
-        assert saved["remotes"]["ris"] == {
-            "aet": "RIS_PACS", "host": "10.0.0.9", "port": 104, "retrieve": "move",
-            "timeout": 5.0, "dimse_timeout": 60.0, "use_modality_tag": False,
-            "retrieve_deadline": 3600.0, "max_associations": 4, "tls": False,
-        }  # fmt: skip
+        # what was typed; the defaults stay unwritten, so findings about the node may apply
+        assert saved["remotes"]["ris"] == {"aet": "RIS_PACS", "host": "10.0.0.9"}
         assert path.stat().st_mode & 0o777 == 0o600
 
         table = app.screen.query_one("#nodes", DataTable)
@@ -446,3 +443,69 @@ async def test_a_node_editor_save_of_a_commented_table_asks_and_keeps_a_backup(t
         assert isinstance(app.screen, NodesScreen)
     assert "port = 4343" in path.read_text() and "main archive" not in path.read_text()
     assert (tmp_path / "config.toml.bak").read_text() == original
+
+
+# ---------------------------------------------------------------- probe, help, path
+
+
+async def test_probe_from_the_nodes_screen_and_keep_the_findings(tmp_path):
+    from qrtui.demo import demo_config
+    from qrtui.demo.pacs import DemoPacs, Faults
+    from qrtui.tui.screens.probe import ProbeScreen
+
+    with DemoPacs(faults=Faults(ignore_modalities_in_study=True)) as pacs:
+        config = demo_config(tmp_path, pacs)
+        app = create_app(config, today=fixed_today, cursor_blink=False, echo_on_start=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert "not probed yet" in str(app.screen.query_one("#node-detail").render())
+            await pilot.press("p")
+            screen = app.screen
+            assert isinstance(screen, ProbeScreen)
+            await settle(app, pilot)
+            report = str(screen.query_one("#probe-report", Static).render())
+            assert "ModalitiesInStudy: ignored" in report and "C-GET: accepted" in report
+            await pilot.press("s")
+            await pilot.pause()
+            await pilot.press("escape")
+            await pilot.pause()
+            detail = str(app.screen.query_one("#node-detail").render())
+            assert "ignores ModalitiesInStudy" in detail, detail
+    learned = tomllib.loads((tmp_path / "nodes.learned.toml").read_text())
+    assert learned["nodes"]["demo"]["modalities_in_study_matched"] is False
+
+
+async def test_help_lists_every_key_of_the_screen_it_is_opened_on(tmp_path):
+    from qrtui.tui.screens import HelpScreen
+
+    app = app_for(node_config(tmp_path, 4242, free_port()), echo_on_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        nodes = app.screen
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one("#help-text", Static).render())
+        for binding in type(nodes).BINDINGS:
+            assert binding.description in text, binding
+        assert "Ctrl+P" in text and "p to remotes" in text
+        await pilot.press("escape", "n")
+        await pilot.press("f1")  # the form's fields take '?': F1 works there too
+        text = str(app.screen.query_one("#help-text", Static).render())
+        assert "Run query" in text and "Save as" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, QueryScreen)
+
+
+async def test_a_store_shows_its_size_and_offers_its_path(tmp_path):
+    from qrtui.tui.screens.confirm import PathScreen
+
+    config, _ = demo_history(tmp_path / "demo")
+    app = create_app(config, today=fixed_today, cursor_blink=False, echo_on_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one("#nodes", DataTable)
+        table.move_cursor(row=table.get_row_index("s:demo-store"))
+        await settle(app, pilot)
+        detail = str(app.screen.query_one("#node-detail").render())
+        assert str(tmp_path / "demo" / "store") in detail and " objects, " in detail
+        await pilot.press("o")
+        assert isinstance(app.screen, PathScreen)
+        path = app.screen.query_one("#store-path", Input)
+        assert path.value == str(tmp_path / "demo" / "store")

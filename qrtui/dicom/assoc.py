@@ -39,11 +39,35 @@ class Peer:
 
 
 class AssociationFailed(Exception):
-    def __init__(self, peer: Peer, outcome: Outcome, detail: str) -> None:
+    def __init__(self, peer: Peer, outcome: Outcome, detail: str, transient: bool = False) -> None:
         super().__init__(f"{peer.aet}@{peer.host}:{peer.port}: {outcome}: {detail}")
         self.peer = peer
         self.outcome = outcome
         self.detail = detail
+        self.transient = transient  # rejected for now (a limit): worth asking again later
+
+
+# A transient rejection ("local limit exceeded") may count an association of ours that is
+# still closing: asked again after these pauses.
+TRANSIENT_PAUSES = (0.2, 0.5, 1.0)
+
+
+def associate_patiently(
+    ae: AE,
+    peer: Peer,
+    *,
+    ext_neg: Sequence[Any] | None = None,
+    evt_handlers: Sequence[Any] = (),
+) -> Association:
+    """associate(), asking again after a transient rejection."""
+    for pause in (*TRANSIENT_PAUSES, None):
+        try:
+            return associate(ae, peer, ext_neg=ext_neg, evt_handlers=evt_handlers)
+        except AssociationFailed as failed:
+            if not failed.transient or pause is None:
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 def tune_socket(event: Any) -> None:
@@ -113,7 +137,8 @@ def associate(
             if primitive
             else "no reason given"
         )
-        raise AssociationFailed(peer, Outcome.REJECTED, reason)
+        transient = primitive is not None and primitive.result == 0x02
+        raise AssociationFailed(peer, Outcome.REJECTED, reason, transient)
     if not connected:
         outcome, detail = _why_no_connection(peer, elapsed)
         raise AssociationFailed(peer, outcome, detail)

@@ -14,7 +14,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from qrtui.config import RemoteNode
-from qrtui.dicom.assoc import associate, make_ae
+from qrtui.dicom.assoc import associate, associate_patiently, make_ae
 from qrtui.dicom.pool import SessionPool
 from qrtui.dicom.session import Cancelled, Lost, Session, SessionFailed
 
@@ -61,15 +61,22 @@ class FindSession(Session):
     failure = FindFailed
 
     def __init__(
-        self, calling_aet: str, node: RemoteNode, cancel: threading.Event | None = None
+        self,
+        calling_aet: str,
+        node: RemoteNode,
+        cancel: threading.Event | None = None,
+        *,
+        patient: bool = True,
     ) -> None:
         super().__init__(calling_aet, node, cancel)
         self.requests = 0
+        self.patient = patient  # asks again after a transient rejection
 
     def _associate(self) -> Association:
         ae = make_ae(self.calling_aet, self.peer)
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-        return associate(ae, self.peer)
+        connect = associate_patiently if self.patient else associate
+        return connect(ae, self.peer)
 
     def find(self, identifier: Dataset) -> FindOutcome:
         return self._reopening(lambda: self._find_once(identifier))
@@ -111,10 +118,15 @@ class PooledFinder:
     """C-FINDs spread over up to `node.max_associations` sessions; answers in request order."""
 
     def __init__(self, first: FindSession) -> None:
-        def make() -> FindSession:
-            return FindSession(first.calling_aet, first.node, first.cancel)
+        def make() -> FindSession:  # one more, if the node takes it now
+            return FindSession(first.calling_aet, first.node, first.cancel, patient=False)
 
         self.pool = SessionPool(first, make, first.node.max_associations)
+
+    @property
+    def requests(self) -> int:
+        """C-FIND requests sent so far, on every association of the pool."""
+        return sum(session.requests for session in self.pool.sessions)
 
     def find(self, identifier: Dataset) -> FindOutcome:
         return self.pool.run(FindSession.find, identifier)

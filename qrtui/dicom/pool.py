@@ -55,6 +55,11 @@ class SessionPool(Generic[S]):
                     self._opening -= 1
         return self._idle.get()
 
+    @property
+    def sessions(self) -> list[S]:
+        with self._lock:
+            return list(self._sessions)
+
     def run(self, work: Callable[[S, T], R], item: T) -> R:
         session = self._take()
         try:

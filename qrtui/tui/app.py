@@ -13,7 +13,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from qrtui.config import Config
-from qrtui.tui.screens import NodesScreen, QueryScreen, ResultsScreen
+from qrtui.tui.screens import HelpScreen, NodesScreen, QueryScreen, ResultsScreen
 
 
 class QrtuiApp(App[int]):
@@ -21,6 +21,7 @@ class QrtuiApp(App[int]):
     TITLE = "qrtui"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("question_mark,f1", "help", "Help"),
     ]
 
     def __init__(
@@ -50,6 +51,10 @@ class QrtuiApp(App[int]):
         """pynetdicom and pydicom take about half a second to import: after the first frame,
         not before it."""
         import qrtui.worker  # noqa: F401
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
 
     async def action_quit(self) -> None:
         """Stop running jobs first: their associations are aborted, not cut."""

@@ -44,3 +44,9 @@ class LogLine(Message):
 class JobDone(Message):
     phase: str  # "plan" or "retrieve"
     outcome: worker.JobOutcome
+
+
+@dataclass
+class NodeDetail(Message):
+    node: str
+    text: str

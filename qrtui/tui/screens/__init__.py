@@ -3,6 +3,7 @@ headless core, and comes back as messages."""
 
 from qrtui.tui.screens.confirm import ConfirmScreen
 from qrtui.tui.screens.editor import NodeEditorScreen
+from qrtui.tui.screens.help import HelpScreen
 from qrtui.tui.screens.history import HistoryScreen, RunDetailScreen
 from qrtui.tui.screens.nodes import NodesScreen
 from qrtui.tui.screens.query import QueryScreen
@@ -10,6 +11,7 @@ from qrtui.tui.screens.results import ResultsScreen
 
 __all__ = [
     "ConfirmScreen",
+    "HelpScreen",
     "HistoryScreen",
     "NodeEditorScreen",
     "NodesScreen",

@@ -5,22 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Label
+from textual.widgets import Footer, Input, Label
 
 from qrtui.config import (
     Config,
     ConfigError,
+    StoreNode,
     backup_path,
     comments_a_save_drops,
     config_to_dict,
     parse_config,
     save_config,
 )
-from qrtui.tui.context import app_of
+from qrtui.tui.context import app_of, stop_blinking
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -37,10 +39,66 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(id="dialog"):
             yield Label(self.question)
             yield Label("y: yes   n: no", classes="muted")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class ChoiceScreen(ModalScreen[str | None]):
+    """One of a few answers, each on its own key."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "choose('')", "Cancel"),
+    ]
+
+    def __init__(self, question: str, choices: list[tuple[str, str, str]]) -> None:
+        """choices: (key, label, value)."""
+        super().__init__()
+        self.question, self.choices = question, choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.question)
+            for key, label, _ in self.choices:
+                yield Label(f"{key}: {label}", classes="muted")
+        yield Footer(show_command_palette=False)
+
+    def on_key(self, event: events.Key) -> None:
+        for key, _, value in self.choices:
+            if event.key == key:
+                event.stop()
+                self.dismiss(value)
+
+    def action_choose(self, value: str) -> None:
+        self.dismiss(value or None)
+
+
+class PathScreen(ModalScreen[None]):
+    """A store's directory, to copy: put on the clipboard where the terminal lets us (OSC 52),
+    and shown selected for the terminal's own copy."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close"),
+    ]
+
+    def __init__(self, store: StoreNode) -> None:
+        super().__init__()
+        self.store = store
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(f"Store {self.store.name} keeps its objects in:")
+            yield Input(str(self.store.directory), id="store-path", compact=True)
+            yield Label("copied to the clipboard where the terminal allows", classes="muted")
+        yield Footer(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        stop_blinking(self)
+        self.query_one("#store-path", Input).select_all()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
 
 
 def save_asking(screen: Screen[Any], config: Config, saved: Callable[[Config], None]) -> None:

@@ -66,7 +66,7 @@ class NodeEditorScreen(Screen[bool]):
                     )  # fmt: skip
             yield Static(id="error")
             yield Static(id="echo")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         stop_blinking(self)

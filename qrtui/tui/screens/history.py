@@ -76,7 +76,7 @@ class HistoryScreen(Screen[None]):
         yield Static(id="status")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="last-message")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#status", Static).update(f"Store {self.store.name}: reading its history…")
@@ -197,4 +197,4 @@ class RunDetailScreen(Screen[None]):
         yield Header()
         with VerticalScroll(id="detail"):
             yield Static("\n".join(run_detail_lines(self.run)), id="run-detail", markup=False)
-        yield Footer()
+        yield Footer(show_command_palette=False)

@@ -11,12 +11,16 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from qrtui.config import Config, ConfigError, StoreNode
+from qrtui.config import Config, ConfigError, RemoteNode, StoreNode
+from qrtui.events import size_text
+from qrtui.learned import learned_summary
+from qrtui.store import store_summary
 from qrtui.tui.context import app_of
-from qrtui.tui.messages import EchoAnswered
-from qrtui.tui.screens.confirm import ConfirmScreen, save_asking
+from qrtui.tui.messages import EchoAnswered, NodeDetail
+from qrtui.tui.screens.confirm import ChoiceScreen, ConfirmScreen, PathScreen, save_asking
 from qrtui.tui.screens.editor import NodeEditorScreen
 from qrtui.tui.screens.history import HistoryScreen
+from qrtui.tui.screens.probe import ProbeScreen
 from qrtui.tui.screens.query import QueryScreen
 from qrtui.tui.widgets.cells import echo_text
 
@@ -27,19 +31,26 @@ class NodesScreen(Screen[None]):
         Binding("n", "query", "Query"),
         Binding("e", "echo", "Echo"),
         Binding("enter", "edit", "Edit", priority=True),
-        Binding("a", "add_remote", "+Remote"),
-        Binding("s", "add_store", "+Store"),
+        Binding("a", "add", "Add"),
         Binding("d", "delete", "Delete"),
+        Binding("p", "probe", "Probe"),
         Binding("h", "history", "History"),
+        Binding("o", "path", "Path"),
         Binding("q", "app.quit", "Quit"),
     ]
+    HELP = """Every remote (a PACS or modality qrtui queries) and every store (where the objects
+go) of the configuration, with the answer to a C-ECHO; an embedded store shows
+whether it can listen and write. The line under the table tells more of the node
+under the cursor: what a probe learned of a remote, a store's objects and size.
+Some keys apply to one kind of node: p to remotes, h and o to embedded stores."""
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="client")
         yield DataTable(id="nodes", cursor_type="row")
+        yield Static(id="node-detail")
         yield Static(id="hint")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#nodes", DataTable)
@@ -65,7 +76,7 @@ class NodesScreen(Screen[None]):
                 store.name, role, store.aet, store.address, waiting, key=f"s:{store.name}"
             )
         hint = self.query_one("#hint", Static)
-        hint.update("No nodes yet: a adds a remote, s a store.")
+        hint.update("No nodes yet: a adds a remote or a store.")
         hint.display = not (config.remotes or config.stores)
         if echo:
             self.action_echo()
@@ -104,7 +115,7 @@ class NodesScreen(Screen[None]):
     def action_query(self) -> None:
         config = app_of(self).config
         if not config.remotes or not config.stores:
-            self.notify("Add a remote and a store first (a, s).", severity="warning")
+            self.notify("Add a remote and a store first (a).", severity="warning")
             return
         self.app.push_screen(QueryScreen())
 
@@ -115,24 +126,85 @@ class NodesScreen(Screen[None]):
         store = app_of(self).config.store(selected[1])
         return store if store.embedded else None
 
+    def _selected_remote(self) -> RemoteNode | None:
+        selected = self._selected()
+        if not selected or selected[0] != "r":
+            return None
+        return app_of(self).config.remote(selected[1])
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "history":  # shown with the cursor on a store that keeps one
+        """Shown where they apply: the footer fits 80 columns."""
+        if action in ("history", "path"):
             return self._selected_embedded_store() is not None
+        if action == "probe":
+            return self._selected_remote() is not None
         return True
+
+    def on_screen_resume(self) -> None:
+        self._show_detail()  # a probe or a retrieve may have changed what is known
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.refresh_bindings()
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        line = self.query_one("#node-detail", Static)
+        remote = self._selected_remote()
+        if remote is not None:
+            line.update(learned_summary(app_of(self).config, remote))
+            return
+        store = self._selected_embedded_store()
+        if store is None:
+            line.update("")
+            return
+        line.update(f"{store.name}: {store.directory}")
+        self._store_summary(store)
+
+    @work(thread=True, group="store-summary", exclusive=True)
+    def _store_summary(self, store: StoreNode) -> None:
+        assert store.directory is not None
+        held = store_summary(store.directory)
+        text = f"{store.name}: {store.directory}"
+        if held is not None:
+            text += f", {held[0]} objects, {size_text(held[1])}"
+        self.post_message(NodeDetail(store.name, text))
+
+    def on_node_detail(self, message: NodeDetail) -> None:
+        store = self._selected_embedded_store()
+        if store is not None and store.name == message.node:
+            self.query_one("#node-detail", Static).update(message.text)
 
     def action_history(self) -> None:
         store = self._selected_embedded_store()
         if store is not None:
             self.app.push_screen(HistoryScreen(store))
 
-    def action_add_remote(self) -> None:
-        self.app.push_screen(NodeEditorScreen("remote", None), self._edited)
+    def action_probe(self) -> None:
+        remote = self._selected_remote()
+        if remote is not None:
+            self.app.push_screen(ProbeScreen(remote))
 
-    def action_add_store(self) -> None:
-        self.app.push_screen(NodeEditorScreen("store", None), self._edited)
+    def action_path(self) -> None:
+        store = self._selected_embedded_store()
+        if store is not None:
+            self.app.copy_to_clipboard(str(store.directory))
+            self.app.push_screen(PathScreen(store))
+
+    def action_add(self) -> None:
+        def chosen(kind: str | None) -> None:
+            if kind:
+                self.app.push_screen(NodeEditorScreen(kind, None), self._edited)
+
+        self.app.push_screen(
+            ChoiceScreen(
+                "Add a node:",
+                [
+                    ("r", "a remote (a PACS or modality to query)", "remote"),
+                    ("s", "a store (where the objects go)", "store"),
+                ],
+            ),
+            chosen,
+        )
 
     def action_edit(self) -> None:
         selected = self._selected()

@@ -39,7 +39,7 @@ class ProfilePickerScreen(ModalScreen[str | None]):
             yield OptionList(
                 *(Option(profile_summary(p), id=p.name) for p in self.profiles), id="profiles"
             )
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     @on(OptionList.OptionSelected)
     def _picked(self, event: OptionList.OptionSelected) -> None:
@@ -63,7 +63,7 @@ class ProfileNameScreen(ModalScreen[str | None]):
             yield Label("Save the form as a query named (Enter):")
             yield Input(self.default, placeholder="nightly-ct", id="profile-name", compact=True)
             yield Static(id="name-note", classes="muted")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         stop_blinking(self)

@@ -88,7 +88,7 @@ class QueryScreen(Screen[None]):
                 yield Checkbox("Empty SR", id="emptysr")
             yield Static(id="error")
             yield Button("Run query (F5)", id="run", variant="primary", compact=True)
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     @staticmethod
     def _input(field: str, value: str, placeholder: str = "", classes: str = "") -> Input:

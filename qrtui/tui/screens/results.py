@@ -61,7 +61,7 @@ class ResultsScreen(Screen[None]):
             yield ProgressBar(total=1, id="progress", show_eta=False)
             yield Static(id="retrieve-status")
         yield RichLog(id="log", wrap=True, max_lines=2000)
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#studies", DataTable)

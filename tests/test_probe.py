@@ -1,0 +1,276 @@
+"""Know each PACS (issue 15): the probe's facts about real Orthanc and dcmqrscp and about each
+demo PACS knob; findings kept apart from the configuration; runs that use them send fewer
+C-FINDs and plan exactly the same."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from qrtui import worker
+from qrtui.config import load_config
+from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
+from qrtui.demo.pacs import DemoPacs, Faults
+from qrtui.query import build_query
+from tests.conftest import require, require_corpus
+from tests.servers import (
+    DCMQRSCP_BIN,
+    ORTHANC_BIN,
+    Dcmqrscp,
+    Orthanc,
+    free_port,
+    qrtui_modalities,
+)
+from tests.studies import CT_IMAGE, PopulationBuilder, build_population, synthetic_image
+
+TODAY = date.today()
+STORE_AET = "QRTUI_STORE"
+BOOLEANS = (
+    "modalities_in_study_matched", "sop_classes_in_study", "station_name_returned",
+    "series_description_returned", "sop_class_at_image_level", "relational_image_query",
+    "wildcards", "c_get",
+)  # fmt: skip
+
+
+def qrtui(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def probed(config: Path, node: str, *args: str) -> dict:
+    done = qrtui(config, "--probe", node, "--json", *args)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert {"echo_ms", "max_associations", "result_cap", "notes", *BOOLEANS} <= set(report)
+    return report
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory) -> PopulationBuilder:
+    return build_population(require_corpus(), tmp_path_factory.mktemp("objects"), TODAY)
+
+
+@pytest.fixture(scope="module")
+def real_pacs(population, tmp_path_factory) -> Iterator[Path]:
+    """A configuration naming a real Orthanc and a real dcmqrscp holding the population."""
+    require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
+    require(DCMQRSCP_BIN, "DCMTK is not installed (apt-get install dcmtk)")
+    tmp = tmp_path_factory.mktemp("real")
+    store_port = free_port()
+    orthanc = Orthanc(tmp / "orthanc", modalities=qrtui_modalities(STORE_AET, store_port)).start()
+    dcmtk = Dcmqrscp(tmp / "dcmqrscp", hosts={"store": (STORE_AET, "127.0.0.1", store_port)})
+    try:
+        orthanc.upload(population.files())
+        dcmtk.start(population.files())
+        config = tmp / "config.toml"
+        config.write_text(
+            f"[remotes.orthanc]\naet = 'ORTHANC'\nhost = '127.0.0.1'\nport = {orthanc.dicom_port}\n"
+            f"[remotes.dcmqrscp]\naet = 'DCMQRSCP'\nhost = '127.0.0.1'\nport = {dcmtk.port}\n"
+            f"[stores.local]\naet = '{STORE_AET}'\nport = {store_port}\nbind = '127.0.0.1'\n"
+            f"directory = '{tmp / 'store'}'\n"
+        )
+        yield config
+    finally:
+        orthanc.stop()
+        dcmtk.stop()
+
+
+def test_the_probe_tells_orthanc_from_dcmqrscp(real_pacs):
+    orthanc = probed(real_pacs, "orthanc")
+    dcmtk = probed(real_pacs, "dcmqrscp")
+    assert orthanc["studies_seen"] == dcmtk["studies_seen"] > 0
+    assert orthanc["modalities_in_study_matched"] is True
+    assert dcmtk["modalities_in_study_matched"] is False
+    assert orthanc["sop_class_at_image_level"] is True
+    assert dcmtk["sop_class_at_image_level"] is False
+    assert orthanc["series_description_returned"] is True
+    assert dcmtk["series_description_returned"] is False
+    assert orthanc["c_get"] is True and dcmtk["c_get"] is True
+    assert orthanc["result_cap"] is None and dcmtk["result_cap"] is None
+    assert orthanc["max_associations"] == dcmtk["max_associations"] == 4
+    assert orthanc["c_move"] is None, "not tried without --move-test"
+    text = qrtui(real_pacs, "--probe", "dcmqrscp").stdout
+    assert "ModalitiesInStudy: ignored" in text and "C-GET: accepted" in text
+
+
+def test_move_test_moves_one_sr_series_into_a_throwaway_store(real_pacs):
+    report = probed(real_pacs, "orthanc", "--move-test")
+    assert report["c_move"] is True
+    assert any("1 received" in n for n in report["notes"]), report["notes"]
+    assert not (real_pacs.parent / "store").exists(), "the real store is not touched"
+
+
+def test_the_probe_finds_the_cap_of_a_capped_orthanc(tmp_path):
+    require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
+    b = PopulationBuilder(require_corpus(), tmp_path / "objects", TODAY)
+    for n in range(15):
+        study = b.study(f"ct{n}", "CT CHEST", days_ago=1 + n % 3, group="CT")
+        b.add(study, "img", synthetic_image(CT_IMAGE, "CT"), "Axial")
+    known = {"client": ("QRTUI", "127.0.0.1", 1)}
+    orthanc = Orthanc(tmp_path / "orthanc", modalities=known, extra={"LimitFindResults": 10})
+    orthanc.start()
+    try:
+        orthanc.upload(b.files())
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f"[remotes.capped]\naet = 'ORTHANC'\nhost = '127.0.0.1'\nport = {orthanc.dicom_port}\n"
+        )
+        report = probed(config, "capped")
+    finally:
+        orthanc.stop()
+    assert report["result_cap"] == 10
+    assert any("0xFE00" in n for n in report["notes"]), report["notes"]
+
+
+# ---------------------------------------------------------------- the demo PACS's knobs
+
+
+@pytest.mark.parametrize(
+    ("faults", "key", "value"),
+    [
+        (Faults(), "modalities_in_study_matched", True),
+        (Faults(ignore_modalities_in_study=True), "modalities_in_study_matched", False),
+        (Faults(), "sop_class_at_image_level", True),
+        (Faults(hide_sop_class=True), "sop_class_at_image_level", False),
+        (Faults(hide_series_description=True), "series_description_returned", False),
+        (Faults(), "result_cap", None),
+        (Faults(cap_results=5), "result_cap", 5),  # silently: its halves tell
+        (Faults(cap_results=5, cap_status=0xA700), "result_cap", 5),
+        (Faults(), "max_associations", 4),
+        (Faults(max_associations=1), "max_associations", 1),
+        (Faults(), "wildcards", True),
+    ],
+)
+def test_each_demo_knob_shows_in_the_report(tmp_path, faults, key, value):
+    with DemoPacs(faults=faults) as pacs:
+        config = demo_config(tmp_path, pacs)
+        report = probed(config.path, DEMO_REMOTE)
+    assert report[key] == value, report
+
+
+def test_a_node_that_will_not_answer_our_queries_is_told_so(tmp_path):
+    """Orthanc answers C-ECHO from anyone, C-FIND only from AE titles it knows."""
+    require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
+    orthanc = Orthanc(tmp_path / "orthanc").start()
+    try:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f"[remotes.pacs]\naet = 'ORTHANC'\nhost = '127.0.0.1'\nport = {orthanc.dicom_port}\n"
+        )
+        done = qrtui(config, "--probe", "pacs")
+    finally:
+        orthanc.stop()
+    assert done.returncode == 1, done.stderr
+    assert "does pacs know our AE title QRTUI?" in done.stdout
+
+
+def test_a_node_that_rejects_us_is_reported_unreachable(tmp_path):
+    with DemoPacs(faults=Faults(reject_associations=True)) as pacs:
+        config = demo_config(tmp_path, pacs)
+        done = qrtui(config.path, "--probe", DEMO_REMOTE)
+    assert done.returncode == 3 and "not reachable" in done.stdout and "rejected" in done.stdout
+
+
+def test_a_finding_that_disagrees_with_the_configuration_is_named(tmp_path):
+    with DemoPacs(faults=Faults(max_associations=2)) as pacs:
+        config = demo_config(tmp_path, pacs)
+        text = config.path.read_text().replace(
+            f"[remotes.{DEMO_REMOTE}]\n", f"[remotes.{DEMO_REMOTE}]\nmax_associations = 6\n"
+        )
+        config.path.write_text(text)
+        report = probed(config.path, DEMO_REMOTE)
+    assert report["max_associations"] == 2
+    assert any(
+        "max_associations = 6 in config.toml" in n and "allowed 2" in n for n in report["notes"]
+    ), report["notes"]
+
+
+# ---------------------------------------------------------------- findings drive the funnel
+
+
+def plan_of(result) -> dict:
+    """What each study fetches: the same whichever way it was found out."""
+    return {
+        p.study.study_instance_uid: (
+            str(p.decision),
+            sorted(
+                (role, q.series.series_instance_uid, tuple(sorted(q.sop_instance_uids)))
+                for role, picks in (("pick", p.picks), ("probe", p.probe), ("else", p.fallback))
+                for q in picks
+            ),
+        )
+        for p in result.plans
+    }
+
+
+def plan_with_and_without_findings(config_path: Path, remote: str, **flags):
+    """(plan, C-FINDs) without findings, then after --probe --save."""
+    params = build_query(today=TODAY, date_from="7d", **flags)
+    config = load_config(config_path)
+    store = config.stores[0]
+    before = worker.plan(config, config.remote(remote), store, params)
+    assert before.status == 0, before.message
+    done = qrtui(config_path, "--probe", remote, "--save")
+    assert done.returncode == 0, done.stderr
+    learned = config_path.with_name("nodes.learned.toml")
+    assert stat.S_IMODE(learned.stat().st_mode) == 0o600
+    assert remote in tomllib.loads(learned.read_text())["nodes"]
+    after = worker.plan(config, config.remote(remote), store, params)
+    assert after.status == 0, after.message
+    return before.result, after.result
+
+
+@pytest.mark.parametrize("node", ["orthanc", "dcmqrscp"])
+def test_findings_ask_fewer_questions_for_the_same_plan(real_pacs, tmp_path, node):
+    config = tmp_path / "config.toml"
+    config.write_text(real_pacs.read_text())
+    before, after = plan_with_and_without_findings(config, node, ct=True, mg=True, fl=True, dx=True)
+    assert plan_of(after) == plan_of(before)
+    assert before.to_fetch
+    if node == "orthanc":  # SOPClassesInStudy: no image query where every SR is an RDSR
+        assert after.find_requests < before.find_requests, (
+            before.find_requests, after.find_requests,
+        )  # fmt: skip
+    else:  # nothing dcmqrscp tells lets us ask less; nothing more is asked either
+        assert after.find_requests <= before.find_requests
+
+
+def test_a_node_known_to_ignore_modalities_in_study_gets_one_study_query(tmp_path):
+    with DemoPacs(faults=Faults(ignore_modalities_in_study=True)) as pacs:
+        config = demo_config(tmp_path, pacs)
+        before, after = plan_with_and_without_findings(
+            config.path, DEMO_REMOTE, ct=True, mg=True, fl=True, dx=True
+        )
+    assert plan_of(after) == plan_of(before)
+    assert after.find_requests <= before.find_requests
+    assert any("known to ignore ModalitiesInStudy" in n for n in after.notices)
+
+
+def test_a_known_number_of_associations_is_where_runs_start(tmp_path):
+    with DemoPacs(faults=Faults(max_associations=1)) as pacs:
+        config = demo_config(tmp_path, pacs)
+        done = qrtui(config.path, "--probe", DEMO_REMOTE, "--save")
+        assert done.returncode == 0, done.stderr
+        reloaded = load_config(config.path)
+        node, found = worker.knowledge(reloaded, reloaded.remote(DEMO_REMOTE))
+        assert found.max_associations == 1 and node.max_associations == 1
+        explicit = replace(reloaded.remote(DEMO_REMOTE), set_keys=frozenset({"max_associations"}))
+        assert worker.knowledge(reloaded, explicit)[0].max_associations == 4, "the user wins"
+        outcome = worker.run(
+            reloaded, node, reloaded.store(DEMO_STORE),
+            build_query(today=TODAY, date_from="1d", mg=True), dry_run=False,
+        )  # fmt: skip
+        assert outcome.status == 0, outcome.message

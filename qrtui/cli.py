@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=int, metavar="N", help="with --history: only the newest N runs"
     )
     parser.add_argument(
+        "--summary",
+        metavar="STORE",
+        help="with --no-tui: one row per study STORE holds, with its headline dose values "
+        "(-f/-t for study dates; --csv or --json)",
+    )
+    parser.add_argument("--csv", action="store_true", help="with --summary: CSV (RFC 4180)")
+    parser.add_argument(
         "--probe",
         metavar="REMOTE",
         help="with --no-tui: ask REMOTE a few harmless questions (studies of -f/-t, default "
@@ -246,6 +253,8 @@ def _scripted(
         return _history(config, args.history, limit=args.limit, as_json=args.json)
     if args.probe:
         return _probe(config, args)
+    if args.summary:
+        return _summary(config, args)
     try:
         profile = config.profile(args.profile) if args.profile else None
         if profile is not None:
@@ -435,6 +444,42 @@ def _probe(config: Config, args: argparse.Namespace) -> int:
     if not report.reachable:
         return EXIT_UNREACHABLE
     return EXIT_PARTIAL if report.queries_failed else EXIT_OK
+
+
+def _summary(config: Config, args: argparse.Namespace) -> int:
+    from qrtui import summary
+    from qrtui.store import Store, StoreBusy, StoreError
+
+    if args.csv and args.json:
+        print("qrtui: --csv and --json: choose one", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        node = config.store(args.summary)
+        if node.directory is None:
+            raise ConfigError(
+                f"store {node.name} is external (no directory): only an embedded store can be "
+                "summed up"
+            )
+        today = date.today()
+        start = parse_date(args.date_from, today) if args.date_from else None
+        end = parse_date(args.date_until, today) if args.date_until else None
+    except (ConfigError, QueryError) as exc:
+        print(f"qrtui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        with Store(node.directory, lock=False) as store:
+            table = summary.rows(summary.study_doses(store, start, end))
+    except (StoreBusy, StoreError) as exc:
+        print(f"qrtui: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if args.csv:
+        sys.stdout.write(summary.csv_text(table))
+    elif args.json:
+        json.dump({"store": node.name, "studies": summary.json_rows(table)}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print("\n".join(summary.text_lines(node.name, table)))
+    return EXIT_OK
 
 
 def _history(config: Config, ref: str, *, limit: int | None, as_json: bool) -> int:

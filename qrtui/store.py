@@ -17,7 +17,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ class StoredInstance:
     size: int
     sending_aet: str
     kind: str = ""  # an ObjectKind value, read from the object's header when it arrived
+    dose: str | None = None  # its dose summary (qrtui.dose) as JSON, for dose objects
 
 
 _SCHEMA = """
@@ -88,6 +89,12 @@ CREATE TABLE IF NOT EXISTS inspected (
     kind TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inspected_study ON inspected (study_uid);
+CREATE TABLE IF NOT EXISTS dose (
+    sop_instance_uid TEXT PRIMARY KEY,
+    study_uid TEXT NOT NULL,
+    summary TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dose_study ON dose (study_uid);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started TEXT NOT NULL,
@@ -246,6 +253,10 @@ class Store:
     def history(self) -> History:
         return History(self)
 
+    @property
+    def doses(self) -> DoseIndex:
+        return DoseIndex(self)
+
     def __enter__(self) -> Store:
         return self
 
@@ -324,6 +335,11 @@ class Store:
                     i.kind or None,
                 ),
             )
+            if i.dose is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO dose VALUES (?, ?, ?)",
+                    (i.sop_instance_uid, i.study_uid, i.dose),
+                )
 
     def remember_inspected(
         self, sop_instance_uid: str, sop_class_uid: str, study_uid: str, kind: str
@@ -392,6 +408,49 @@ class Store:
             yield StoredInstance(
                 sop, cls, study, series, modality, self.directory / path, size, aet, kind or ""
             )
+
+
+class DoseIndex:
+    """The dose summary of every object held, read once when it arrived."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._db = store._db
+        self._mutex = store._mutex
+
+    def fill_in(self, read: Callable[[Path], str | None]) -> int:
+        """Summaries for objects stored before they were kept (read from their files);
+        how many were added."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT i.sop_instance_uid, i.study_uid, i.path FROM instances i "
+                "LEFT JOIN dose d ON d.sop_instance_uid = i.sop_instance_uid "
+                "WHERE d.sop_instance_uid IS NULL"
+            ).fetchall()
+        added = []
+        for uid, study, path in rows:
+            summary = read(self.store.directory / path)
+            if summary is not None:
+                added.append((uid, study, summary))
+        with self._mutex:
+            self._db.executemany("INSERT OR REPLACE INTO dose VALUES (?, ?, ?)", added)
+        return len(added)
+
+    def summaries(self) -> Iterator[tuple[str, str]]:
+        """(study UID, summary JSON) of every held object whose summary is kept."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT d.study_uid, d.summary FROM dose d JOIN instances i "
+                "ON i.sop_instance_uid = d.sop_instance_uid ORDER BY d.study_uid"
+            ).fetchall()
+        yield from rows
+
+    def of_study(self, study_uid: str) -> list[str]:
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT summary FROM dose WHERE study_uid = ?", (study_uid,)
+            ).fetchall()
+        return [summary for (summary,) in rows]
 
 
 class History:

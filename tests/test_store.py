@@ -190,8 +190,8 @@ def _open_store_footprint(directory: Path) -> int:
 def test_disk_full_answers_out_of_resources_and_leaves_no_partial_file(
     small_disk, rdsr_files, tmp_path
 ):
-    # room for the store and one object and a half: the second cannot fit
-    disk = small_disk(_open_store_footprint(tmp_path / "measure") // 1024 + 130)
+    # room for the store, one object and its index rows, not two objects
+    disk = small_disk(_open_store_footprint(tmp_path / "measure") // 1024 + 160)
     node = StoreNode(
         "local", "QRTUI_STORE", free_port(), directory=disk / "store", bind="127.0.0.1"
     )

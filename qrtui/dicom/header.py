@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
 
 from qrtui.dicom.find import text
+from qrtui.dose import read_dose
 from qrtui.selection import Header, ObjectKind, object_kind
 
 
@@ -36,3 +38,19 @@ def kind_of_file(path: Path, sop_class_uid: str | None = None) -> ObjectKind | N
     except Exception:
         return None
     return object_kind(header_of(ds, sop_class_uid))
+
+
+def dose_json(ds: Dataset) -> str | None:
+    """The object's dose summary as JSON; None for an object that carries no dose."""
+    summary = read_dose(ds)
+    if summary.kind == "none":
+        return None
+    return json.dumps(summary.to_json(), separators=(",", ":"))
+
+
+def dose_json_of_file(path: Path) -> str | None:
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:
+        return None
+    return dose_json(ds)

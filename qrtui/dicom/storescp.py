@@ -22,7 +22,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from qrtui.config import StoreNode
 from qrtui.dicom.assoc import tune_socket
 from qrtui.dicom.find import text
-from qrtui.dicom.header import header_of
+from qrtui.dicom.header import dose_json, header_of
 from qrtui.dicom.tls import server_context
 from qrtui.selection import object_kind
 from qrtui.store import Store, StoredInstance, StoreError, UnsafeUID, safe_uid
@@ -98,6 +98,7 @@ class Receiver:
                 size=size,
                 sending_aet=str(event.assoc.remote.get("ae_title", "")).strip(),
                 kind=str(object_kind(header_of(ds, sop_class))),
+                dose=dose_json(ds),
             )
             if probe:
                 self.store.write_file(data, final)

@@ -1,0 +1,97 @@
+"""A store's studies with their headline dose values, from the dose summaries its index keeps
+(`--summary`), as rows for CSV (RFC 4180), JSON or people. No patient data in any."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from qrtui.dose import COLUMNS, DoseSummary, StudyDose
+from qrtui.store import Store
+
+NUMBER_COLUMNS = {
+    "dlp_total_mGycm", "ctdivol_max_mGy", "dap_total_Gym2", "dose_rp_total_Gy",
+    "fluoro_time_s", "agd_mGy", "agd_left_mGy", "agd_right_mGy",
+}  # fmt: skip
+
+
+def study_doses(
+    store: Store,
+    date_from: date | None = None,
+    date_until: date | None = None,
+    studies: Iterable[str] | None = None,
+) -> list[StudyDose]:
+    """Every study the store holds a dose object of, oldest first; objects stored before
+    their summaries were kept are read once and filled in."""
+    from qrtui.dicom.header import dose_json_of_file  # pydicom, only where needed
+
+    store.doses.fill_in(dose_json_of_file)
+    wanted = set(studies) if studies is not None else None
+    by_study: dict[str, StudyDose] = {}
+    for study_uid, summary in store.doses.summaries():
+        if wanted is not None and study_uid not in wanted:
+            continue
+        study = by_study.setdefault(study_uid, StudyDose(study_uid))
+        study.objects.append(DoseSummary.from_json(json.loads(summary)))
+    first = date_from.strftime("%Y%m%d") if date_from else ""
+    last = date_until.strftime("%Y%m%d") if date_until else "99999999"
+    kept = [
+        s
+        for s in by_study.values()
+        if first <= (s.objects[0].study_date or "00000000") <= last
+        or (not s.objects[0].study_date and not date_from and not date_until)
+    ]
+    return sorted(kept, key=lambda s: (s.objects[0].study_date, s.study_uid))
+
+
+def rows(studies: Iterable[StudyDose]) -> list[dict[str, str]]:
+    return [s.row() for s in studies]
+
+
+def csv_text(table: list[dict[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(table)
+    return out.getvalue()
+
+
+def json_rows(table: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The same fields, numbers as numbers and empty as null."""
+    out = []
+    for row in table:
+        typed: dict[str, Any] = {}
+        for key, value in row.items():
+            if key in NUMBER_COLUMNS:
+                typed[key] = float(value) if value else None
+            elif key == "events":
+                typed[key] = int(value) if value else None
+            else:
+                typed[key] = value
+        out.append(typed)
+    return out
+
+
+def text_lines(store: str, table: list[dict[str, str]]) -> list[str]:
+    if not table:
+        return [f"Store {store} holds no dose object in that window."]
+    lines = [f"Store {store}: {len(table)} studies with dose objects"]
+    for row in table:
+        values = [
+            f"DLP {row['dlp_total_mGycm']} mGy.cm" if row["dlp_total_mGycm"] else "",
+            f"CTDIvol max {row['ctdivol_max_mGy']} mGy" if row["ctdivol_max_mGy"] else "",
+            f"DAP {row['dap_total_Gym2']} Gy.m2" if row["dap_total_Gym2"] else "",
+            f"Dose (RP) {row['dose_rp_total_Gy']} Gy" if row["dose_rp_total_Gy"] else "",
+            f"fluoro {row['fluoro_time_s']} s" if row["fluoro_time_s"] else "",
+            f"AGD {row['agd_mGy']} mGy" if row["agd_mGy"] else "",
+        ]
+        shown = ", ".join(v for v in values if v) or row["notes"] or "no value read"
+        lines.append(
+            f"{row['study_date'] or '-':10} {row['group'] or '-':2} {row['model'][:18]:18} "
+            f"{row['dose_object']:12} {shown}"
+        )
+    return lines

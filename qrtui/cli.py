@@ -162,6 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="take SR series of unknown type as dose objects instead of inspecting them",
     )
+    opts.add_argument(
+        "--only-study",
+        dest="only_studies",
+        action="append",
+        metavar="UID",
+        help="only this study, whatever its date (repeatable): a re-run of chosen studies",
+    )
+    opts.add_argument(
+        "--exclude-study",
+        dest="exclude_studies",
+        action="append",
+        metavar="UID",
+        help="leave this study out of the plan (repeatable)",
+    )
     opts.add_argument("--dry-run", action="store_true", help="plan only, retrieve nothing")
     opts.add_argument("--json", action="store_true", help="one JSON document on stdout")
     return parser
@@ -226,7 +240,7 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if not args.no_tui:
             from qrtui.tui.app import run_app
 
-            return run_app(config, start="query")
+            return run_app(config, start="query", demo=True)
         args.remote, args.store = args.remote or DEMO_REMOTE, args.store or DEMO_STORE
         if not (args.ct or args.mg or args.fl or args.dx or args.sr):
             args.ct = args.mg = args.fl = args.dx = True
@@ -339,7 +353,7 @@ def _interrupt(signum: int, frame: object) -> None:
 _QUERY_FLAGS = (
     "ct", "mg", "fl", "dx", "sr", "date_from", "date_until", "single_date", "time_from",
     "time_until", "desc_exclude", "desc_include", "station_exclude", "station_include",
-    "dup", "toshiba", "emptysr",
+    "dup", "toshiba", "emptysr", "only_studies", "exclude_studies",
 )  # fmt: skip
 
 

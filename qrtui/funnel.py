@@ -19,6 +19,7 @@ from qrtui.learned import Findings
 from qrtui.query import QueryParams
 from qrtui.selection import (
     GROUP_MODALITIES,
+    GROUP_ORDER,
     SR_ONLY,
     Decision,
     Instance,
@@ -31,6 +32,7 @@ from qrtui.selection import (
     StudyPlan,
     decide,
     dose_classes_possible,
+    forced_plan,
     is_dose_info,
     passes_terms,
     sr_all_rdsr,
@@ -58,6 +60,7 @@ UNDECODABLE = "undecodable responses skipped"
 INCOMPLETE = "queries possibly incomplete"
 SPLIT = "study queries split (truncated answers)"
 NO_DOSE_CLASS = "removed: no dose object class (SOPClassesInStudy)"
+EXCLUDED = "removed: excluded by the user"
 OWED = "owed studies asked again"
 TO_RETRIEVE = "studies to retrieve"
 UNDECIDED = "studies undecided (inspect first)"
@@ -95,6 +98,29 @@ class FunnelResult:
     @property
     def to_fetch(self) -> list[StudyPlan]:
         return [p for p in self.plans if p.decision is not Decision.DROP]
+
+    def chosen(self, excluded: set[str], forced: set[str]) -> FunnelResult:
+        """The plan as the user chose it: studies excluded, dropped ones forced in."""
+        plans = [p for p in self.plans if p.study.study_instance_uid not in excluded]
+        dropped = [
+            (p.study, "excluded by the user")
+            for p in self.plans
+            if p.study.study_instance_uid in excluded
+        ]
+        for study, reason in self.dropped:
+            if study.study_instance_uid in forced:
+                group = study_group(study.modalities, GROUP_ORDER) or "-"
+                plans.append(forced_plan(study, group, reason))
+            else:
+                dropped.append((study, reason))
+        counts = dict(self.counts)
+        counts[TO_RETRIEVE] = sum(p.decision is Decision.RETRIEVE for p in plans)
+        counts[UNDECIDED] = sum(p.decision is Decision.UNDECIDED for p in plans)
+        if excluded:
+            counts[EXCLUDED] = counts.get(EXCLUDED, 0) + len(excluded & {
+                p.study.study_instance_uid for p in self.plans
+            })  # fmt: skip
+        return replace(self, plans=plans, dropped=dropped, counts=counts)
 
     def per_group(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -282,6 +308,16 @@ class Funnel:
     def _study_level(self) -> list[Study]:
         params, node = self.params, self.node
         by_uid: dict[str, Study] = {}
+        if params.only_studies:  # a re-run of chosen studies: asked by UID alone
+            self._progress("study query", 0, 1)
+            found = self._studies_by_uid(list(dict.fromkeys(params.only_studies)), by_uid)
+            self.counts[STUDY_RESPONSES] += len(found)
+            missing = len(set(params.only_studies) - found)
+            if missing:
+                self._notice(f"{missing} of the studies asked for are not on {node.name}")
+            self._progress("study query", 1, 1)
+            self.result.modalities_in_study_ignored = not any(s.modalities for s in by_uid.values())
+            return list(by_uid.values())
         asked = query_modalities(params.groups)
         ignored = False
         known_to_ignore = (
@@ -351,6 +387,17 @@ class Funnel:
         wanted = [uid for uid in self.also_studies if uid not in by_uid]
         if not wanted:
             return
+        found = self._studies_by_uid(wanted, by_uid)
+        self._count(OWED, len(found))
+        self.result.owed_gone = [uid for uid in wanted if uid not in found]
+        if self.result.owed_gone:
+            self._notice(
+                f"{len(self.result.owed_gone)} studies owed by earlier runs are no longer on "
+                f"{self.node.name}: forgotten"
+            )
+
+    def _studies_by_uid(self, wanted: list[str], by_uid: dict[str, Study]) -> set[str]:
+        """Study queries by UID list, OWED_PER_QUERY at a time; the UIDs found."""
         found: set[str] = set()
         for start in range(0, len(wanted), OWED_PER_QUERY):
             chunk = wanted[start : start + OWED_PER_QUERY]
@@ -363,18 +410,15 @@ class Funnel:
                 "StationName": "",
                 "NumberOfStudyRelatedSeries": "",
             }
-            for match in self._matches(self.finder.find(identifier("STUDY", **keys)), "owed"):
+            if self.knowledge.sop_classes_in_study:
+                keys["SOPClassesInStudy"] = ""
+            outcome = self.finder.find(identifier("STUDY", **keys))
+            for match in self._matches(outcome, "study query by UID"):
                 uid = text(match, "StudyInstanceUID") or ""
                 if uid in chunk and uid not in by_uid:
                     by_uid[uid] = _study(match, uid)
                     found.add(uid)
-        self._count(OWED, len(found))
-        self.result.owed_gone = [uid for uid in wanted if uid not in found]
-        if self.result.owed_gone:
-            self._notice(
-                f"{len(self.result.owed_gone)} studies owed by earlier runs are no longer on "
-                f"{self.node.name}: forgotten"
-            )
+        return found
 
     def _in_group(self, modalities: tuple[str, ...]) -> bool:
         return study_group(modalities, self.params.groups) is not None
@@ -382,8 +426,11 @@ class Funnel:
     def _study_filters(self, studies: list[Study]) -> list[Study]:
         params = self.params
         kept = []
+        excluded = set(params.exclude_studies)
         for study in studies:
-            if study.modalities and not self._in_group(study.modalities):
+            if study.study_instance_uid in excluded:
+                self._drop(study, EXCLUDED, "excluded by the user")
+            elif study.modalities and not self._in_group(study.modalities):
                 mods = "\\".join(study.modalities)
                 self._drop(study, NOT_ASKED, f"modalities {mods} not asked")
             elif not passes_terms(study.description, params.desc_include, params.desc_exclude):

@@ -28,6 +28,8 @@ class QueryParams:
     ignore_held: bool = True
     toshiba: bool = False
     emptysr: bool = False
+    only_studies: tuple[str, ...] = ()  # asked by UID, whatever their date; no others
+    exclude_studies: tuple[str, ...] = ()  # left out of the plan by the user
 
     def study_date_key(self) -> str:
         """DICOM date range matching: 'A-B', 'A-', '-B', or '' for any date."""
@@ -57,6 +59,7 @@ class QueryParams:
 
 _RELATIVE = re.compile(r"^(\d{1,5})d$")
 _HHMM = re.compile(r"^([01]\d|2[0-3])([0-5]\d)$")
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 def parse_date(text: str, today: date) -> date:
@@ -102,6 +105,8 @@ def build_query(
     dup: bool = False,
     toshiba: bool = False,
     emptysr: bool = False,
+    only_studies: list[str] | None = None,
+    exclude_studies: list[str] | None = None,
 ) -> QueryParams:
     """Check the combination of flags as the TUI and the command line give them."""
     ticked = tuple(g for g, on in zip(GROUP_ORDER, (mg, dx, fl, ct), strict=True) if on)
@@ -126,6 +131,10 @@ def build_query(
     tt = parse_hhmm(time_until, "-tt") if time_until else None
     if tf and tt and tf > tt:
         raise QueryError(f"time from {tf} is after time until {tt}")
+    for flag, uids in (("--only-study", only_studies), ("--exclude-study", exclude_studies)):
+        for uid in uids or ():
+            if not _UID.fullmatch(uid) or len(uid) > 64:
+                raise QueryError(f"{flag} {uid!r} is not a UID (digits and dots)")
     return QueryParams(
         groups=(SR_ONLY,) if sr else ticked,
         date_from=start,
@@ -139,4 +148,6 @@ def build_query(
         ignore_held=not dup,
         toshiba=toshiba,
         emptysr=emptysr,
+        only_studies=tuple(only_studies or ()),
+        exclude_studies=tuple(exclude_studies or ()),
     )

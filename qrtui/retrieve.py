@@ -21,6 +21,7 @@ from qrtui.dicom.retrieve import (
     SubOps,
     instance_identifier,
     series_identifier,
+    study_identifier,
 )
 from qrtui.dicom.session import Cancelled
 from qrtui.dicom.storescp import Received, Receiver
@@ -29,6 +30,7 @@ from qrtui.selection import (
     COMPREHENSIVE_SR_CLASSES,
     ESR_CLASS,
     RDSR_CLASSES,
+    WHOLE_STUDY,
     Decision,
     Inspected,
     ObjectKind,
@@ -54,6 +56,8 @@ _CLASSES_BY_MODALITY: dict[str, tuple[str, ...]] = {
     "NM": ("1.2.840.10008.5.1.4.1.1.20",),
 }  # fmt: skip
 _ALWAYS = ("1.2.840.10008.5.1.4.1.1.7",)  # secondary capture: dose pages, any modality
+# a whole study forced in: whatever its modalities hold
+_CLASSES_BY_MODALITY[""] = tuple(dict.fromkeys(c for v in _CLASSES_BY_MODALITY.values() for c in v))
 
 
 # Failures in a row, before anything succeeded, after which the run stops.
@@ -342,7 +346,9 @@ class Retriever:
     def _fetch(self, plan: StudyPlan, pick: Pick, probe: bool = False) -> list[Received]:
         series = pick.series
         study_uid = plan.study.study_instance_uid
-        if pick.whole_series:
+        if series.series_instance_uid == WHOLE_STUDY:
+            identifiers = [study_identifier(study_uid)]
+        elif pick.whole_series:
             identifiers = [series_identifier(study_uid, series.series_instance_uid)]
         else:
             identifiers = [
@@ -391,7 +397,7 @@ class Retriever:
             now += [
                 r
                 for r in (receiver.since(mark) if receiver else [])
-                if r.instance.series_uid == series_uid
+                if r.instance.series_uid == series_uid or series_uid == WHOLE_STUDY
             ]
             with self._lock:
                 self._count_arrivals(now)

@@ -350,6 +350,21 @@ def _first_image(series: Series, why: str) -> Pick:
     return Pick(series, (first.sop_instance_uid,), why=why)
 
 
+# ---------------------------------------------------------------- a user's choice
+
+
+WHOLE_STUDY = ""  # the series UID of a pick that stands for the whole study
+
+
+def forced_plan(study: Study, group: str, dropped_because: str) -> StudyPlan:
+    """A study the rules dropped, taken in by the user: every series of it, whole (or the
+    whole study, where its series were never asked), and why the rule dropped it."""
+    why = "forced in by the user"
+    picks = tuple(Pick(s, why=why) for s in study.series) or (Pick(Series(WHOLE_STUDY), why=why),)
+    reason = f"forced in (the rule dropped it: {dropped_because})"
+    return StudyPlan(study, group, Decision.RETRIEVE, reason, picks)
+
+
 # ---------------------------------------------------------------- already held
 
 

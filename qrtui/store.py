@@ -316,8 +316,9 @@ class Store:
         self._index(instance)
 
     def _index(self, i: StoredInstance) -> None:
+        """The instance's row and its dose summary, together or not at all."""
         received_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        with self._mutex:
+        with self._mutex, self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO instances (sop_instance_uid, sop_class_uid, study_uid, "
                 "series_uid, modality, path, size, received_at, sending_aet, kind) "
@@ -340,6 +341,18 @@ class Store:
                     "INSERT OR REPLACE INTO dose VALUES (?, ?, ?)",
                     (i.sop_instance_uid, i.study_uid, i.dose),
                 )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE .. COMMIT, rolled back on any error (the caller holds the mutex)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
+                self._db.execute("ROLLBACK")
+            raise
 
     def remember_inspected(
         self, sop_instance_uid: str, sop_class_uid: str, study_uid: str, kind: str
@@ -457,6 +470,7 @@ class History:
     """Runs, checkpoints and studies still owed, in the store's index: they travel with it."""
 
     def __init__(self, store: Store) -> None:
+        self._store = store
         self._db = store._db
         self._mutex = store._mutex
 
@@ -470,49 +484,42 @@ class History:
     ) -> int:
         """The run, and with a query key its checkpoint (when given) and its owed studies
         (replaced by `owed` where given, less the `settled` ones), in one transaction."""
-        with self._mutex:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                cursor = self._db.execute(
-                    "INSERT INTO runs (started, finished, face, remote, store, profile, "
-                    "query_key, window_from, window_until, query, counts, retrieve, "
-                    "studies_planned, exit_status, message, notices) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        run.started, run.finished, run.face, run.remote, run.store,
-                        run.profile, run.query_key, run.window_from, run.window_until,
-                        json.dumps(run.query), json.dumps(run.counts),
-                        None if run.retrieve is None else json.dumps(run.retrieve),
-                        run.studies_planned, run.exit_status, run.message,
-                        json.dumps(list(run.notices)),
-                    ),
-                )  # fmt: skip
-                run_id = int(cursor.lastrowid or 0)
-                self._db.executemany(
-                    "INSERT INTO run_missing VALUES (?, ?, ?, ?)",
-                    [(run_id, m.study_uid, m.study_date, m.reason) for m in run.missing],
+        with self._mutex, self._store._transaction():
+            cursor = self._db.execute(
+                "INSERT INTO runs (started, finished, face, remote, store, profile, "
+                "query_key, window_from, window_until, query, counts, retrieve, "
+                "studies_planned, exit_status, message, notices) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.started, run.finished, run.face, run.remote, run.store,
+                    run.profile, run.query_key, run.window_from, run.window_until,
+                    json.dumps(run.query), json.dumps(run.counts),
+                    None if run.retrieve is None else json.dumps(run.retrieve),
+                    run.studies_planned, run.exit_status, run.message,
+                    json.dumps(list(run.notices)),
+                ),
+            )  # fmt: skip
+            run_id = int(cursor.lastrowid or 0)
+            self._db.executemany(
+                "INSERT INTO run_missing VALUES (?, ?, ?, ?)",
+                [(run_id, m.study_uid, m.study_date, m.reason) for m in run.missing],
+            )
+            key = run.query_key
+            if key is not None and checkpoint is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)",
+                    (key, checkpoint, run_id),
                 )
-                key = run.query_key
-                if key is not None and checkpoint is not None:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)",
-                        (key, checkpoint, run_id),
-                    )
-                if key is not None:
-                    self._db.executemany(
-                        "DELETE FROM owed WHERE query_key = ? AND study_uid = ?",
-                        [(key, uid) for uid in settled],
-                    )
-                if key is not None and owed is not None:
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO owed VALUES (?, ?, ?, ?)",
-                        [(key, m.study_uid, m.study_date, m.reason) for m in owed],
-                    )
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
-                    self._db.execute("ROLLBACK")
-                raise
+            if key is not None:
+                self._db.executemany(
+                    "DELETE FROM owed WHERE query_key = ? AND study_uid = ?",
+                    [(key, uid) for uid in settled],
+                )
+            if key is not None and owed is not None:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO owed VALUES (?, ?, ?, ?)",
+                    [(key, m.study_uid, m.study_date, m.reason) for m in owed],
+                )
         return run_id
 
     def checkpoint(self, key: str) -> str | None:

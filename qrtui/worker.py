@@ -20,11 +20,12 @@ from qrtui.config import Config, ConfigError, RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed
 from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
 from qrtui.dicom.echo import directory_problem, echo_remote, echo_store
-from qrtui.dicom.find import FindSession, PooledFinder
+from qrtui.dicom.find import FindSession, PooledFinder, identifier, text
 from qrtui.dicom.pool import SessionPool
 from qrtui.dicom.retrieve import RetrieveSession
 from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.dicom.storescp import Receiver, StorageSCP
+from qrtui.dose import StudyDose
 from qrtui.events import Emit, Notice
 from qrtui.funnel import INSTANCES_HELD, Funnel, FunnelResult
 from qrtui.learned import Findings, load_learned, save_learned
@@ -504,3 +505,41 @@ def history(store_node: StoreNode, limit: int | None = None) -> list[RunRecord]:
         return []
     with opened_store(store_node, for_writing=False) as store:
         return store.history.runs(limit) if store is not None else []
+
+
+def patient_context(
+    config: Config, remote: RemoteNode, study_uids: list[str]
+) -> dict[str, tuple[str, str, str]]:
+    """Patient name, patient ID and accession number of these studies, for the TUI's
+    screen only, when its user asks: never logged, never written."""
+    out: dict[str, tuple[str, str, str]] = {}
+    with FindSession(config.client.aet, remote) as session:
+        for start in range(0, len(study_uids), 50):
+            chunk = study_uids[start : start + 50]
+            outcome = session.find(
+                identifier(
+                    "STUDY", StudyInstanceUID="\\".join(chunk), PatientName="", PatientID="",
+                    AccessionNumber="",
+                )
+            )  # fmt: skip
+            for match in outcome.matches:
+                uid = text(match, "StudyInstanceUID") or ""
+                if uid in chunk:
+                    out[uid] = (
+                        text(match, "PatientName") or "",
+                        text(match, "PatientID") or "",
+                        text(match, "AccessionNumber") or "",
+                    )
+    return out
+
+
+def study_doses(store_node: StoreNode, study_uids: list[str]) -> dict[str, StudyDose]:
+    """The dose values the store's index holds of these studies."""
+    from qrtui.summary import study_doses as read
+
+    if not store_node.embedded:
+        return {}
+    with opened_store(store_node, for_writing=False) as store:
+        if store is None:
+            return {}
+        return {s.study_uid: s for s in read(store, studies=study_uids)}

@@ -285,3 +285,27 @@ def test_knob_a_sub_operation_failing_once_is_asked_again_and_the_run_succeeds(p
     assert stored(tmp_path / "store") == expected(pacs, ("MG", "DX"))
     retried = outcome.summary.requests - len(outcome.result.to_fetch)
     assert retried >= 1
+
+
+def test_only_and_exclude_study_re_run_chosen_studies(pacs, tmp_path):
+    """--only-study asks those studies by UID, whatever their date; --exclude-study leaves
+    studies out of the plan."""
+    old = next(s for s in pacs.studies if s.label == "ct_last_month")
+    chest = next(s for s in pacs.studies if s.label == "ct_rdsr")
+    uid_old, uid_chest = old.objects[0].StudyInstanceUID, chest.objects[0].StudyInstanceUID
+    config = demo_config(tmp_path, pacs)
+    remote, store = config.remote(DEMO_REMOTE), config.store(DEMO_STORE)
+    only = build_query(today=TODAY, ct=True, only_studies=[uid_old])
+    planned = worker.plan(config, remote, store, only)
+    assert [p.study.study_instance_uid for p in planned.result.plans] == [uid_old]
+    excluded = build_query(today=TODAY, date_from="yesterday", ct=True, exclude_studies=[uid_chest])
+    planned = worker.plan(config, remote, store, excluded)
+    assert uid_chest not in {p.study.study_instance_uid for p in planned.result.plans}
+    assert (uid_chest, "excluded by the user") in {
+        (s.study_instance_uid, r) for s, r in planned.result.dropped
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config.path), DEMO_REMOTE,
+         DEMO_STORE, "-ct", "--only-study", "1.2.x"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--only-study '1.2.x' is not a UID" in done.stderr

@@ -46,12 +46,14 @@ async def settle(app, pilot) -> None:
     await pilot.pause()
 
 
-def node_config(tmp_path: Path, remote_port: int, store_port: int, remote_aet="ORTHANC") -> Path:
+def node_config(
+    tmp_path: Path, remote_port: int, store_port: int, remote_aet="ORTHANC", associations=4
+) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
         f"[client]\naet = 'QRTUI'\n"
         f"[remotes.pacs]\naet = '{remote_aet}'\nhost = '127.0.0.1'\nport = {remote_port}\n"
-        f"timeout = 10\n"
+        f"timeout = 10\nmax_associations = {associations}\n"
         f"[stores.local]\naet = 'QRTUI_STORE'\nport = {store_port}\nbind = '127.0.0.1'\n"
         f"directory = '{tmp_path / 'store'}'\n"
     )
@@ -285,12 +287,12 @@ def _capture(tmux: str, session: str) -> str:
     return done.stdout
 
 
-def _wait_for_text(tmux: str, session: str, text: str) -> str:
-    _wait_for(lambda: text in _capture(tmux, session))
+def _wait_for_text(tmux: str, session: str, text: str, limit: float = 30) -> str:
+    _wait_for(lambda: text in _capture(tmux, session), limit)
     return _capture(tmux, session)
 
 
-def _wait_for(condition, limit: float = 20) -> None:
+def _wait_for(condition, limit: float = 30) -> None:
     """A terminal gives no event to await: look every 50 ms, up to a limit."""
     import time
 
@@ -509,3 +511,70 @@ async def test_a_store_shows_its_size_and_offers_its_path(tmp_path):
         assert isinstance(app.screen, PathScreen)
         path = app.screen.query_one("#store-path", Input)
         assert path.value == str(tmp_path / "demo" / "store")
+
+
+def test_installed_demo_in_a_real_terminal_leaves_one_study_out(tmp_path):
+    """tmux drives `qrtui --demo`: the form (every modality ticked), F5, Space on the first
+    row (left out), r, then quit; the store holds exactly the chosen studies' dose objects."""
+    import pydicom
+
+    from qrtui.demo.studies import demo_studies, dose_uids
+
+    tmux = shutil.which("tmux")
+    require(tmux, "tmux is not installed (apt-get install tmux)")
+    executable = Path(sys.executable).parent / "qrtui"
+    require(executable.exists(), "qrtui is not installed in this environment")
+    status = tmp_path / "status"
+    session = f"qrtui-demo-{free_port()}"
+    env = f"XDG_DATA_HOME={tmp_path / 'data'} XDG_STATE_HOME={tmp_path / 'state'}"
+    command = f"env {env} {executable} --demo; echo $? > {status}"
+    subprocess.run(
+        [tmux, "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True
+    )
+
+    def keys(*sent: str) -> None:
+        subprocess.run([tmux, "send-keys", "-t", session, *sent], check=True)
+
+    try:
+        _wait_for_text(tmux, session, "Run query")
+        keys("F5")
+        screen = _wait_for_text(tmux, session, "r fetches them")
+        assert "✓" in screen
+        keys("Space")
+        _wait_for_text(tmux, session, "✗")
+        keys("r")
+        _wait_for_text(tmux, session, "Retrieve done", limit=60)
+        keys("C-q")
+        _wait_for(lambda: status.exists() and status.read_text().strip() != "")
+        assert status.read_text().strip() == "0"
+    finally:
+        subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
+    store = tmp_path / "data" / "qrtui" / "demo" / "store"
+    with sqlite3.connect(store / INDEX_NAME) as db:
+        held = {uid for (uid,) in db.execute("SELECT sop_instance_uid FROM instances")}
+    some = next(store.glob("*/*/*.dcm"))
+    stamp = str(pydicom.dcmread(some).StudyDate)
+    day = date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:8]))
+    studies = demo_studies(date.fromordinal(day.toordinal() + 1))
+    wanted = dose_uids(studies, ALL_GROUPS, day)
+    left_out = next(s for s in studies if s.label == "ct_rdsr_and_report")  # first row: CT, A…
+    assert left_out.dose_uids and held == wanted - left_out.dose_uids
+
+
+async def test_every_action_is_in_the_command_palette(tmp_path):
+    """The palette's provider offers every enabled action of the screen, by its footer name."""
+    from qrtui.tui.commands import ScreenActions
+    from qrtui.tui.screens.confirm import ChoiceScreen
+
+    app = app_for(node_config(tmp_path, 4242, free_port()), echo_on_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        provider = ScreenActions(app.screen)
+        offered = [hit.text async for hit in provider.discover()]
+        for binding in type(app.screen).BINDINGS:
+            if binding.action not in ("history", "path"):  # for stores only; a remote is chosen
+                assert binding.description in offered, binding
+        hits = [hit async for hit in provider.search("add")]
+        assert hits
+        await hits[0].command()
+        await pilot.pause()
+        assert isinstance(app.screen, ChoiceScreen)

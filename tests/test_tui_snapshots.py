@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qrtui.config import ClientConfig, Config, RemoteNode, StoreNode, load_config
+from qrtui.config import ClientConfig, Config, Profile, RemoteNode, StoreNode, load_config
 from qrtui.tui.app import create_app
 from tests.test_tui import app_for, fixed_today, node_config, population, settle, tui_pacs
 
@@ -26,6 +26,10 @@ CONFIG = Config(
     (
         StoreNode("local", "QRTUI_STORE", 11112, directory=Path("/var/lib/qrtui/store")),
         StoreNode("dms", "DOSE_DMS", 104, host="dms.example.org"),
+    ),
+    (
+        Profile("nightly-ct", "pacs", "local", groups=("ct", "mg"), exclude=("imported",)),
+        Profile("weekly-fl", "ct1", "local", groups=("fl",)),
     ),
 )
 
@@ -68,7 +72,7 @@ def test_delete_confirmation(snap_compare, size):
 @pytest.mark.parametrize("stage", ["plan", "retrieved"])
 def test_results_screen(snap_compare, tmp_path, tui_pacs, size, stage):
     orthanc_port, store_port = tui_pacs
-    path = node_config(tmp_path, orthanc_port, store_port)
+    path = node_config(tmp_path, orthanc_port, store_port, associations=1)  # logs in order
     assert load_config(path)
 
     async def query_then_retrieve(pilot):
@@ -147,3 +151,118 @@ def test_history_screens(snap_compare, tmp_path, size, view):
             await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=open_history)
+
+
+# ---------------------------------------------------------------- the rest of the screens
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize(
+    ("name", "keys"),
+    [
+        ("add", ["a"]),
+        ("help", ["question_mark"]),
+        ("store_row", ["down", "down"]),
+        ("path", ["down", "down", "o"]),
+        ("load_profile", ["n", "f6"]),
+        ("save_profile", ["n", "f7"]),
+        ("query_help", ["n", "f1"]),
+    ],
+)
+def test_screens(snap_compare, size, name, keys):
+    assert snap_compare(still_app(), terminal_size=size, press=keys)
+
+
+def fixed_probe():
+    from qrtui.learned import Findings
+    from qrtui.probe import ProbeReport
+
+    found = Findings(
+        probed="2026-11-28T02:00:00+00:00", echo_ms=3.0, modalities_in_study_matched=False,
+        modalities_in_study_returned=False, sop_classes_in_study=False,
+        study_counts_returned=False, station_name_returned=False,
+        series_description_returned=False, sop_class_at_image_level=False,
+        relational_image_query=True, wildcards=True, case_insensitive=False, c_get=True,
+        max_associations=4,
+    )  # fmt: skip
+    return ProbeReport(
+        "pacs", "PACS_MAIN", "pacs.example.org:104", "2026-11-21..2026-11-28", found, 20,
+        ["the node took 4 associations at once, not 8"],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_probe_screen(snap_compare, size):
+    from qrtui.tui.screens.probe import ProbeScreen
+
+    async def show(pilot):
+        await pilot.app.push_screen(ProbeScreen(CONFIG.remotes[0], fixed_probe()))
+        await pilot.pause()
+
+    assert snap_compare(still_app(), terminal_size=size, run_before=show)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_text_screen(snap_compare, size):
+    from qrtui.tui.screens.study import TextScreen
+
+    lines = ["Gaps: 1", "- 2026-11-27 MG 'MAMMO' series 1 (images): PACS reported 4 completed, "
+             "3 received", "", "Problems: 0"]  # fmt: skip
+
+    async def show(pilot):
+        await pilot.app.push_screen(TextScreen("Problems", lines))
+        await pilot.pause()
+
+    assert snap_compare(still_app(), terminal_size=size, run_before=show)
+
+
+def test_query_screen_in_16_colours(snap_compare):
+    app = create_app(CONFIG, today=fixed_today, cursor_blink=False, echo_on_start=False, ansi=True)
+    assert snap_compare(app, terminal_size=(80, 24), press=["n", "tab", "tab"])
+
+
+def test_query_screen_without_colour(snap_compare, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(still_app(), terminal_size=(80, 24), press=["n", "tab", "tab", "tab"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("stage", ["detail", "filtered"])
+def test_results_details(snap_compare, tmp_path, tui_pacs, size, stage):
+    orthanc_port, store_port = tui_pacs
+    path = node_config(tmp_path, orthanc_port, store_port, associations=1)  # logs in order
+
+    async def query(pilot):
+        await pilot.press("n")
+        for box in ("mg", "fl", "dx"):
+            pilot.app.screen.query_one(f"#{box}").value = True
+        await pilot.press("f5")
+        await settle(pilot.app, pilot)
+        if stage == "filtered":
+            await pilot.press("slash", *"ct c", "enter")
+        else:
+            await pilot.press("r")
+            await settle(pilot.app, pilot)
+            await pilot.press("down", "enter")
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+
+    app = app_for(path, echo_on_start=False)
+    assert snap_compare(app, terminal_size=size, run_before=query)
+
+
+def test_plan_in_16_colours(snap_compare, tmp_path, tui_pacs):
+    orthanc_port, store_port = tui_pacs
+    path = node_config(tmp_path, orthanc_port, store_port, associations=1)  # logs in order
+
+    async def query(pilot):
+        await pilot.press("n", "f5")
+        await settle(pilot.app, pilot)
+        await pilot.press("down", "space")
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+
+    app = create_app(
+        load_config(path), today=fixed_today, cursor_blink=False, echo_on_start=False, ansi=True
+    )
+    assert snap_compare(app, terminal_size=(80, 24), run_before=query)

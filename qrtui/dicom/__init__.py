@@ -6,6 +6,7 @@ from typing import Any
 
 from pynetdicom import _config as _pynetdicom_config
 from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.transport import AssociationSocket
 
@@ -60,6 +61,25 @@ def _bounded_receive_primitive(self: DIMSEServiceProvider, primitive: P_DATA) ->
 
 DIMSEServiceProvider.receive_primitive = _bounded_receive_primitive  # type: ignore[method-assign]
 
+
+# pynetdicom's socket reader decodes and queues every PDU as it comes, however far behind the
+# association thread is that takes them: a peer sending faster than we process would fill
+# memory before the size check above sees the message. Past this many waiting PDUs, the reader
+# leaves the socket alone for a turn; TCP then holds the peer back.
+MAX_PDU_BACKLOG = 64
+_transport_event = DULServiceProvider._is_transport_event
+
+
+def _transport_event_held_back(self: DULServiceProvider) -> bool:
+    if (
+        self.to_user_queue.qsize() >= MAX_PDU_BACKLOG
+        and self.state_machine.current_state != "Sta13"
+    ):
+        return False
+    return bool(_transport_event(self))
+
+
+DULServiceProvider._is_transport_event = _transport_event_held_back  # type: ignore[method-assign]
 
 _get_msg = DIMSEServiceProvider.get_msg
 

@@ -91,6 +91,13 @@ def sub_ops(status: Dataset) -> SubOps:
     )
 
 
+def study_identifier(study_uid: str) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.StudyInstanceUID = study_uid
+    return ds
+
+
 def series_identifier(study_uid: str, series_uid: str) -> Dataset:
     ds = Dataset()
     ds.QueryRetrieveLevel = "SERIES"

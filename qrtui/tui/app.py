@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable
 from datetime import date
 from typing import ClassVar
@@ -13,12 +14,14 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from qrtui.config import Config
+from qrtui.tui.commands import ScreenActions
 from qrtui.tui.screens import HelpScreen, NodesScreen, QueryScreen, ResultsScreen
 
 
 class QrtuiApp(App[int]):
     CSS_PATH = "qrtui.tcss"
     TITLE = "qrtui"
+    COMMANDS = App.COMMANDS | {ScreenActions}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
         Binding("question_mark,f1", "help", "Help"),
@@ -32,15 +35,23 @@ class QrtuiApp(App[int]):
         cursor_blink: bool = True,
         echo_on_start: bool = True,
         start: str = "nodes",
+        demo: bool = False,
+        ansi: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(ansi_color=ansi)
+        if ansi:  # the terminal's own 16 colours
+            self.theme = "ansi-dark"
+        # without colours (NO_COLOR), focus and cursors are shown by reverse and underline
+        self.plain = bool(os.environ.get("NO_COLOR"))
         self.start = start
+        self.demo = demo
         self.config = config
         self.today = today
         self.cursor_blink = cursor_blink
         self.echo_on_start = echo_on_start
 
     def on_mount(self) -> None:
+        self.set_class(self.plain, "-plain")
         self.push_screen(NodesScreen())
         if self.start == "query":
             self.push_screen(QueryScreen())
@@ -75,14 +86,18 @@ def create_app(
     cursor_blink: bool = True,
     echo_on_start: bool = True,
     start: str = "nodes",
+    demo: bool = False,
+    ansi: bool = False,
 ) -> QrtuiApp:
-    """start: "nodes" (the echo status screen) or "query" (the form, over it)."""
+    """start: "nodes" (the echo status screen) or "query" (the form, over it). demo: the form
+    ticks every modality. ansi: the terminal's 16 colours instead of true colour."""
     return QrtuiApp(
-        config, today=today, cursor_blink=cursor_blink, echo_on_start=echo_on_start, start=start
-    )
+        config, today=today, cursor_blink=cursor_blink, echo_on_start=echo_on_start, start=start,
+        demo=demo, ansi=ansi,
+    )  # fmt: skip
 
 
-def run_app(config: Config, start: str = "nodes") -> int:
-    app = create_app(config, start=start)
+def run_app(config: Config, start: str = "nodes", demo: bool = False) -> int:
+    app = create_app(config, start=start, demo=demo)
     app.run()
     return app.return_code or 0

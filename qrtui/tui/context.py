@@ -17,6 +17,7 @@ class AppContext(Protocol):
     today: Callable[[], date]
     cursor_blink: bool
     echo_on_start: bool
+    demo: bool
 
 
 def app_of(screen: Screen[Any]) -> AppContext:

@@ -18,9 +18,14 @@ from qrtui.tui.context import app_of, stop_blinking
 from qrtui.tui.messages import EchoAnswered
 from qrtui.tui.screens.confirm import save_asking
 from qrtui.tui.widgets.cells import echo_text
+from qrtui.tui.widgets.tick import Tick
 
-_REMOTE_FIELDS = ("name", "aet", "host", "port", "timeout")
-_STORE_FIELDS = ("name", "aet", "port", "directory", "host", "bind")
+_REMOTE_FIELDS = (
+    "name", "aet", "host", "port", "timeout", "dimse_timeout", "retrieve_deadline",
+    "max_associations",
+)  # fmt: skip
+_STORE_FIELDS = ("name", "aet", "port", "directory", "host", "bind", "timeout")
+_TLS_FIELDS = ("tls_ca", "tls_cert", "tls_key")
 
 
 class NodeEditorScreen(Screen[bool]):
@@ -64,8 +69,16 @@ class NodeEditorScreen(Screen[bool]):
                         [("C-MOVE to a store", "move"), ("C-GET (no inbound port)", "get")],
                         value=current, id="retrieve", compact=True, allow_blank=False,
                     )  # fmt: skip
-            yield Static(id="error")
-            yield Static(id="echo")
+            with Horizontal(classes="row"):
+                yield Label("tls", classes="label")
+                yield Tick("DICOM TLS", bool(node and node.tls), id="tls")
+            for field in _TLS_FIELDS:
+                value = getattr(node or blank, field)
+                with Horizontal(classes="row"):
+                    yield Label(field, classes="label")
+                    yield Input(value or "", id=field, compact=True, placeholder="a file path")
+            yield Static(id="error", markup=False)
+            yield Static(id="echo", markup=False)
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -86,6 +99,8 @@ class NodeEditorScreen(Screen[bool]):
         if not value("name"):
             raise ConfigError("name: a node needs a name")
         node = self._node()
+        tls_on = self.query_one("#tls", Tick).value
+        tls_ca, tls_cert, tls_key = (value(field) or None for field in _TLS_FIELDS)
         if self.kind == "remote":
             remote = node if isinstance(node, RemoteNode) else RemoteNode("", "", "")
             return replace(
@@ -95,8 +110,12 @@ class NodeEditorScreen(Screen[bool]):
                 host=value("host"),
                 port=number("port", int),
                 timeout=number("timeout", float),
+                dimse_timeout=number("dimse_timeout", float),
+                retrieve_deadline=number("retrieve_deadline", float),
+                max_associations=number("max_associations", int),
                 retrieve=str(self.query_one("#retrieve", Select).value),
-            )
+                tls=tls_on, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+            )  # fmt: skip
         directory = value("directory")
         store = node if isinstance(node, StoreNode) else StoreNode("", "")
         return replace(
@@ -107,7 +126,9 @@ class NodeEditorScreen(Screen[bool]):
             directory=Path(directory).expanduser() if directory else None,
             host=value("host") or None,
             bind=value("bind") or "0.0.0.0",
-        )
+            timeout=number("timeout", float),
+            tls=tls_on, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+        )  # fmt: skip
 
     def on_input_changed(self) -> None:
         self.query_one("#error", Static).update("")

@@ -23,13 +23,13 @@ def key_lines(screen: Screen[Any]) -> list[str]:
         if not binding.description or binding.action in seen:
             continue
         seen.add(binding.action)
-        keys = ", ".join(_key_name(k) for k in binding.key.split(","))
+        keys = ", ".join(key_name(k) for k in binding.key.split(","))
         lines.append(f"{keys:>12}  {binding.description}")
     lines.append(f"{'Ctrl+P':>12}  every action, by name (the command palette)")
     return lines
 
 
-def _key_name(key: str) -> str:
+def key_name(key: str) -> str:
     names = {"enter": "Enter", "escape": "Esc", "space": "Space", "question_mark": "?",
              "slash": "/"}  # fmt: skip
     if key in names:

@@ -73,9 +73,9 @@ class HistoryScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="status")
+        yield Static(id="status", markup=False)
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-        yield Static(id="last-message")
+        yield Static(id="last-message", markup=False)
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:

@@ -46,10 +46,10 @@ Some keys apply to one kind of node: p to remotes, h and o to embedded stores.""
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="client")
+        yield Static(id="client", markup=False)
         yield DataTable(id="nodes", cursor_type="row")
-        yield Static(id="node-detail")
-        yield Static(id="hint")
+        yield Static(id="node-detail", markup=False)
+        yield Static(id="hint", markup=False)
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:

@@ -45,20 +45,25 @@ seven days and retrieves nothing. Unknown stays unknown: nothing is guessed.
 s keeps the findings in nodes.learned.toml beside the configuration; runs then
 ask fewer questions (what the user set in config.toml always wins)."""
 
-    def __init__(self, remote: RemoteNode) -> None:
+    def __init__(self, remote: RemoteNode, report: ProbeReport | None = None) -> None:
+        """report: one already made, shown as it is (no probing)."""
         super().__init__()
         self.remote = remote
         self.report: ProbeReport | None = None
+        self.given = report
         self.saved = False
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="status")
+        yield Static(id="status", markup=False)
         with VerticalScroll(id="detail"):
             yield Static(id="probe-report", markup=False)
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
+        if self.given is not None:
+            self.post_message(ProbeDone(self.given))
+            return
         self.query_one("#status", Static).update(f"Probing {self.remote.name}…")
         self._probe(app_of(self).today())
 

@@ -62,7 +62,7 @@ class ProfileNameScreen(ModalScreen[str | None]):
         with Vertical(id="dialog"):
             yield Label("Save the form as a query named (Enter):")
             yield Input(self.default, placeholder="nightly-ct", id="profile-name", compact=True)
-            yield Static(id="name-note", classes="muted")
+            yield Static(id="name-note", classes="muted", markup=False)
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:

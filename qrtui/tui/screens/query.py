@@ -20,6 +20,8 @@ from qrtui.tui.context import app_of, stop_blinking
 from qrtui.tui.screens.confirm import save_asking
 from qrtui.tui.screens.profiles import ProfileNameScreen, ProfilePickerScreen, profile_summary
 from qrtui.tui.screens.results import ResultsScreen
+from qrtui.tui.widgets.tick import Tick
+from qrtui.uistate import last_choice, remember_choice
 
 _DATE_FIELDS = ("date_from", "date_until", "single_date")
 _TIME_FIELDS = ("time_from", "time_until")
@@ -45,20 +47,28 @@ class QueryScreen(Screen[None]):
         config, today = app.config, app.today()
         remotes = [(f"{n.name} ({n.aet})", n.name) for n in config.remotes]
         stores = [(f"{n.name} ({n.aet})", n.name) for n in config.stores]
+        last = last_choice(config.path)
+        # the last choice made with this file, where it still names a node
+        remote: Select[str] = Select(remotes, id="remote", compact=True, allow_blank=False)
+        store: Select[str] = Select(stores, id="store", compact=True, allow_blank=False)
+        for select, options, name in ((remote, remotes, "remote"), (store, stores, "store")):
+            if last.get(name) in dict(options).values():
+                select.value = last[name]
+        every = app.demo  # the demo shows every rule: every modality ticked
         yield Header()
         with VerticalScroll(id="form"):
             with Horizontal(classes="row"):
                 yield Label("Remote", classes="label")
-                yield Select(remotes, id="remote", compact=True, allow_blank=False)
+                yield remote
                 yield Label("Store", classes="label2")
-                yield Select(stores, id="store", compact=True, allow_blank=False)
+                yield store
             with Horizontal(classes="row"):
                 yield Label("Modalities", classes="label")
-                yield Checkbox("CT", True, id="ct")
-                yield Checkbox("MG", id="mg")
-                yield Checkbox("FL", id="fl")
-                yield Checkbox("DX", id="dx")
-                yield Checkbox("SR only", id="sr")
+                yield Tick("CT", True, id="ct")
+                yield Tick("MG", every, id="mg")
+                yield Tick("FL", every, id="fl")
+                yield Tick("DX", every, id="dx")
+                yield Tick("SR only", id="sr")
             with Horizontal(classes="row"):
                 yield Label("From", classes="label")
                 yield self._input("date_from", str(today.fromordinal(today.toordinal() - 1)))
@@ -83,10 +93,10 @@ class QueryScreen(Screen[None]):
                 yield self._input("station_include", "", "terms")
             with Horizontal(classes="row"):
                 yield Label("Advanced", classes="label")
-                yield Checkbox("Skip what is held", True, id="ignore_held")
-                yield Checkbox("Toshiba", id="toshiba")
-                yield Checkbox("Empty SR", id="emptysr")
-            yield Static(id="error")
+                yield Tick("Skip what is held", True, id="ignore_held")
+                yield Tick("Toshiba", id="toshiba")
+                yield Tick("Empty SR", id="emptysr")
+            yield Static(id="error", markup=False)
             yield Button("Run query (F5)", id="run", variant="primary", compact=True)
         yield Footer(show_command_palette=False)
 
@@ -273,4 +283,5 @@ class QueryScreen(Screen[None]):
         profile = None
         if loaded is not None and self.form_profile(loaded.name, loaded.overlap) == loaded:
             profile = loaded.name  # run as the saved query: its history says so
+        remember_choice(config.path, remote=remote.name, store=store.name)
         self.app.push_screen(ResultsScreen(remote, store, params, profile))

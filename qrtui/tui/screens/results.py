@@ -1,39 +1,88 @@
-"""The funnel's counts live, the plan, and the retrieve with its progress and log."""
+"""The funnel's counts live, then the plan to act on, the retrieve with its progress and log,
+and each study's fate and dose."""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Static
+from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, RichLog, Static
 
 from qrtui.config import RemoteNode, StoreNode
 from qrtui.events import Event, FunnelProgress, Notice, RetrieveProgress, size_text
 from qrtui.query import QueryParams
-from qrtui.selection import Decision
 from qrtui.status import EXIT_UNREACHABLE
-from qrtui.tui.context import app_of
+from qrtui.tui.context import app_of, stop_blinking
 from qrtui.tui.messages import FunnelUpdate, JobDone, LogLine, RetrieveUpdate
+from qrtui.tui.screens.study import StudyDetailScreen, TextScreen
 from qrtui.tui.widgets.cells import date_text, fixed_columns
+from qrtui.tui.widgets.plan import (
+    EXCLUDED,
+    FORCED,
+    INCLUDED,
+    PlanRow,
+    decision_word,
+    outcome_word,
+)
 
 if TYPE_CHECKING:
     from qrtui import worker
+    from qrtui.dose import StudyDose
 
-PLAN_COLUMNS = ("Date", "Grp", "Description", "Ser", "Inst", "Decision")
+PLAN_COLUMNS = ("", "Date", "Grp", "Description", "Ser", "Inst", "Decision")
+DONE_COLUMNS = ("", "Date", "Grp", "Description", "Outcome", "Dose")
+DESCRIPTION = 22  # characters of the study description in the table
+
+
+@dataclass
+class DosesRead(Message):
+    doses: dict[str, StudyDose]
+
+
+@dataclass
+class PatientsRead(Message):
+    patients: dict[str, tuple[str, str, str]]
 
 
 class ResultsScreen(Screen[None]):
     SUB_TITLE = "Results"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "retrieve", "Retrieve"),
+        Binding("space", "pick", "Pick"),
+        Binding("a", "include_all", "All"),
+        Binding("x", "exclude_dropped", "Drop"),
+        Binding("slash", "filter", "Filter"),
+        Binding("enter", "detail", "Open"),
+        Binding("r", "retrieve", "Fetch"),
         Binding("c", "cancel", "Cancel"),
+        Binding("g", "problems", "Problems"),
+        Binding("P", "patients", "PHI"),
         Binding("escape", "back", "Back"),
     ]
+    HELP = """Columns: the mark (✓ fetched, ✗ left out, ! a dropped study forced in), the
+study date, its group (CT, MG, FL, DX, SR), its description, then before the
+retrieve the series and instances to fetch and the decision, after it the
+outcome and the dose.
+
+Decisions: RDSR, ESR (an Enhanced SR titled as a dose report), dose page (a
+Philips Dose Info page), images (MG/DX/CR headers), first images (the Toshiba
+option), inspect (fetched and read first, as the PACS does not say enough),
+dropped: no dose / held / desc. / station / modality / by you.
+
+Outcomes: stored N, held (nothing new), discarded (read: no dose object),
+failed, interrupted, not reached, left out.
+
+Dose: the headline of what the store holds of the study: CT DLP total,
+projection DAP total, MG AGD. Enter shows the events.
+
+P shows the patient's name, ID and accession number for this session only:
+never in logs, JSON, history or snapshots; off at each start."""
 
     def __init__(
         self,
@@ -51,21 +100,29 @@ class ResultsScreen(Screen[None]):
         self.plan_outcome: worker.JobOutcome | None = None
         self.retrieve_outcome: worker.JobOutcome | None = None
         self.context: worker.RunContext | None = None
+        self.rows: list[PlanRow] = []
+        self.shown: list[PlanRow] = []  # the rows the filter lets through, in table order
+        self.filter = ""
+        self.doses: dict[str, StudyDose] = {}
+        self.patients: dict[str, tuple[str, str, str]] | None = None  # None: PHI hidden
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="status")
-        yield Static(id="funnel")
+        yield Static(id="status", markup=False)
+        yield Static(id="funnel", markup=False)
+        yield Input(placeholder="filter: description, station, group, decision", id="filter")
         yield DataTable(id="studies", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="progress-row"):
             yield ProgressBar(total=1, id="progress", show_eta=False)
-            yield Static(id="retrieve-status")
+            yield Static(id="retrieve-status", markup=False)
         yield RichLog(id="log", wrap=True, max_lines=2000)
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        table = self.query_one("#studies", DataTable)
-        fixed_columns(table, PLAN_COLUMNS, [])
+        stop_blinking(self)
+        fixed_columns(self.query_one("#studies", DataTable), PLAN_COLUMNS, [])
+        self.query_one("#filter", Input).display = False
+        self.query_one("#studies", DataTable).focus()
         self.query_one("#progress-row").display = False
         self.query_one("#status", Static).update(f"Querying {self.remote.name}…")
         self._log(f"query {self.remote.name} for store {self.store.name}")
@@ -73,11 +130,20 @@ class ResultsScreen(Screen[None]):
         self._plan()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        planned = self.phase == "planned" and not self.busy
+        if action in ("pick", "include_all", "exclude_dropped"):
+            return planned and bool(self.rows)
         if action == "retrieve":
-            result = self.plan_outcome.result if self.plan_outcome else None
-            return self.phase == "planned" and not self.busy and bool(result and result.to_fetch)
+            return planned and any(r.included for r in self.rows)
         if action == "cancel":
             return self.busy
+        if action == "problems":
+            summary = self.retrieve_outcome.summary if self.retrieve_outcome else None
+            return summary is not None and bool(summary.gaps or summary.problems)
+        if action in ("detail", "filter", "patients"):
+            return bool(self.rows)
+        if action == "back":
+            return not self.busy
         return True
 
     # ------------------------------------------------------------ workers
@@ -104,16 +170,29 @@ class ResultsScreen(Screen[None]):
         self.post_message(JobDone("plan", outcome))
 
     @work(thread=True, group="job", exit_on_error=False)
-    def _retrieve(self, outcome: worker.JobOutcome) -> None:
+    def _retrieve(self, chosen: Any, params: QueryParams) -> None:
         from qrtui import worker
 
         config = app_of(self).config
-        assert outcome.result is not None
         done = worker.retrieve(
-            config, self.remote, self.store, outcome.result, emit=self._emit, cancel=self.cancel,
-            context=self.context, params=self.params,
+            config, self.remote, self.store, chosen, emit=self._emit, cancel=self.cancel,
+            context=self.context, params=params,
         )  # fmt: skip
         self.post_message(JobDone("retrieve", done))
+        fetched = [uid for uid, o in (done.summary.studies if done.summary else {}).items()]
+        if fetched:
+            self.post_message(DosesRead(worker.study_doses(self.store, fetched)))
+
+    @work(thread=True, group="patients", exclusive=True, exit_on_error=False)
+    def _read_patients(self, uids: list[str]) -> None:
+        from qrtui import worker
+
+        try:
+            found = worker.patient_context(app_of(self).config, self.remote, uids)
+        except Exception as exc:  # the PACS went away: say so, show nothing
+            self.post_message(LogLine(f"patient context not available: {type(exc).__name__}"))
+            found = {}
+        self.post_message(PatientsRead(found))
 
     # ------------------------------------------------------------ updates
 
@@ -126,10 +205,13 @@ class ResultsScreen(Screen[None]):
     def on_funnel_update(self, message: FunnelUpdate) -> None:
         event = message.event
         total = f"/{event.total}" if event.total is not None else ""
-        self.query_one("#status", Static).update(
-            f"Querying {self.remote.name}: {event.stage} {event.done}{total}"
-        )
+        self._status(f"Querying {self.remote.name}: {event.stage} {event.done}{total}")
         self._show_counts(event.counts)
+
+    def _status(self, text: str) -> None:
+        badge = "[PHI shown] " if self.patients is not None else ""
+        self.query_one("#status", Static).update(badge + text)
+        self.status_text = text
 
     def _show_counts(self, counts: dict[str, int] | Any) -> None:
         parts = [f"{name} {value}" for name, value in counts.items() if value]
@@ -143,7 +225,7 @@ class ResultsScreen(Screen[None]):
         self.query_one("#retrieve-status", Static).update(
             f"{e.completed} done, {e.failed} failed, {e.warning} warn{left}, {size_text(e.bytes)}"
         )
-        self.query_one("#status", Static).update(f"Retrieving: {e.current}")
+        self._status(f"Retrieving: {e.current}")
 
     def on_job_done(self, message: JobDone) -> None:
         self.busy = False
@@ -156,57 +238,203 @@ class ResultsScreen(Screen[None]):
             self._show_retrieved(outcome)
         self.refresh_bindings()
 
+    def on_doses_read(self, message: DosesRead) -> None:
+        self.doses = message.doses
+        self._fill_table()
+
+    def on_patients_read(self, message: PatientsRead) -> None:
+        if self.patients is not None:  # still wanted
+            self.patients = message.patients
+            self._fill_table()
+
+    # ------------------------------------------------------------ the table
+
     def _show_plan(self, outcome: worker.JobOutcome) -> None:
-        status = self.query_one("#status", Static)
         if outcome.result is None:
-            status.update(f"Query failed: {outcome.message}")
+            self._status(f"Query failed: {outcome.message}")
             self._log(f"query stopped: {outcome.message}")
             self.phase = "done"
             return
         result = outcome.result
         self._show_counts(result.counts)
-        groups = ", ".join(f"{g} {n}" for g, n in result.per_group().items()) or "none"
-        fetch = len(result.to_fetch)
-        status.update(
-            f"Plan: {fetch} to fetch ({groups}), {len(result.dropped)} dropped"
-            + ("; r retrieves" if fetch else "")
+        rows = [PlanRow(p.study, p, p.reason, included=True) for p in result.plans]
+        rows += [PlanRow(s, None, reason, included=False) for s, reason in result.dropped]
+        rows.sort(key=lambda r: (r.plan is None, r.study.study_date, r.group, r.study.description))
+        self.rows = rows
+        self.phase = "planned"
+        self._fill_table()
+        self._log(f"plan ready: {len(result.to_fetch)} to fetch, {len(result.dropped)} dropped")
+        self._say_plan()
+
+    def _say_plan(self) -> None:
+        result = self.plan_outcome.result if self.plan_outcome else None
+        if result is None:
+            return
+        chosen = [r for r in self.rows if r.included]
+        groups: dict[str, int] = {}
+        for row in chosen:
+            groups[row.group] = groups.get(row.group, 0) + 1
+        per_group = ", ".join(f"{g} {n}" for g, n in groups.items()) or "none"
+        left_out = sum(1 for r in self.rows if not r.included)
+        self._status(
+            f"Plan: {len(chosen)} to fetch ({per_group}), {left_out} dropped"
+            + ("; r fetches them" if chosen else "")
         )
-        table = self.query_one("#studies", DataTable)
-        rows = []
-        for plan in result.plans:
-            picks = plan.picks + plan.probe
+
+    def _visible(self, row: PlanRow) -> bool:
+        if not self.filter:
+            return True
+        words = " ".join(
+            (row.study.description, row.study.station_name or "", row.group,
+             decision_word(row), row.reason if row.plan is None else row.plan.reason)
+        ).lower()  # fmt: skip
+        return self.filter.lower() in words
+
+    def _cells(self, row: PlanRow) -> tuple[str, ...]:
+        mark = FORCED if row.forced else INCLUDED if row.included else EXCLUDED
+        width = DESCRIPTION if self.patients is None else DESCRIPTION // 2
+        cells: tuple[str, ...] = (
+            mark, date_text(row.study.study_date), row.group[:3], row.study.description[:width],
+        )  # fmt: skip
+        if self.phase in ("retrieve", "done") and self.retrieve_outcome is not None:
+            summary = self.retrieve_outcome.summary
+            outcome = summary.studies.get(row.uid) if summary else None
+            dose = self.doses.get(row.uid)
+            from qrtui.dose import headline
+
+            cells += (outcome_word(row, outcome), headline(dose) if dose else "-")
+        elif self.patients is not None:  # room for the patient: series counts in the detail
+            cells += (decision_word(row),)
+        else:
+            plan = row.plan
+            picks = (plan.picks + plan.probe) if plan is not None else ()
             instances = sum(
                 len(p.sop_instance_uids) or (p.series.instance_count or 0) for p in picks
             )
-            decision = "fetch" if plan.decision is Decision.RETRIEVE else "inspect"
-            rows.append(
-                (plan.study, plan.group, len(picks), instances, f"{decision}: {plan.reason}")
-            )
-        for study, reason in result.dropped:
-            group = "/".join(study.modalities[:2]) or "-"
-            rows.append((study, group, 0, 0, f"dropped: {reason}"))
-        rows.sort(
-            key=lambda r: (r[4].startswith("dropped"), r[0].study_date, r[1], r[0].description)
-        )
-        cells = [
-            (
-                date_text(study.study_date), group, study.description[:22], str(series or ""),
-                str(instances or ""), decision,
-            )
-            for study, group, series, instances, decision in rows
-        ]  # fmt: skip
-        fixed_columns(table, PLAN_COLUMNS, cells)
-        for row in cells:
-            table.add_row(*row)
-        self._log(f"plan ready: {fetch} to fetch, {len(result.dropped)} dropped")
-        self.phase = "planned"
+            cells += (str(len(picks) or ""), str(instances or ""), decision_word(row))
+        if self.patients is not None:
+            name, patient_id, _ = self.patients.get(row.uid, ("", "", ""))
+            cells += (f"{patient_id} {name}".strip()[:20] or "…",)
+        return cells
+
+    def _fill_table(self) -> None:
+        table = self.query_one("#studies", DataTable)
+        done = self.phase in ("retrieve", "done") and self.retrieve_outcome is not None
+        headers: tuple[str, ...] = DONE_COLUMNS if done else PLAN_COLUMNS
+        if self.patients is not None:
+            if not done:
+                headers = PLAN_COLUMNS[:4] + PLAN_COLUMNS[6:]
+            headers = (*headers, "Patient")
+        keep = table.cursor_row
+        self.shown = [r for r in self.rows if self._visible(r)]
+        cells = [self._cells(r) for r in self.shown]
+        fixed_columns(table, headers, cells)
+        for row, values in zip(self.shown, cells, strict=True):
+            table.add_row(*values, key=row.uid)
+        if self.shown:
+            table.move_cursor(row=min(keep, len(self.shown) - 1))
+
+    def _row(self) -> PlanRow | None:
+        table = self.query_one("#studies", DataTable)
+        if not self.shown or table.cursor_row >= len(self.shown):
+            return None
+        return self.shown[table.cursor_row]
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_detail()  # Enter on the table; in the filter field, Enter ends the filter
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        row = self._row()
+        if row is not None and self.phase == "planned":
+            why = row.plan.reason if row.plan is not None and not row.forced else row.reason
+            self.query_one("#funnel", Static).update(f"{row.study.description}: {why}")
+
+    # ------------------------------------------------------------ acting on the plan
+
+    def action_pick(self) -> None:
+        row = self._row()
+        if row is None or not self.check_action("pick", ()):
+            return
+        row.included = not row.included
+        row.forced = row.included and row.plan is None
+        self._changed()
+
+    def action_include_all(self) -> None:
+        for row in self.rows:
+            row.included, row.forced = True, row.plan is None
+        self._changed()
+
+    def action_exclude_dropped(self) -> None:
+        for row in self.rows:
+            if row.plan is None:
+                row.included = row.forced = False
+        self._changed()
+
+    def _changed(self) -> None:
+        self._fill_table()
+        self._say_plan()
+        self.refresh_bindings()
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.display = True
+        field.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filtered(self, event: Input.Changed) -> None:
+        self.filter = event.value.strip()
+        self._fill_table()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        self.query_one("#studies", DataTable).focus()
+        if not self.filter:
+            event.input.display = False
+
+    def action_detail(self) -> None:
+        row = self._row()
+        if row is None:
+            return
+        summary = self.retrieve_outcome.summary if self.retrieve_outcome else None
+        outcome = summary.studies.get(row.uid) if summary else None
+        patient = self.patients.get(row.uid) if self.patients is not None else None
+        self.app.push_screen(StudyDetailScreen(row, outcome, self.doses.get(row.uid), patient))
+
+    def action_patients(self) -> None:
+        if self.patients is not None:
+            self.patients = None  # forgotten, not only hidden
+            self.sub_title = "Results"
+        else:
+            self.patients = {}
+            self.sub_title = "Results · PHI shown"
+            self._read_patients([r.uid for r in self.rows])
+        self._fill_table()
+        self._status(getattr(self, "status_text", ""))
+
+    def action_problems(self) -> None:
+        summary = self.retrieve_outcome.summary if self.retrieve_outcome else None
+        if summary is None:
+            return
+        lines = [f"Gaps: {len(summary.gaps)}", *(f"- {g}" for g in summary.gaps), ""]
+        lines += [f"Problems: {len(summary.problems)}", *(f"- {p}" for p in summary.problems)]
+        self.app.push_screen(TextScreen("Problems", lines))
+
+    # ------------------------------------------------------------ retrieving
+
+    def chosen(self) -> tuple[Any, QueryParams]:
+        """The plan as chosen, and the query as the history should record it."""
+        assert self.plan_outcome is not None and self.plan_outcome.result is not None
+        excluded = {r.uid for r in self.rows if r.plan is not None and not r.included}
+        forced = {r.uid for r in self.rows if r.forced}
+        result = self.plan_outcome.result.chosen(excluded, forced)
+        params = replace(self.params, exclude_studies=tuple(sorted(excluded)))
+        return result, params
 
     def _show_retrieved(self, outcome: worker.JobOutcome) -> None:
         summary = outcome.summary
-        status = self.query_one("#status", Static)
         self.phase = "done"
         if summary is None:
-            status.update(f"Retrieve failed: {outcome.message}")
+            self._status(f"Retrieve failed: {outcome.message}")
             self._log(f"retrieve stopped: {outcome.message}")
             return
         for line in summary.gaps:
@@ -214,9 +442,10 @@ class ResultsScreen(Screen[None]):
         verdict = (
             "cancelled" if summary.cancelled else ("done" if outcome.status == 0 else "partly done")
         )
-        status.update(
+        self._status(
             f"Retrieve {verdict}: {summary.stored} stored, {summary.failed} failed, "
             f"{summary.skipped_already_held} already held"
+            + ("; g lists the problems" if summary.gaps or summary.problems else "")
         )
         if outcome.message:
             self._log(outcome.message)
@@ -229,20 +458,21 @@ class ResultsScreen(Screen[None]):
                 "the association was cancelled (C-CANCEL, then aborted if needed); "
                 "every stored file is complete, the next run fetches the rest"
             )
-
-    # ------------------------------------------------------------ actions
+        self._fill_table()
 
     def action_retrieve(self) -> None:
         if not self.check_action("retrieve", ()) or self.plan_outcome is None:
             return
+        chosen, params = self.chosen()
         self.phase = "retrieve"
         self.busy = True
         self.query_one("#progress-row").display = True
         self.refresh_bindings()
         self._log(
-            f"retrieve from {self.remote.name} ({self.remote.retrieve}) into {self.store.name}"
+            f"retrieve from {self.remote.name} ({self.remote.retrieve}) into {self.store.name}: "
+            f"{len(chosen.to_fetch)} studies"
         )
-        self._retrieve(self.plan_outcome)
+        self._retrieve(chosen, params)
 
     def action_cancel(self) -> None:
         if not self.busy or self.cancel.is_set():
@@ -253,5 +483,10 @@ class ResultsScreen(Screen[None]):
     def action_back(self) -> None:
         if self.busy:
             self.notify("Cancel the running job first (c).", severity="warning")
+            return
+        if self.query_one("#filter", Input).has_focus:
+            self.query_one("#filter", Input).value = ""
+            self.query_one("#filter", Input).display = False
+            self.query_one("#studies", DataTable).focus()
             return
         self.app.pop_screen()

@@ -41,7 +41,7 @@ class RemoteNode:
     aet: str
     host: str
     port: int = 104
-    retrieve: str = "move"
+    retrieve: str = "auto"  # C-GET where the node takes it, else C-MOVE
     timeout: float = 5.0
     dimse_timeout: float = 60.0
     use_modality_tag: bool = False
@@ -216,7 +216,9 @@ def _check_networks(value: tuple[str, ...]) -> str | None:
 
 
 def _check_retrieve(value: str) -> str | None:
-    return None if value in ("move", "get") else f'retrieve {value!r} must be "move" or "get"'
+    if value in ("auto", "move", "get"):
+        return None
+    return f'retrieve {value!r} must be "auto", "move" or "get"'
 
 
 def _check_nonempty(value: str) -> str | None:

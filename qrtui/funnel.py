@@ -44,6 +44,7 @@ from qrtui.selection import (
 
 # Studies owed by earlier runs are asked by UID this many at a time.
 OWED_PER_QUERY = 50
+SERIES_PER_QUERY = 40  # studies whose series one query asks for (below 2: one each)
 
 # Stage counters, in the order the funnel passes them.
 STUDY_RESPONSES = "study responses"
@@ -69,8 +70,11 @@ UNDECIDED = "studies undecided (inspect first)"
 class Finder(Protocol):
     def find(self, identifier: Dataset) -> FindOutcome: ...
 
-    def find_each(self, identifiers: Sequence[Dataset]) -> Iterator[FindOutcome]:
-        """Answers in request order; they may be asked in parallel."""
+    def find_each(
+        self, identifiers: Sequence[Dataset], limit: int | None = None
+    ) -> Iterator[FindOutcome]:
+        """Answers in request order; they may be asked in parallel. Past `limit` matches a
+        request is abandoned, as not complete."""
         ...
 
 
@@ -341,8 +345,9 @@ class Funnel:
                 "StationName": "",
                 "NumberOfStudyRelatedSeries": "",
             }
-            if self.knowledge.sop_classes_in_study:
-                keys["SOPClassesInStudy"] = ""
+            # where the node answers it, a study whose SR objects are all RDSRs needs no
+            # image-level query (see _sr_known_from_classes); others ignore the key
+            keys["SOPClassesInStudy"] = ""
             if known_to_ignore:
                 pass
             elif node.use_modality_tag:
@@ -410,8 +415,7 @@ class Funnel:
                 "StationName": "",
                 "NumberOfStudyRelatedSeries": "",
             }
-            if self.knowledge.sop_classes_in_study:
-                keys["SOPClassesInStudy"] = ""
+            keys["SOPClassesInStudy"] = ""
             outcome = self.finder.find(identifier("STUDY", **keys))
             for match in self._matches(outcome, "study query by UID"):
                 uid = text(match, "StudyInstanceUID") or ""
@@ -435,7 +439,11 @@ class Funnel:
                 self._drop(study, NOT_ASKED, f"modalities {mods} not asked")
             elif not passes_terms(study.description, params.desc_include, params.desc_exclude):
                 self._drop(study, BY_DESCRIPTION, "study description excluded by the terms")
-            elif study.sop_classes and not self._may_hold_dose(study):
+            elif (  # a wrong answer here would miss a study: only for a node probed for it
+                self.knowledge.sop_classes_in_study
+                and study.sop_classes
+                and not self._may_hold_dose(study)
+            ):
                 self._drop(study, NO_DOSE_CLASS, "no RDSR or Enhanced SR class in the study")
             elif study.station_name is not None and not passes_terms(
                 study.station_name, params.station_include, params.station_exclude
@@ -452,28 +460,18 @@ class Funnel:
     def _series_level(self, studies: list[Study]) -> list[Study]:
         params = self.params
         self.counts[SERIES_QUERIES] = 0
-        kept = []
-        queries = [
-            identifier(
-                "SERIES",
-                StudyInstanceUID=study.study_instance_uid,
-                SeriesInstanceUID="",
-                Modality="",
-                SeriesDescription="",
-                SeriesNumber="",
-                NumberOfSeriesRelatedInstances="",
-                StationName="",
-                SeriesTime="",
-            )
-            for study in studies
-        ]
-        self._progress("series query", 0, len(studies))
-        answers = self.finder.find_each(queries)
-        for index, (study, outcome) in enumerate(zip(studies, answers, strict=True)):
-            self._progress("series query", index, len(studies))
+        series_of = self._series_in_lists(studies)
+        alone = [s for s in studies if s.study_instance_uid not in series_of]
+        answers = self.finder.find_each([_series_query(s.study_instance_uid) for s in alone])
+        for index, (study, outcome) in enumerate(zip(alone, answers, strict=True)):
+            self._progress("series query", len(series_of) + index, len(studies))
             matches = self._matches(outcome, "series query")
             self.counts[SERIES_QUERIES] += 1
-            series = tuple(s for s in (_series(m) for m in matches) if s is not None)
+            found = (_series(m) for m in matches)
+            series_of[study.study_instance_uid] = tuple(s for s in found if s is not None)
+        kept = []
+        for study in studies:
+            series = series_of[study.study_instance_uid]
             study = replace(study, series=series)
             if not study.modalities or self.result.modalities_in_study_ignored:
                 learned = tuple(dict.fromkeys(s.modality for s in series if s.modality))
@@ -493,6 +491,40 @@ class Funnel:
             kept.append(study)
         self._progress("series query", len(studies), len(studies))
         return kept
+
+    def _series_in_lists(self, studies: list[Study]) -> dict[str, tuple[Series, ...]]:
+        """The series of many studies at once: a series query per SERIES_PER_QUERY studies,
+        matching a list of their UIDs. A study's series are taken from it only when they
+        are exactly as many as its study answer counted (NumberOfStudyRelatedSeries), each
+        answered once; every other study, and every study of a list not answered whole, is
+        asked alone. So this never loses a series, and never calls a run incomplete."""
+        counted = [s for s in studies if s.series_count]
+        if SERIES_PER_QUERY < 2 or len(counted) < 2:
+            return {}
+        lists = [
+            counted[i : i + SERIES_PER_QUERY] for i in range(0, len(counted), SERIES_PER_QUERY)
+        ]
+        queries = [_series_query("\\".join(s.study_instance_uid for s in part)) for part in lists]
+        # a node that ignored the list would answer with its whole archive: stop past this
+        limit = max(sum(s.series_count or 0 for s in part) for part in lists)
+        self._progress("series query", 0, len(studies))
+        found: dict[str, tuple[Series, ...]] = {}
+        for part, outcome in zip(lists, self.finder.find_each(queries, limit), strict=True):
+            self.counts[SERIES_QUERIES] += 1
+            if not outcome.complete or outcome.undecodable:
+                continue
+            answered: dict[str, list[Series]] = {s.study_instance_uid: [] for s in part}
+            for match in outcome.matches:
+                series = _series(match)
+                listed = answered.get(_study_uid(match))
+                if series is not None and listed is not None:
+                    listed.append(series)
+            for study in part:
+                series_list = answered[study.study_instance_uid]
+                unique = {s.series_instance_uid for s in series_list}
+                if len(series_list) == len(unique) == study.series_count:
+                    found[study.study_instance_uid] = tuple(series_list)
+        return found
 
     def _wants_instances(self, study: Study, first_pass: bool) -> set[str]:
         """Series whose instance list could change this study's plan."""
@@ -645,6 +677,21 @@ def _study(match: Dataset, uid: str) -> Study:
         station_name=text(match, "StationName") or None,
         sop_classes=tuple(v for v in (text(match, "SOPClassesInStudy") or "").split("\\") if v)
         or None,
+        series_count=number(match, "NumberOfStudyRelatedSeries"),
+    )
+
+
+def _series_query(study_uids: str) -> Dataset:
+    return identifier(
+        "SERIES",
+        StudyInstanceUID=study_uids,
+        SeriesInstanceUID="",
+        Modality="",
+        SeriesDescription="",
+        SeriesNumber="",
+        NumberOfSeriesRelatedInstances="",
+        StationName="",
+        SeriesTime="",
     )
 
 

@@ -95,6 +95,8 @@ def retrieve_lines(summary: RetrieveSummary) -> list[str]:
         f"{s.warning} warning, {s.received} received ({size_text(s.bytes)}), {s.stored} stored, "
         f"{s.skipped_already_held} skipped as already held",
     ]
+    if s.methods:
+        lines.append(f"Retrieved with {s.method}")
     if s.inspected:
         lines.append(
             f"Inspected {s.inspected} objects of unknown type: "

@@ -69,6 +69,12 @@ class RetrieveStopped(Exception):
     cannot help."""
 
 
+@dataclass(frozen=True)
+class _Method:
+    get: bool  # requests use C-GET (else C-MOVE) unless one is asked again
+    confirmed: bool  # no longer on trial
+
+
 @dataclass
 class StudyOutcome:
     """What became of one planned study."""
@@ -122,6 +128,19 @@ class RetrieveSummary:
     gaps: list[str] = field(default_factory=list)
     cancelled: bool = False
     studies: dict[str, StudyOutcome] = field(default_factory=dict)  # by study UID, plan order
+    methods: dict[str, int] = field(default_factory=dict)  # requests per C-GET / C-MOVE
+    method_note: str = ""  # why auto did not use C-GET
+
+    @property
+    def method(self) -> str:
+        """Which retrieve was used: C-GET, C-MOVE, or both and why."""
+        if not self.methods:
+            return "none"
+        used = sorted(self.methods, key=lambda m: -self.methods[m])
+        text = used[0]
+        if len(used) > 1:
+            text += f" ({used[1]} for {self.methods[used[1]]} requests)"
+        return f"{text}; {self.method_note}" if self.method_note else text
 
     def missing(self) -> list[StudyOutcome]:
         """Planned studies not brought in whole: what a later run still owes."""
@@ -146,6 +165,7 @@ class RetrieveSummary:
             "problems": list(self.problems),
             "gaps": list(self.gaps),
             "cancelled": self.cancelled,
+            "method": self.method,
         }
 
 
@@ -199,6 +219,12 @@ class Retriever:
         self._told_external = False
         self._failures_in_a_row = 0
         self._anything_worked = False
+        # C-GET or C-MOVE: as configured; "auto" tries C-GET first where the node took it
+        self.auto = session.offers_get and session.offers_move
+        self.method = _Method(get=session.use_get and session.get_accepted, confirmed=not self.auto)
+        if self.auto and not session.get_accepted:
+            self.method = _Method(get=False, confirmed=True)
+            self.summary.method_note = "the node did not take C-GET"
 
     # ------------------------------------------------------------ plumbing
 
@@ -362,13 +388,20 @@ class Retriever:
             receiver.probe_series.add(series.series_instance_uid)
         try:
             for ident in identifiers:
+                used_get = False
                 for attempt in (1, 2):
-                    outcome, now = self._request(ident, what, series.series_instance_uid)
+                    # auto: a request short under C-GET is asked once more with C-MOVE
+                    use_get = self.method.get and not (attempt == 2 and used_get and self.auto)
+                    outcome, now = self._request(ident, what, series.series_instance_uid, use_get)
                     arrived += now
-                    if attempt == 1 and self._worth_retrying(outcome, now):
+                    switched = use_get and self._judge_get(outcome, now)
+                    if attempt == 1 and (switched or self._worth_retrying(outcome, now)):
                         with self._lock:
                             self.summary.completed += outcome.counts.completed or 0
-                        self._log(f"{what}: {self._shortfall(outcome, now)}; asking once more")
+                        why = self._shortfall(outcome, now) or outcome.problem()
+                        again = " with C-MOVE" if use_get and self.auto else ""
+                        self._log(f"{what}: {why}; asking once more{again}")
+                        used_get = use_get
                         continue
                     self._account(what, outcome, now)
                     break
@@ -377,8 +410,23 @@ class Retriever:
                 receiver.probe_series.discard(series.series_instance_uid)
         return arrived
 
+    def _judge_get(self, outcome: RetrieveOutcome, arrived: list[Received]) -> bool:
+        """The first C-GET of an auto run: where it worked, C-GET from now on; where it did
+        not, C-MOVE (True: the request is to be asked again)."""
+        if not self.auto or self.method.confirmed or outcome.cancelled:
+            return False
+        worked = (outcome.success or outcome.status & 0xF000 == 0xB000) and not _failed(outcome)
+        if worked and arrived:
+            self.method = replace(self.method, confirmed=True)
+            return False
+        self.method = replace(self.method, get=False, confirmed=True)
+        why = outcome.problem() or self._gap(outcome, arrived) or "nothing arrived"
+        self.summary.method_note = f"C-GET did not work ({why})"
+        self._log(f"{self.summary.method_note}: C-MOVE from now on")
+        return True
+
     def _request(
-        self, ident: Dataset, what: str, series_uid: str
+        self, ident: Dataset, what: str, series_uid: str, use_get: bool
     ) -> tuple[RetrieveOutcome, list[Received]]:
         """One C-MOVE/C-GET, and what arrived for the series meanwhile."""
         receiver = self.receiver
@@ -386,13 +434,15 @@ class Retriever:
         self._progress(what)
         with self._lock:
             self.summary.requests += 1
+            name = "C-GET" if use_get else "C-MOVE"
+            self.summary.methods[name] = self.summary.methods.get(name, 0) + 1
 
         def pending(counts: SubOps) -> None:
             self._progress(what, counts, receiver.since(mark) if receiver else ())
 
         now: list[Received] = []
         try:
-            return self._session().retrieve(ident, pending), now
+            return self._session().retrieve(ident, pending, use_get), now
         finally:
             now += [
                 r
@@ -474,7 +524,7 @@ class Retriever:
         if self._anything_worked or self._failures_in_a_row < STOP_AFTER_FAILURES:
             return
         advice = ""
-        if not self.session.use_get:
+        if not self.method.get:
             advice = (
                 f"; if the PACS does not know the move destination {self.store_node.aet}, "
                 + self._destination_advice()

@@ -109,6 +109,7 @@ class Study:
     station_name: str | None = None
     series: tuple[Series, ...] = ()
     sop_classes: tuple[str, ...] | None = None  # SOPClassesInStudy, where the PACS gave it
+    series_count: int | None = None  # NumberOfStudyRelatedSeries, where the PACS gave it
 
 
 @dataclass(frozen=True)

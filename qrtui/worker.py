@@ -93,7 +93,7 @@ def store_problem(remote: RemoteNode, store_node: StoreNode) -> str:
     problem = directory_problem(store_node.directory)
     if problem:
         return f"store {store_node.name}: {problem}"
-    if remote.retrieve != "move":
+    if remote.retrieve == "get":  # no inbound port: C-MOVE is never used
         return ""
     try:
         with socket.socket() as sock:
@@ -295,11 +295,12 @@ def _retriever(
     cancel: threading.Event | None,
 ) -> Iterator[Retriever]:
     receiver = Receiver(store) if store is not None else None
-    remote, _ = knowledge(config, remote)
+    remote, found = knowledge(config, remote)
+    remote = replace(remote, retrieve=retrieve_method(remote, store_node, found))
     with contextlib.ExitStack() as stack:
-        if receiver is not None and remote.retrieve == "move":
+        if receiver is not None and remote.retrieve in ("move", "auto"):
             stack.enter_context(StorageSCP(store_node, receiver))
-        get = remote.retrieve == "get"
+        get = remote.retrieve in ("get", "auto")
         sop_classes = get_sop_classes(result.to_fetch) if get else ()
         cancel = cancel or threading.Event()
 
@@ -317,6 +318,16 @@ def _retriever(
         pool = SessionPool(first, session, remote.max_associations)
         stack.callback(pool.close)
         yield Retriever(first, store_node, receiver=receiver, store=store, emit=emit, pool=pool)
+
+
+def retrieve_method(remote: RemoteNode, store_node: StoreNode, found: Findings) -> str:
+    """ "auto" tries C-GET, and keeps C-MOVE to fall back on; C-MOVE alone where C-GET cannot
+    be used: an external store (only named as destination), or a node known to refuse it."""
+    if remote.retrieve != "auto":
+        return remote.retrieve
+    if not store_node.embedded or found.c_get is False:
+        return "move"
+    return "auto"
 
 
 def run(

@@ -44,7 +44,7 @@ def test_good_config_has_defaults(write_config):
     config = load_config(write_config(GOOD))
     pacs, modality = config.remotes
     assert pacs == RemoteNode("pacs", "ORTHANC", "127.0.0.1", 4343, "get")
-    assert modality.port == 104 and modality.retrieve == "move" and modality.timeout == 5.0
+    assert modality.port == 104 and modality.retrieve == "auto" and modality.timeout == 5.0
     local, dms = config.stores
     assert local.embedded and local.directory == Path("~/dicom-store").expanduser()
     assert not dms.embedded and dms.host == "10.0.0.5"

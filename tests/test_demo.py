@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import replace
 from datetime import date, timedelta
@@ -23,7 +25,8 @@ from qrtui.demo.pacs import DemoPacs, Faults
 from qrtui.demo.studies import dose_uids
 from qrtui.events import RetrieveProgress
 from qrtui.query import build_query
-from qrtui.store import INDEX_NAME
+from qrtui.report import retrieve_lines
+from qrtui.store import FILE_MODE, INCOMING, INDEX_NAME, PROBE
 from qrtui.tui.app import create_app
 from qrtui.tui.screens import QueryScreen, ResultsScreen
 
@@ -193,7 +196,7 @@ def test_knob_delay_beyond_the_dimse_timeout(pacs, tmp_path):
 
 def test_knob_move_destination_unknown(pacs, tmp_path):
     pacs.faults = Faults(move_status=0xA801)
-    outcome = run(pacs, tmp_path)
+    outcome = run(pacs, tmp_path, retrieve="move")
     assert outcome.status == 1
     assert "does not know the move destination QRTUI_DEMO_STORE" in outcome.message
     assert outcome.summary.requests == 1, "no retry loop"
@@ -309,3 +312,48 @@ def test_only_and_exclude_study_re_run_chosen_studies(pacs, tmp_path):
          DEMO_STORE, "-ct", "--only-study", "1.2.x"], capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 2 and "--only-study '1.2.x' is not a UID" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("faults", "method"),
+    [
+        (Faults(), "C-GET"),
+        (Faults(refuse_get=True), "C-MOVE; the node did not take C-GET"),
+        (Faults(get_status=0xA702), "C-MOVE (C-GET for 1 requests); C-GET did not work (0xA702"),
+    ],
+)
+def test_auto_uses_c_get_where_it_works_and_says_which_was_used(tmp_path, faults, method):
+    """retrieve = "auto" (the default): C-GET where the node takes it and it works; C-MOVE
+    otherwise, from the first request on, with every object stored either way."""
+    with DemoPacs(faults=faults) as server:
+        outcome = run(server, tmp_path)
+        assert outcome.status == 0, outcome.summary
+        assert outcome.summary.method.startswith(method), outcome.summary.method
+        assert f"Retrieved with {outcome.summary.method}" in retrieve_lines(outcome.summary)
+        assert stored(tmp_path / "store") == expected(server)
+
+
+def test_auto_asks_a_request_short_under_c_get_once_more_with_c_move(pacs, tmp_path):
+    pacs.faults = Faults(fail_once=True)
+    outcome = run(pacs, tmp_path, groups=("MG", "DX"))
+    assert outcome.status == 0, outcome.summary
+    assert outcome.summary.methods.get("C-MOVE", 0) >= 1
+    assert stored(tmp_path / "store") == expected(pacs, ("MG", "DX"))
+
+
+@pytest.mark.parametrize("retrieve", ["get", "move"])
+def test_received_objects_leave_no_temporary_file_behind(pacs, tmp_path, monkeypatch, retrieve):
+    """Objects arrive in the store's own incoming area and are renamed into place: nothing is
+    left in the system's temporary directory (pynetdicom left each C-GET object there), and
+    nothing in the incoming area; stored files get the usual permissions."""
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    outcome = run(pacs, tmp_path, retrieve=retrieve)
+    assert outcome.status == 0, outcome.message
+    store = tmp_path / "store"
+    assert stored(store) == expected(pacs)
+    assert list(system_tmp.iterdir()) == []
+    assert list((store / INCOMING).iterdir()) == []
+    files = [p for p in store.rglob("*.dcm") if PROBE not in p.parts]
+    assert files and all(stat.S_IMODE(p.stat().st_mode) == FILE_MODE for p in files)

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from qrtui import worker
+from qrtui import funnel, worker
 from qrtui.config import load_config
 from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
+from qrtui.funnel import IMAGE_QUERIES, SERIES_QUERIES
 from qrtui.query import build_query
 from tests.conftest import require, require_corpus
 from tests.servers import (
@@ -234,13 +235,15 @@ def plan_with_and_without_findings(config_path: Path, remote: str, **flags):
 
 
 @pytest.mark.parametrize("node", ["orthanc", "dcmqrscp"])
-def test_findings_ask_fewer_questions_for_the_same_plan(real_pacs, tmp_path, node):
+def test_findings_ask_fewer_questions_for_the_same_plan(real_pacs, tmp_path, node, monkeypatch):
+    # one series query a study, so that what the findings save is seen on its own
+    monkeypatch.setattr(funnel, "SERIES_PER_QUERY", 0)
     config = tmp_path / "config.toml"
     config.write_text(real_pacs.read_text())
     before, after = plan_with_and_without_findings(config, node, ct=True, mg=True, fl=True, dx=True)
     assert plan_of(after) == plan_of(before)
     assert before.to_fetch
-    if node == "orthanc":  # SOPClassesInStudy: no image query where every SR is an RDSR
+    if node == "orthanc":  # SOPClassesInStudy known: FL studies without a dose class dropped
         assert after.find_requests < before.find_requests, (
             before.find_requests, after.find_requests,
         )  # fmt: skip
@@ -274,3 +277,63 @@ def test_a_known_number_of_associations_is_where_runs_start(tmp_path):
             build_query(today=TODAY, date_from="1d", mg=True), dry_run=False,
         )  # fmt: skip
         assert outcome.status == 0, outcome.message
+
+
+# ---------------------------------------------------------------- shortcuts and the long way
+
+
+def plans_with_and_without_shortcuts(config_path: Path, remote: str, monkeypatch, **flags):
+    """(plan with every shortcut, plan the long way): one series query a study, and an
+    image query of every SR series even where SOPClassesInStudy says they are all RDSRs."""
+    params = build_query(today=TODAY, date_from="7d", **flags)
+    config = load_config(config_path)
+    node, store = config.remote(remote), config.stores[0]
+    short = worker.plan(config, node, store, params)
+    with monkeypatch.context() as patched:
+        patched.setattr(funnel, "SERIES_PER_QUERY", 0)
+        patched.setattr(funnel.Funnel, "_sr_known_from_classes", lambda self, study: False)
+        long = worker.plan(config, node, store, params)
+    assert short.status == long.status == 0, (short.message, long.message)
+    assert plan_of(short.result) == plan_of(long.result)
+    assert short.result.to_fetch
+    assert not short.result.incomplete and not long.result.incomplete
+    return short.result, long.result
+
+
+@pytest.mark.parametrize("node", ["orthanc", "dcmqrscp"])
+def test_shortcuts_give_the_plan_of_the_long_way(real_pacs, node, monkeypatch):
+    short, long = plans_with_and_without_shortcuts(
+        real_pacs, node, monkeypatch, ct=True, mg=True, fl=True, dx=True
+    )
+    studies = long.counts[SERIES_QUERIES]
+    assert studies > 2
+    if node == "orthanc":  # it counts each study's series and gives SOPClassesInStudy
+        assert short.counts[SERIES_QUERIES] < studies
+        assert short.counts[IMAGE_QUERIES] < long.counts[IMAGE_QUERIES]
+    else:  # dcmqrscp gives neither: every study is asked the long way
+        assert short.counts[SERIES_QUERIES] == studies
+        assert short.counts[IMAGE_QUERIES] == long.counts[IMAGE_QUERIES]
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        Faults(),
+        Faults(ignore_modalities_in_study=True),
+        Faults(ignore_uid_lists=True),  # answers with every series it holds
+        Faults(miscount_series=True),  # its counts never match its series answers
+        Faults(hide_instance_count=True, hide_series_description=True),
+    ],
+    ids=["plain", "modalities-ignored", "lists-ignored", "miscounted", "terse"],
+)
+def test_shortcuts_never_change_the_plan_on_the_demo_pacs(tmp_path, monkeypatch, faults):
+    with DemoPacs(faults=faults) as pacs:
+        config = demo_config(tmp_path, pacs)
+        short, long = plans_with_and_without_shortcuts(
+            config.path, DEMO_REMOTE, monkeypatch, ct=True, mg=True, fl=True, dx=True
+        )
+    studies = long.counts[SERIES_QUERIES]
+    if faults.ignore_uid_lists or faults.miscount_series:  # each study asked alone as well
+        assert short.counts[SERIES_QUERIES] > studies
+    else:
+        assert short.counts[SERIES_QUERIES] < studies

@@ -61,6 +61,10 @@ class Faults:
     nonsense_counts: bool = False  # Pendings claim 65535 of everything; the final says 0 sent
     hold_after: int | None = None  # each C-MOVE/C-GET waits after K sub-operations for release()
     fail_studies: frozenset[str] = frozenset()  # retrieves of these studies are refused (0xA702)
+    refuse_get: bool = False  # C-GET not offered: associations proposing it get C-MOVE only
+    get_status: int | None = None  # every C-GET answered with this failure, nothing sent
+    ignore_uid_lists: bool = False  # a list of UIDs matches everything: the whole archive
+    miscount_series: bool = False  # studies claim one series more than their series answer
 
 
 class DemoPacs:
@@ -86,12 +90,14 @@ class DemoPacs:
         ae = AE(ae_title=self.aet)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
         ae.maximum_associations = 16
-        for model in (
+        models = [
             Verification,
             StudyRootQueryRetrieveInformationModelFind,
             StudyRootQueryRetrieveInformationModelMove,
-            StudyRootQueryRetrieveInformationModelGet,
-        ):
+        ]
+        if not self.faults.refuse_get:
+            models.append(StudyRootQueryRetrieveInformationModelGet)
+        for model in models:
             ae.add_supported_context(model)
         for sop_class in sorted({str(o.SOPClassUID) for o in self.objects}):
             ae.add_requested_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
@@ -194,6 +200,9 @@ class DemoPacs:
                 record["ModalitiesInStudy"].append(o.Modality)
         for s in series.values():
             studies[s["StudyInstanceUID"]]["NumberOfStudyRelatedSeries"] += 1
+        if self.faults.miscount_series:
+            for study in studies.values():
+                study["NumberOfStudyRelatedSeries"] += 1
         return list(studies.values())
 
     def _hidden(self) -> set[str]:
@@ -234,7 +243,10 @@ class DemoPacs:
                 if not set(asked) & set(record[keyword]):
                     return False
             elif keyword in _UID_KEYS:
-                if str(record[keyword]) not in _values(value):
+                asked = _values(value)
+                if len(asked) > 1 and self.faults.ignore_uid_lists:
+                    continue
+                if str(record[keyword]) not in asked:
                     return False
             elif keyword in _RANGE_KEYS:
                 if not _in_range(str(record[keyword]), str(value)):
@@ -294,6 +306,10 @@ class DemoPacs:
         yield from self._sub_operations(event)
 
     def _on_get(self, event: Any) -> Iterator[Any]:
+        if self.faults.get_status is not None:
+            yield 1  # with none, pynetdicom would answer success at once
+            yield self.faults.get_status, None
+            return
         yield from self._sub_operations(event)
 
     def _sub_operations(self, event: Any) -> Iterator[Any]:

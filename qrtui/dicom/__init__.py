@@ -22,7 +22,7 @@ _pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
 
 # pynetdicom reads a whole PDU of whatever length the peer announces (up to 4 GiB) into
 # memory. Refuse more than this: the read fails as a broken connection and the association
-# is aborted. Our peers are told a maximum PDU of 16 KiB to 128 KiB.
+# is aborted. Our peers are told a maximum PDU of 128 KiB (assoc.RECEIVE_PDU_BYTES).
 MAX_PDU_BYTES = 16 * 1024 * 1024
 _unbounded_recv = AssociationSocket.recv
 

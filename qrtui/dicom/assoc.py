@@ -85,6 +85,11 @@ def tune_socket(event: Any) -> None:
             sock.settimeout(wait)
 
 
+# The largest PDU we take. pynetdicom's default, 16 kB, cut a 2 MB image into 128 PDUs, each
+# handled in Python; peers send up to what we announce (DCMTK up to 128 kB).
+RECEIVE_PDU_BYTES = 131072
+
+
 def make_ae(calling_aet: str, peer: Peer) -> AE:
     ae = AE(ae_title=calling_aet)
     ae.connection_timeout = peer.timeout
@@ -118,6 +123,7 @@ def associate(
             ext_neg=list(ext_neg) if ext_neg else None,
             evt_handlers=[(evt.EVT_CONN_OPEN, on_open), *evt_handlers],
             tls_args=(peer.tls, peer.host) if peer.tls else None,
+            max_pdu=RECEIVE_PDU_BYTES,
         )
     except socket.gaierror as exc:
         raise AssociationFailed(

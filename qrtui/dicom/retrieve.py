@@ -22,6 +22,7 @@ from qrtui.config import RemoteNode
 from qrtui.dicom.assoc import abort_now, associate, make_ae
 from qrtui.dicom.find import number
 from qrtui.dicom.session import Cancelled, Lost, Session, SessionFailed
+from qrtui.dicom.speed import INCOMING_ATTRIBUTE
 from qrtui.dicom.storescp import Receiver
 
 # A C-GET association offers one context per SOP class; the PDU allows 128 in all.
@@ -130,58 +131,79 @@ class RetrieveSession(Session):
         cancel: threading.Event | None = None,
         cancel_grace: float = 5.0,
     ) -> None:
+        """node.retrieve: "move" (to `destination`), "get" (into `receiver`), or "auto" (both
+        offered on one association; each request says which it uses)."""
         super().__init__(calling_aet, node, cancel)
-        self.use_get = node.retrieve == "get"
-        if self.use_get and receiver is None:
+        self.offers_get = node.retrieve in ("get", "auto") and receiver is not None
+        self.offers_move = node.retrieve in ("move", "auto") and bool(destination)
+        if node.retrieve == "get" and receiver is None:
             raise ValueError("C-GET needs a receiver")
-        if not self.use_get and not destination:
+        if not (self.offers_get or self.offers_move):
             raise ValueError("C-MOVE needs a destination")
+        self.use_get = self.offers_get  # the default of requests that do not say
         self.destination = destination or ""
         self.receiver = receiver
         self.sop_classes = list(dict.fromkeys(sop_classes))[:MAX_GET_STORAGE_CONTEXTS]
         self.cancel_grace = cancel_grace
         self._msg_id = 0
         self._deadline_hit = False
+        self.get_accepted = False  # whether the node took the C-GET model on this association
 
     @property
     def model(self) -> str:
-        if self.use_get:
-            return str(StudyRootQueryRetrieveInformationModelGet)
-        return str(StudyRootQueryRetrieveInformationModelMove)
+        return _model(self.use_get)
 
     def _associate(self) -> Association:
         ae = make_ae(self.calling_aet, self.peer)
-        ae.add_requested_context(self.model)
         handlers: list[Any] = []
         roles = []
-        if self.use_get:
+        if self.offers_get:
             assert self.receiver is not None
+            ae.add_requested_context(_model(True))
             for sop_class in self.sop_classes:
                 ae.add_requested_context(sop_class, GET_TRANSFER_SYNTAXES)
                 roles.append(build_role(sop_class, scp_role=True))
             handlers.append((evt.EVT_C_STORE, self.receiver.handle_store))
-        return associate(ae, self.peer, ext_neg=roles, evt_handlers=handlers)
+        if self.offers_move:
+            ae.add_requested_context(_model(False))
+        assoc = associate(ae, self.peer, ext_neg=roles, evt_handlers=handlers)
+        if self.receiver is not None:  # C-STOREs of a C-GET: written where the store renames
+            setattr(assoc, INCOMING_ATTRIBUTE, self.receiver.store.incoming)
+        accepted = {str(c.abstract_syntax) for c in assoc.accepted_contexts}
+        self.get_accepted = _model(True) in accepted
+        if not self.offers_move and not self.get_accepted:
+            assoc.abort()
+            raise self.failure(f"{self.peer.aet}@{self.peer.host}: the node refused C-GET")
+        return assoc
 
     def retrieve(
-        self, identifier: Dataset, on_pending: Callable[[SubOps], None] = lambda s: None
+        self,
+        identifier: Dataset,
+        on_pending: Callable[[SubOps], None] = lambda s: None,
+        use_get: bool | None = None,
     ) -> RetrieveOutcome:
-        return self._reopening(lambda: self._retrieve_once(identifier, on_pending))
+        """One C-GET or C-MOVE (`use_get`; default as the session was made)."""
+        get = self.use_get if use_get is None else use_get
+        return self._reopening(lambda: self._retrieve_once(identifier, on_pending, get))
 
     def _retrieve_once(
-        self, identifier: Dataset, on_pending: Callable[[SubOps], None]
+        self, identifier: Dataset, on_pending: Callable[[SubOps], None], get: bool
     ) -> RetrieveOutcome:
         if self.cancel.is_set():
             raise Cancelled
         assoc = self._open()
+        if get and not self.get_accepted:
+            raise self.failure(f"{self.peer.aet}@{self.peer.host}: the node refused C-GET")
         self._msg_id = self._msg_id % 65535 + 1
         msg_id = self._msg_id
-        if self.use_get:
-            responses = assoc.send_c_get(identifier, self.model, msg_id=msg_id)
+        model = _model(get)
+        if get:
+            responses = assoc.send_c_get(identifier, model, msg_id=msg_id)
         else:
-            responses = assoc.send_c_move(identifier, self.destination, self.model, msg_id=msg_id)
+            responses = assoc.send_c_move(identifier, self.destination, model, msg_id=msg_id)
         done = threading.Event()
         watcher = threading.Thread(
-            target=self._watch_cancel, args=(assoc, msg_id, done), daemon=True
+            target=self._watch_cancel, args=(assoc, msg_id, model, done), daemon=True
         )
         watcher.start()
         try:
@@ -208,7 +230,9 @@ class RetrieveSession(Session):
         finally:
             done.set()
 
-    def _watch_cancel(self, assoc: Association, msg_id: int, done: threading.Event) -> None:
+    def _watch_cancel(
+        self, assoc: Association, msg_id: int, model: str, done: threading.Event
+    ) -> None:
         """On cancel: C-CANCEL, then abort if the node has not stopped within the grace.
         Past the request's deadline, which Pending responses do not extend: abort."""
         deadline = time.monotonic() + self.node.retrieve_deadline
@@ -220,10 +244,16 @@ class RetrieveSession(Session):
                 return
             if self.cancel.is_set():
                 with contextlib.suppress(Exception):
-                    assoc.send_c_cancel(msg_id, query_model=self.model)
+                    assoc.send_c_cancel(msg_id, query_model=model)
                 if not done.wait(self.cancel_grace):
                     abort_now(assoc)
                 return
+
+
+def _model(get: bool) -> str:
+    if get:
+        return str(StudyRootQueryRetrieveInformationModelGet)
+    return str(StudyRootQueryRetrieveInformationModelMove)
 
 
 def _failed_uids(reply: Dataset | None) -> tuple[str, ...]:

@@ -64,9 +64,10 @@ class NodeEditorScreen(Screen[bool]):
             if self.kind == "remote":
                 with Horizontal(classes="row"):
                     yield Label("retrieve", classes="label")
-                    current = node.retrieve if isinstance(node, RemoteNode) else "move"
+                    current = node.retrieve if isinstance(node, RemoteNode) else "auto"
                     yield Select(
-                        [("C-MOVE to a store", "move"), ("C-GET (no inbound port)", "get")],
+                        [("auto: C-GET where it works, else C-MOVE", "auto"),
+                         ("C-MOVE to a store", "move"), ("C-GET (no inbound port)", "get")],
                         value=current, id="retrieve", compact=True, allow_blank=False,
                     )  # fmt: skip
             with Horizontal(classes="row"):

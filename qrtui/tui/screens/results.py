@@ -453,6 +453,8 @@ never in logs, JSON, history or snapshots; off at each start."""
             f"retrieve {verdict}: {summary.completed} completed, {summary.failed} failed, "
             f"{summary.warning} warning, {summary.received} received, {summary.stored} stored"
         )
+        if summary.methods:
+            self._log(f"retrieved with {summary.method}")
         if summary.cancelled:
             self._log(
                 "the association was cancelled (C-CANCEL, then aborted if needed); "

@@ -1,0 +1,220 @@
+"""The quick paths of qrtui.dicom.speed and find.text give exactly what pydicom gives, and
+hand everything else to pydicom."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.uid import UID
+from pynetdicom import dimse_messages, dimse_primitives, dsutils
+
+from qrtui.dicom import speed
+from qrtui.dicom.find import identifier, text
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "openrem"
+
+
+def pydicom_bytes(ds: Dataset, implicit: bool) -> bytes:
+    fp = DicomBytesIO()
+    fp.is_implicit_VR, fp.is_little_endian = implicit, True
+    write_dataset(fp, ds)
+    return fp.getvalue()
+
+
+def identifiers() -> list[Dataset]:
+    return [
+        identifier("STUDY", StudyDate="20261101-20261128", StudyTime="", ModalitiesInStudy="CT",
+                   StudyInstanceUID="", SOPClassesInStudy="", NumberOfStudyRelatedSeries=""),
+        identifier("SERIES", StudyInstanceUID="1.2.3", SeriesInstanceUID="", Modality="",
+                   SeriesNumber="", SeriesDescription="", StationName=""),
+        identifier("IMAGE", StudyInstanceUID="1.2.34", SeriesInstanceUID="1.2.345",
+                   SOPInstanceUID="", SOPClassUID="", ContentDate=""),
+        identifier("STUDY", StudyInstanceUID="1.2.3\\1.2.44", PatientID="AB*"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_identifiers_are_written_as_pydicom_writes_them(implicit: bool) -> None:
+    quick = [speed.encode_flat(ds, implicit) for ds in identifiers()]
+    assert all(q is not None for q in quick[:3])  # a list of UIDs goes to pydicom
+    for ds, encoded in zip(identifiers(), quick, strict=True):
+        assert encoded is None or encoded == pydicom_bytes(ds, implicit)
+
+
+def command_sets() -> list[Dataset]:
+    """The command sets pynetdicom builds for what qrtui sends and answers."""
+    found = dimse_primitives.C_FIND()
+    found.MessageID, found.AffectedSOPClassUID, found.Priority = 7, "1.2.840.10008.5.1.4.1.2.2.1", 2
+    found.Identifier = BytesIO(b"\x08\x00\x52\x00")
+    get = dimse_primitives.C_GET()
+    get.MessageID, get.AffectedSOPClassUID, get.Priority = 9, "1.2.840.10008.5.1.4.1.2.2.3", 0
+    get.Identifier = BytesIO(b"\x08\x00\x52\x00")
+    move = dimse_primitives.C_MOVE()
+    move.MessageID, move.AffectedSOPClassUID, move.Priority = 10, "1.2.840.10008.5.1.4.1.2.2.2", 0
+    move.MoveDestination, move.Identifier = "QRTUI_STORE", BytesIO(b"\x08\x00\x52\x00")
+    stored = dimse_primitives.C_STORE()
+    stored.MessageIDBeingRespondedTo, stored.Status = 3, 0
+    stored.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.67"
+    stored.AffectedSOPInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+    sets = []
+    for message, primitive in (
+        (dimse_messages.C_FIND_RQ(), found),
+        (dimse_messages.C_GET_RQ(), get),
+        (dimse_messages.C_MOVE_RQ(), move),
+        (dimse_messages.C_STORE_RSP(), stored),
+    ):
+        message.primitive_to_message(primitive)
+        sets.append(message.command_set)
+    return sets
+
+
+def test_command_sets_are_written_as_pydicom_writes_them() -> None:
+    for command_set in command_sets():
+        quick = speed.encode_flat(command_set, True)
+        assert quick is not None
+        assert quick == pydicom_bytes(command_set, True)
+        # what pynetdicom itself now calls: the same bytes
+        assert dimse_messages.encode(command_set, True, True) == quick
+
+
+def test_what_is_not_simple_goes_to_pydicom() -> None:
+    for ds in (
+        identifier("STUDY", PatientName="Müller^Hans"),  # not ASCII
+        identifier("STUDY", PatientName="DOE^JOHN"),  # a person name object
+        identifier("STUDY", ModalitiesInStudy=["CT", "SR"]),  # a list
+        identifier("STUDY", NumberOfStudyRelatedSeries="3"),  # a number as a string
+    ):
+        assert speed.encode_flat(ds, True) is None
+        assert dimse_messages.encode(ds, True, True) == pydicom_bytes(ds, True)
+    nested = identifier("IMAGE", SOPInstanceUID="")
+    nested.ContentSequence = [Dataset()]
+    assert speed.encode_flat(nested, False) is None
+
+
+RAW_VALUES = {
+    "StudyInstanceUID": [b"1.2.3\x00", b"1.2.34", b"", b" 1.2.3 "],
+    "ModalitiesInStudy": [b"CT\\SR ", b"CT", b"CT \\ SR", b"\\SR", b"", b"MG\\"],
+    "SOPClassesInStudy": [b"1.2.840.10008.5.1.4.1.1.88.67\\1.2.840.10008.5.1.4.1.1.2\x00"],
+    "StudyDate": [b"20261128", b"20261101-20261128", b""],
+    "StudyTime": [b"101500.123 ", b"1015", b""],
+    "StudyDescription": [b"CT CHEST ", b"  LEADING", b"A\\B", b"caf\xe9 ", b"\x1b$B\x1b(B "],
+    "StationName": [b"DEMO_CT ", b""],
+    "NumberOfStudyRelatedSeries": [b"3 ", b" 003", b"1.5 ", b"", b"-2"],
+    "SeriesNumber": [b"12", b"+4 "],
+    "PatientName": [b"DOE^JOHN ", b""],
+    "Modality": [b"SR", b"sr "],
+}
+
+
+def encoded_answer(keyword: str, raw: bytes, implicit: bool) -> Dataset:
+    """An answer as it comes off the wire: the element not yet read by pydicom."""
+    ds = Dataset()
+    setattr(ds, keyword, "")
+    elem = ds[keyword]
+    padded = raw + (b" " if len(raw) % 2 else b"")
+    header = dsutils.encode(ds, implicit, True)
+    assert header is not None
+    tag = header[:4]
+    if implicit:
+        data = tag + len(padded).to_bytes(4, "little") + padded
+    else:
+        data = tag + elem.VR.encode() + len(padded).to_bytes(2, "little") + padded
+    return dsutils.decode(BytesIO(data), implicit, True)
+
+
+def pydicom_text(ds: Dataset, keyword: str) -> str | None:
+    if keyword not in ds:
+        return None
+    value = ds[keyword].value
+    if value is None:
+        return ""
+    if type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+@pytest.mark.filterwarnings("ignore:Found unknown escape sequence")
+@pytest.mark.parametrize("implicit", [True, False])
+def test_answers_read_as_pydicom_reads_them(implicit: bool) -> None:
+    for keyword, raws in RAW_VALUES.items():
+        for raw in raws:
+            quick = text(encoded_answer(keyword, raw, implicit), keyword)
+            assert quick == pydicom_text(encoded_answer(keyword, raw, implicit), keyword), (
+                keyword,
+                raw,
+            )
+    assert text(Dataset(), "StudyInstanceUID") is None
+
+
+def test_corpus_headers_read_as_pydicom_reads_them() -> None:
+    if not CORPUS.is_dir():
+        pytest.skip("../shared/corpus/openrem is not here")
+    keywords = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID",
+                "Modality", "StudyDate", "StudyTime", "StationName", "SeriesDescription",
+                "StudyDescription", "Manufacturer", "SeriesNumber", "InstanceNumber",
+                "ImageType", "ContentDate", "SpecificCharacterSet")  # fmt: skip
+    checked = 0
+    for path in sorted(CORPUS.rglob("*")):
+        if not path.is_file():
+            continue
+        try:
+            quick_ds = dcmread(path, stop_before_pixels=True)
+            slow_ds = dcmread(path, stop_before_pixels=True)
+        except Exception:
+            continue
+        for keyword in keywords:
+            assert text(quick_ds, keyword) == pydicom_text(slow_ds, keyword), (path.name, keyword)
+            checked += 1
+    assert checked > 300
+
+
+def test_received_command_sets_become_the_same_primitives() -> None:
+    for command_set in command_sets():
+        data = dsutils.encode(command_set, True, True)
+        assert data is not None
+        quick = dsutils.decode(BytesIO(data), True, True)
+        found = speed.command_values(quick)
+        assert found is not None
+        slow = dsutils.decode(BytesIO(data), True, True)
+        assert found == [(elem.keyword, elem.value) for elem in slow]
+        assert all(type(v) is type(elem.value) or isinstance(v, str) for (_, v), elem in
+                   zip(found, slow, strict=True))  # fmt: skip
+
+
+def test_received_files_start_with_the_file_meta_pydicom_writes() -> None:
+    for sop_class, instance, syntax in (
+        ("1.2.840.10008.5.1.4.1.1.88.67", "1.2.826.0.1.3680043.8.498.1", "1.2.840.10008.1.2.1"),
+        ("1.2.840.10008.5.1.4.1.1.2", "1.2.3.44", "1.2.840.10008.1.2"),  # odd and even lengths
+    ):
+        quick = speed._create_file_meta(
+            sop_class_uid=sop_class, sop_instance_uid=instance, transfer_syntax=syntax
+        )
+        slow = dsutils.create_file_meta(
+            sop_class_uid=UID(sop_class),
+            sop_instance_uid=UID(instance),
+            transfer_syntax=UID(syntax),
+        )
+        expected = DicomBytesIO()
+        write_file_meta_info(expected, slow)
+        written = DicomBytesIO()
+        speed._write_file_meta_info(written, quick)
+        assert written.getvalue() == expected.getvalue()
+        with_preamble = b"\0" * 128 + b"DICM" + written.getvalue()
+        assert dcmread(BytesIO(with_preamble)).file_meta.MediaStorageSOPInstanceUID == instance
+
+
+def test_a_file_meta_out_of_the_ordinary_goes_to_pydicom() -> None:
+    odd = speed._create_file_meta(
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.2", sop_instance_uid="1.2.3", transfer_syntax="1.2.840.10008.1.2",
+        implementation_version="VERSIÖN",
+    )  # fmt: skip
+    assert speed.file_meta_bytes(odd) is None
+    written = DicomBytesIO()
+    speed._write_file_meta_info(written, odd)
+    assert b"1.2.3" in written.getvalue()

@@ -49,15 +49,17 @@ def answers(n: int, identifier: Dataset) -> Iterator[tuple[int, Dataset]]:
             ds.NumberOfStudyRelatedSeries = "1"
             yield 0xFF00, ds
     elif level == "SERIES":
-        ds = Dataset()
-        ds.QueryRetrieveLevel = "SERIES"
-        ds.StudyInstanceUID = str(identifier.StudyInstanceUID)
-        ds.SeriesInstanceUID = f"{identifier.StudyInstanceUID}.1"
-        ds.Modality = "CT"
-        ds.SeriesDescription = "AXIAL 5MM"
-        ds.SeriesNumber = "1"
-        ds.NumberOfSeriesRelatedInstances = "120"
-        yield 0xFF00, ds
+        asked = identifier.StudyInstanceUID  # one UID, or a list of them
+        for study_uid in [asked] if isinstance(asked, str) else list(asked):
+            ds = Dataset()
+            ds.QueryRetrieveLevel = "SERIES"
+            ds.StudyInstanceUID = str(study_uid)
+            ds.SeriesInstanceUID = f"{study_uid}.1"
+            ds.Modality = "CT"
+            ds.SeriesDescription = "AXIAL 5MM"
+            ds.SeriesNumber = "1"
+            ds.NumberOfSeriesRelatedInstances = "120"
+            yield 0xFF00, ds
 
 
 def main() -> None:

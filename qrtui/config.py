@@ -587,12 +587,13 @@ def save_config(config: Config, path: Path | None = None) -> Config:
     old_text = _read_text(target)
     update = update_text(old_text, data, _same_table)
     if update.dropped_comments and old_text is not None:
-        _write_atomically(backup_path(target), old_text)
-    _write_atomically(target, update.text)
+        write_atomically(backup_path(target), old_text)
+    write_atomically(target, update.text)
     return validated
 
 
-def _write_atomically(target: Path, text: str) -> None:
+def write_atomically(target: Path, text: str) -> None:
+    """Replace target with text, mode 0600, fsynced with its directory; raises OSError."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=target.parent)
     try:

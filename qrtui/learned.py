@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 import platformdirs
 import tomli_w
 
-from qrtui.config import APP_NAME, Config, RemoteNode
+from qrtui.config import APP_NAME, Config, RemoteNode, write_atomically
 
 LEARNED_NAME = "nodes.learned.toml"
 _HEADER = (
@@ -101,18 +99,7 @@ def save_learned(config_path: Path, learned: dict[str, Findings]) -> Path:
     text = _HEADER + tomli_w.dumps(
         {"nodes": {name: f.to_toml() for name, f in sorted(learned.items())}}
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".learned-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o600)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text)
     with contextlib.suppress(OSError):  # its caps now live here
         _old_caps_path().unlink()
     return path

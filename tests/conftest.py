@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -116,3 +117,13 @@ def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
     yield mount
     for point in mounted:
         subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def qrtui(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`qrtui --no-tui` with this configuration; whatever it says, never a traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    return done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import socket
 import subprocess
@@ -17,7 +18,33 @@ DCMQRSCP_BIN = shutil.which("dcmqrscp")
 DCMQRIDX_BIN = shutil.which("dcmqridx")
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _outgoing_ports_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A port free now, below the range the kernel gives outgoing connections: one of a
+    test's hundreds of associations must not take a port a server is about to listen on
+    (a C-MOVE test once failed so). Each port is handed out once per process."""
+    start = _outgoing_ports_start()
+    if start > 12000:
+        for _ in range(500):
+            port = random.randrange(start - 10000, start)
+            if port in _HANDED_OUT:
+                continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -126,16 +153,8 @@ class Orthanc:
             stop(self.proc)
 
     def add(self, files: Iterable[Path]) -> None:
-        """Copy into the archive and index; each association of dcmqrscp reads the index."""
-        assert DCMQRIDX_BIN
-        db = self.workdir / "db"
-        stored = []
-        for path in files:
-            target = db / f"obj{len(list(db.glob('obj*.dcm'))):05d}.dcm"
-            shutil.copyfile(path, target)
-            stored.append(str(target))
-        if stored:
-            subprocess.run([DCMQRIDX_BIN, str(db), *stored], check=True, capture_output=True)
+        """More objects while it runs, as Dcmqrscp.add."""
+        self.upload(files)
 
 
 @dataclass

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -16,22 +15,13 @@ from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
 from qrtui.demo.studies import dose_uids
 from qrtui.store import INDEX_NAME
-from tests.conftest import require, require_corpus
+from tests.conftest import qrtui, require, require_corpus
 from tests.servers import ORTHANC_BIN, Orthanc, free_port, qrtui_modalities
 from tests.studies import CT_IMAGE, PopulationBuilder, synthetic_image
 from tests.test_retrieve_integration import stored_objects
 
 TODAY = date.today()
 STORE_AET = "QRTUI_STORE"
-
-
-def qrtui(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
 
 
 def as_json(done: subprocess.CompletedProcess[str]) -> dict:

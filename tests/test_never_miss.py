@@ -88,14 +88,6 @@ def fresh_pacs(request, tmp_path) -> Iterator[tuple[str, object, int]]:
         server.stop()
 
 
-def upload(server: object, files: list[Path]) -> None:
-    if isinstance(server, Orthanc):
-        server.upload(files)
-    else:
-        assert isinstance(server, Dcmqrscp)
-        server.add(files)
-
-
 def test_a_second_rdsr_arriving_later_in_a_known_study_is_fetched_alone(fresh_pacs, tmp_path):
     """dcmqrscp gives neither SOP classes nor series descriptions: the RDSR held from the first
     run must not stand for the new SR series beside it."""
@@ -105,7 +97,7 @@ def test_a_second_rdsr_arriving_later_in_a_known_study_is_fetched_alone(fresh_pa
     mg = b.study("mg", "MAMMO SCREENING", group="MG")
     b.add(mg, "img", b.corpus_object("MG-Im-GE_Seno_1_ForPresentation.dcm"))
     b.add(mg, "img", b.corpus_object("MG-Im-GE_Seno_2_ForPresentation.dcm"))
-    upload(server, b.files())
+    server.add(b.files())
     port = server.dicom_port if isinstance(server, Orthanc) else server.port
     aet = "ORTHANC" if kind == "orthanc" else "DCMQRSCP"
     config = config_for(tmp_path, {"pacs": (aet, port)}, store_port)
@@ -120,7 +112,7 @@ def test_a_second_rdsr_arriving_later_in_a_known_study_is_fetched_alone(fresh_pa
     ct = b.studies["ct"]
     b.add(ct, "rdsr2", b.corpus_object("CT-RDSR-Siemens-Multi-2.dcm"))
     b.add(mg, "img", b.corpus_object("MG-Im-GE-SenDS-scaled.dcm"))
-    upload(server, [f for f in b.files() if f not in before])
+    server.add([f for f in b.files() if f not in before])
     late_rdsr = ct.series["rdsr2"].sop_uids[0]
     late_image = mg.series["img"].sop_uids[-1]
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,7 +20,7 @@ from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
 from qrtui.funnel import IMAGE_QUERIES, SERIES_QUERIES
 from qrtui.query import build_query
-from tests.conftest import require, require_corpus
+from tests.conftest import qrtui, require, require_corpus
 from tests.servers import (
     DCMQRSCP_BIN,
     ORTHANC_BIN,
@@ -40,15 +38,6 @@ BOOLEANS = (
     "series_description_returned", "sop_class_at_image_level", "relational_image_query",
     "wildcards", "c_get",
 )  # fmt: skip
-
-
-def qrtui(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
 
 
 def probed(config: Path, node: str, *args: str) -> dict:

@@ -8,7 +8,6 @@ import json
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -18,7 +17,7 @@ import pydicom
 import pytest
 
 from qrtui.store import INDEX_NAME
-from tests.conftest import require, require_corpus
+from tests.conftest import qrtui, require, require_corpus
 from tests.servers import (
     DCMQRSCP_BIN,
     ORTHANC_BIN,
@@ -85,15 +84,6 @@ def write_config(tmp_path: Path, pacs: Pacs, store_port: int | None = None) -> P
     )
     config.write_text(text)
     return config
-
-
-def qrtui(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def retrieve(config: Path, remote: str, *groups: str) -> tuple[int, dict, str]:

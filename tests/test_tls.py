@@ -7,13 +7,12 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require, require_corpus
+from tests.conftest import qrtui, require, require_corpus
 from tests.servers import ORTHANC_BIN, Orthanc
 from tests.studies import build_population
 
@@ -102,13 +101,6 @@ def tls_orthanc(tmp_path_factory):
         yield server, certs, other, population
     finally:
         server.stop()
-
-
-def qrtui(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
 
 
 def config_for(tmp_path: Path, port: int, tls: str) -> Path:

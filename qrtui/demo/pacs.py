@@ -27,6 +27,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from qrtui.demo.studies import DemoStudy, demo_studies
 from qrtui.dicom.assoc import tune_socket
+from qrtui.dicom.storescp import SERVER_POLL_SECONDS
 
 LEVEL_KEYS = {
     "STUDY": ("StudyInstanceUID",),
@@ -117,8 +118,16 @@ class DemoPacs:
             (evt.EVT_REQUESTED, self._on_requested),
         ]
         self._ae = ae
-        self._server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
-        self.port = int(self._server.server_address[1])
+        server = ae.make_server(("127.0.0.1", port), evt_handlers=handlers)
+        ae._servers.append(server)  # as start_server() does: shutdown() takes it out
+        threading.Thread(  # pynetdicom's own would look at its stop flag only every 0.5 s
+            target=server.serve_forever,
+            kwargs={"poll_interval": SERVER_POLL_SECONDS},
+            name="demo PACS",
+            daemon=True,
+        ).start()
+        self._server = server
+        self.port = int(server.server_address[1])
         return self
 
     def release(self) -> None:

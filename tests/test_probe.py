@@ -100,7 +100,7 @@ def test_the_probe_tells_orthanc_from_dcmqrscp(real_pacs):
 def test_move_test_moves_one_sr_series_into_a_throwaway_store(real_pacs):
     report = probed(real_pacs, "orthanc", "--move-test")
     assert report["c_move"] is True
-    # one series, whichever the node lists first: some of the population hold two objects
+    # one series, whichever the node lists first: the Toshiba study's holds an RDSR and a report
     received = [re.search(r"success, (\d+) received", n) for n in report["notes"]]
     assert any(m and int(m.group(1)) >= 1 for m in received), report["notes"]
     assert not (real_pacs.parent / "store").exists(), "the real store is not touched"

@@ -225,7 +225,7 @@ async def test_cancel_mid_retrieve_stops_the_node_and_says_so(tmp_path):
 
 
 async def test_node_editor_validates_saves_and_deletes(tmp_path):
-    path = node_config(tmp_path, 4242, 11112)
+    path = node_config(tmp_path, free_port(), free_port())
     app = app_for(path, echo_on_start=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("a", "r")  # add: a remote
@@ -384,7 +384,7 @@ async def test_history_screen_lists_the_runs_and_shows_what_a_run_left_owed(tmp_
 async def test_the_form_saves_a_profile_and_loads_it_back(tmp_path):
     from qrtui.tui.screens.profiles import ProfileNameScreen, ProfilePickerScreen
 
-    path = node_config(tmp_path, 4242, free_port())
+    path = node_config(tmp_path, free_port(), free_port())
     path.write_text("# the department's nodes\n" + path.read_text())
     app = app_for(path, echo_on_start=False)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -422,28 +422,31 @@ async def test_the_form_saves_a_profile_and_loads_it_back(tmp_path):
 async def test_a_node_editor_save_of_a_commented_table_asks_and_keeps_a_backup(tmp_path):
     from qrtui.tui.screens import ConfirmScreen
 
-    path = node_config(tmp_path, 4242, free_port())
-    original = path.read_text().replace("port = 4242\n", "port = 4242   # the main archive\n")
+    remote_port, edited_port = free_port(), free_port()  # nothing listens; free all the same
+    path = node_config(tmp_path, remote_port, free_port())
+    original = path.read_text().replace(
+        f"port = {remote_port}\n", f"port = {remote_port}   # the main archive\n"
+    )
     path.write_text(original)
     app = app_for(path, echo_on_start=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("enter")  # edit the first remote
         editor = app.screen
         assert isinstance(editor, NodeEditorScreen)
-        editor.query_one("#port", Input).value = "4343"
+        editor.query_one("#port", Input).value = str(edited_port)
         await pilot.press("f2")
         await pilot.pause()
         question = app.screen
         assert isinstance(question, ConfirmScreen)
         assert "1 comment line" in question.question and "config.toml.bak" in question.question
         await pilot.press("n")  # not saved
-        assert app.screen is editor and "4242" in path.read_text()
+        assert app.screen is editor and f"port = {remote_port}" in path.read_text()
         await pilot.press("f2")
         await pilot.pause()
         await pilot.press("y")
         await pilot.pause()
         assert isinstance(app.screen, NodesScreen)
-    assert "port = 4343" in path.read_text() and "main archive" not in path.read_text()
+    assert f"port = {edited_port}" in path.read_text() and "main archive" not in path.read_text()
     assert (tmp_path / "config.toml.bak").read_text() == original
 
 
@@ -479,7 +482,7 @@ async def test_probe_from_the_nodes_screen_and_keep_the_findings(tmp_path):
 async def test_help_lists_every_key_of_the_screen_it_is_opened_on(tmp_path):
     from qrtui.tui.screens import HelpScreen
 
-    app = app_for(node_config(tmp_path, 4242, free_port()), echo_on_start=False)
+    app = app_for(node_config(tmp_path, free_port(), free_port()), echo_on_start=False)
     async with app.run_test(size=(80, 24)) as pilot:
         nodes = app.screen
         await pilot.press("question_mark")
@@ -566,7 +569,7 @@ async def test_every_action_is_in_the_command_palette(tmp_path):
     from qrtui.tui.commands import ScreenActions
     from qrtui.tui.screens.confirm import ChoiceScreen
 
-    app = app_for(node_config(tmp_path, 4242, free_port()), echo_on_start=False)
+    app = app_for(node_config(tmp_path, free_port(), free_port()), echo_on_start=False)
     async with app.run_test(size=(80, 24)) as pilot:
         provider = ScreenActions(app.screen)
         offered = [hit.text async for hit in provider.discover()]

@@ -38,6 +38,15 @@ def still_app():
     return create_app(CONFIG, today=fixed_today, cursor_blink=False, echo_on_start=False)
 
 
+async def query_every_group(pilot) -> None:
+    """From the nodes screen: the form with every group ticked, queried, the plan settled."""
+    await pilot.press("n")
+    for box in ("mg", "fl", "dx"):
+        pilot.app.screen.query_one(f"#{box}").value = True
+    await pilot.press("f5")
+    await settle(pilot.app, pilot)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_nodes_screen(snap_compare, size):
     assert snap_compare(still_app(), terminal_size=size)
@@ -76,11 +85,7 @@ def test_results_screen(snap_compare, tmp_path, tui_pacs, size, stage):
     assert load_config(path)
 
     async def query_then_retrieve(pilot):
-        await pilot.press("n")
-        for box in ("mg", "fl", "dx"):
-            pilot.app.screen.query_one(f"#{box}").value = True
-        await pilot.press("f5")
-        await settle(pilot.app, pilot)
+        await query_every_group(pilot)
         if stage == "retrieved":
             await pilot.press("r")
             await settle(pilot.app, pilot)
@@ -233,11 +238,7 @@ def test_results_details(snap_compare, tmp_path, tui_pacs, size, stage):
     path = node_config(tmp_path, orthanc_port, store_port, associations=1)  # logs in order
 
     async def query(pilot):
-        await pilot.press("n")
-        for box in ("mg", "fl", "dx"):
-            pilot.app.screen.query_one(f"#{box}").value = True
-        await pilot.press("f5")
-        await settle(pilot.app, pilot)
+        await query_every_group(pilot)
         if stage == "filtered":
             await pilot.press("slash", *"ct c", "enter")
         else:

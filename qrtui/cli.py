@@ -95,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--csv", action="store_true", help="with --summary: CSV (RFC 4180)")
     parser.add_argument(
+        "--verify",
+        metavar="STORE",
+        help="with --no-tui: check an embedded store's files against its index",
+    )
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="with --verify: forget rows whose files are gone or cut short, index orphan files",
+    )
+    parser.add_argument(
         "--probe",
         metavar="REMOTE",
         help="with --no-tui: ask REMOTE a few harmless questions (studies of -f/-t, default "
@@ -269,6 +279,8 @@ def _scripted(
         return _probe(config, args)
     if args.summary:
         return _summary(config, args)
+    if args.verify:
+        return _verify(config, args.verify, repair=args.repair, as_json=args.json)
     try:
         profile = config.profile(args.profile) if args.profile else None
         if profile is not None:
@@ -379,6 +391,8 @@ def _run(
         progress.clear()
     if outcome.message:
         print(f"qrtui: {outcome.message}", file=sys.stderr)
+    elif outcome.status:  # a cron job's error log must say why, whatever the output
+        print(f"qrtui: ended with status {outcome.status}; see the summary", file=sys.stderr)
     if outcome.result is None:
         return outcome.status
     params = outcome.params or params
@@ -493,6 +507,35 @@ def _summary(config: Config, args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print("\n".join(summary.text_lines(node.name, table)))
+    return EXIT_OK
+
+
+def _verify(config: Config, ref: str, *, repair: bool, as_json: bool) -> int:
+    from qrtui.store import Store, StoreBusy, StoreError
+    from qrtui.verify import verify
+
+    try:
+        node = config.store(ref)
+        if node.directory is None:
+            raise ConfigError(f"store {node.name} is external (no directory): nothing to verify")
+    except ConfigError as exc:
+        print(f"qrtui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:  # repairing writes: the store is locked against a run
+        with Store(node.directory, lock=repair) as store:
+            report = verify(store, repair=repair)
+    except (StoreBusy, StoreError) as exc:
+        print(f"qrtui: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if as_json:
+        json.dump({"store": node.name, **report.to_json()}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print("\n".join(report.lines(node.name)))
+    if not report.clean:
+        what = "could not be indexed" if repair else "disagree with the index (see above)"
+        print(f"qrtui: store {node.name}: files {what}", file=sys.stderr)
+        return EXIT_PARTIAL
     return EXIT_OK
 
 

@@ -44,6 +44,10 @@ from qrtui.selection import (
 
 # Studies owed by earlier runs are asked by UID this many at a time.
 OWED_PER_QUERY = 50
+# Study queries a run may spend on splitting cut-short answers: per day of the window, and at
+# least. A PACS that fails every query must not be asked tens of thousands of times.
+SPLIT_QUERIES_PER_DAY = 50
+SPLIT_QUERIES_AT_LEAST = 200
 SERIES_PER_QUERY = 40  # studies whose series one query asks for (below 2: one each)
 
 # Stage counters, in the order the funnel passes them.
@@ -63,6 +67,8 @@ SPLIT = "study queries split (truncated answers)"
 NO_DOSE_CLASS = "removed: no dose object class (SOPClassesInStudy)"
 EXCLUDED = "removed: excluded by the user"
 OWED = "owed studies asked again"
+OUTSIDE_WINDOW = "removed: answers outside the asked dates or times"
+FOREIGN = "answers for another study or series dropped"
 TO_RETRIEVE = "studies to retrieve"
 UNDECIDED = "studies undecided (inspect first)"
 
@@ -158,7 +164,13 @@ class Funnel:
         self.holdings = holdings
         self.knowledge = knowledge or Findings()  # what a probe or earlier runs learned
         self.learned_cap = self.knowledge.result_cap  # updated when this run meets a cap
+        self.cap_forgotten = False  # a complete answer held more than the learned cap
+        self._cut_at: dict[int, int] = {}  # answers cut short by a failure, by their size
         self.today = today or date.today()
+        self.split_budget = max(
+            SPLIT_QUERIES_AT_LEAST, SPLIT_QUERIES_PER_DAY * window_days(params, self.today)
+        )
+        self._budget_told = False
         self.also_studies = also_studies  # owed by earlier runs: asked whatever their date
         self.result = FunnelResult()
         self.counts = self.result.counts
@@ -176,30 +188,40 @@ class Funnel:
             self._incomplete(f"{what}: {outcome.problem()}")
         return outcome.matches
 
-    def _find_studies(self, keys: dict[str, str], what: str) -> list[Dataset]:
+    def _find_studies(
+        self, keys: dict[str, str], what: str, *, split: bool = False, again: bool = False
+    ) -> list[Dataset]:
         """A study query, asked again in halves of the date range, then of the time window,
-        where the answer is cut short. Cut short means evidence: a status other than success,
-        or as many matches as the node's known cap. A round number of matches is only a
-        reason to look closer: halves that together hold more studies prove a cap, and
-        halves that hold the same studies prove the answer whole."""
+        where the answer is cut short. Cut short means evidence: a status other than success
+        after some matches, or as many matches as the node's known cap. A round number of
+        matches is only a reason to look closer: halves that together hold more studies
+        prove a cap, and halves that hold the same studies prove the answer whole. A failure
+        with no match at all is no truncation: only the days are split, and a one-day query
+        failing twice is the PACS failing. Splitting spends a budget per run."""
+        if split and not self._spend(what):
+            return []
         outcome = self.finder.find(identifier("STUDY", **keys))
         self._undecodable(outcome, what)
-        matches = outcome.matches
-        found = len(matches)
-        if not outcome.complete and found:
-            self._learn_cap(found)
+        matches = self._in_window(outcome.matches, keys)
+        found = len(outcome.matches)
+        window = window_text(keys["StudyDate"], keys["StudyTime"])
+        if not outcome.complete and not found:
+            return self._failed_without_matches(keys, what, window, outcome, again)
+        if not outcome.complete:
+            self._cut_short(found)
+        else:
+            self._check_learned_cap(found, what, window)
         evidence = self._truncation(outcome)
         round_number = not evidence and found >= 100 and found % 100 == 0
         if not (evidence or round_number):
             return matches
-        window = window_text(keys["StudyDate"], keys["StudyTime"])
         halves = split_range(keys["StudyDate"], keys["StudyTime"], self.today)
-        if halves is None:
+        if halves is None or self._budget_spent():
             if evidence:
-                self._incomplete(
-                    f"{what}, {window}: {found} matches, {evidence}, and this window cannot be "
-                    "split further"
-                )
+                why = "this window cannot be split further"
+                if halves is not None:
+                    why = "the run's split budget is spent"
+                self._incomplete(f"{what}, {window}: {found} matches, {evidence}, and {why}")
                 return matches
             return self._look_closer(keys, matches, what, window)
         self._count(SPLIT)
@@ -207,7 +229,7 @@ class Funnel:
         merged: dict[str, Dataset] = {}
         for date_key, time_key in halves:
             part = {**keys, "StudyDate": date_key, "StudyTime": time_key}
-            merged.update((_study_uid(m), m) for m in self._find_studies(part, what))
+            merged.update((_study_uid(m), m) for m in self._find_studies(part, what, split=True))
         beyond = merged.keys() - whole.keys()
         if beyond and round_number:
             self._learn_cap(found)
@@ -216,12 +238,83 @@ class Funnel:
                 f"found {len(beyond)} more (remembered as the node's cap)"
             )
         missed = whole.keys() - merged.keys()
-        if missed:
+        if missed and not self._budget_spent():
             self._incomplete(
                 f"{what}, {window}: the split windows missed {len(missed)} of the {found} "
                 "studies of the whole answer"
             )
         return list({**whole, **merged}.values())
+
+    def _failed_without_matches(
+        self, keys: dict[str, str], what: str, window: str, outcome: FindOutcome, again: bool
+    ) -> list[Dataset]:
+        """Some PACS refuse a query whose answer would be too large: its days are asked
+        apart. A single day is asked once more; failing again, it is reported, not split."""
+        halves = split_range(keys["StudyDate"], "", self.today)
+        if _one_day(keys["StudyDate"]) or halves is None:
+            if again:
+                self._incomplete(f"{what}, {window}: failed twice ({outcome.problem()})")
+                return []
+            return self._find_studies(keys, what, split=True, again=True)
+        if self._budget_spent():
+            self._incomplete(f"{what}, {window}: {outcome.problem()}")
+            return []
+        self._count(SPLIT)
+        merged: dict[str, Dataset] = {}
+        for date_key, _ in halves:
+            part = {**keys, "StudyDate": date_key}
+            merged.update((_study_uid(m), m) for m in self._find_studies(part, what, split=True))
+        return list(merged.values())
+
+    def _spend(self, what: str) -> bool:
+        """One study query of the split budget; False, said once, when none is left."""
+        if self.split_budget > 0:
+            self.split_budget -= 1
+            return True
+        if not self._budget_told:
+            self._budget_told = True
+            self._incomplete(
+                f"{what}: the split budget is spent ({SPLIT_QUERIES_PER_DAY} study queries a "
+                f"day of the window, at least {SPLIT_QUERIES_AT_LEAST}); stopped splitting"
+            )
+        return False
+
+    def _budget_spent(self) -> bool:
+        return self.split_budget <= 0
+
+    def _in_window(self, matches: list[Dataset], keys: dict[str, str]) -> list[Dataset]:
+        """Answers whose date or time lies outside what was asked are not trusted: a PACS
+        that ignores the range must not fill the store with other months."""
+        kept = [
+            m
+            for m in matches
+            if in_date_range(text(m, "StudyDate") or "", keys.get("StudyDate", ""))
+            and in_time_range(text(m, "StudyTime") or "", keys.get("StudyTime", ""))
+        ]
+        if len(kept) < len(matches):
+            outside = len(matches) - len(kept)
+            self._count(OUTSIDE_WINDOW, outside)
+            window = window_text(keys.get("StudyDate", ""), keys.get("StudyTime", ""))
+            self._notice(f"{self.node.name} answered {outside} studies outside {window}: dropped")
+        return kept
+
+    def _cut_short(self, found: int) -> None:
+        """A failure after `found` matches: a cap only when the same count is cut twice."""
+        self._cut_at[found] = self._cut_at.get(found, 0) + 1
+        if self._cut_at[found] >= 2:
+            self._learn_cap(found)
+
+    def _check_learned_cap(self, found: int, what: str, window: str) -> None:
+        """A complete answer larger than the learned cap proves it wrong: forgotten."""
+        learned = self.learned_cap
+        if self.node.result_cap is not None or learned is None or found <= learned:
+            return
+        self.learned_cap = None
+        self.cap_forgotten = True
+        self._notice(
+            f"{what}, {window}: {self.node.name} answered {found} studies in full, more than "
+            f"the cap learned before ({learned}): that cap is forgotten"
+        )
 
     def _truncation(self, outcome: FindOutcome) -> str:
         """Why this study answer is known to be cut short, or ''."""
@@ -239,6 +332,7 @@ class Funnel:
 
     def _learn_cap(self, found: int) -> None:
         self.learned_cap = min(found, self.learned_cap or found)
+        self.cap_forgotten = False
 
     def _look_closer(
         self, keys: dict[str, str], matches: list[Dataset], what: str, window: str
@@ -246,6 +340,8 @@ class Funnel:
         """A round number in a window that cannot be split: ask again with only the matching
         keys. The same studies, with success, is no sign of a cap. More studies are a cap on
         the size of the answer: fetch them by UID."""
+        if not self._spend(what):
+            return matches
         narrow = {k: v for k, v in keys.items() if v} | {"StudyInstanceUID": ""}
         outcome = self.finder.find(identifier("STUDY", **narrow))
         self._undecodable(outcome, what)
@@ -264,7 +360,7 @@ class Funnel:
             by_uid = {**keys, "StudyInstanceUID": "\\".join(more)}
             extra = self.finder.find(identifier("STUDY", **by_uid))
             self._undecodable(extra, what)
-            found_more = extra.matches
+            found_more = self._in_window(extra.matches, keys)
             evidence = evidence or self._truncation(extra)
             if len(found_more) < len(more):
                 evidence = evidence or f"{len(more) - len(found_more)} could not be fetched by UID"
@@ -274,6 +370,26 @@ class Funnel:
                 f"{len(outcome.matches)}: {evidence}; this window cannot be split further"
             )
         return matches + found_more
+
+    def _of_asked(
+        self, matches: list[Dataset], study_uid: str, series_uid: str | None, what: str
+    ) -> list[Dataset]:
+        """Answers that name another study (or series) than the one asked are dropped: an
+        object of another study must never be fetched, or filed, as this one's."""
+        kept = [
+            m
+            for m in matches
+            if _study_uid(m) in ("", study_uid)
+            and (series_uid is None or text(m, "SeriesInstanceUID") in (None, "", series_uid))
+        ]
+        if len(kept) < len(matches):
+            foreign = len(matches) - len(kept)
+            self._count(FOREIGN, foreign)
+            self._notice(
+                f"{what} for study {study_uid}: {self.node.name} answered {foreign} for another "
+                "study or series; dropped"
+            )
+        return kept
 
     def _undecodable(self, outcome: FindOutcome, what: str) -> None:
         if outcome.undecodable:
@@ -467,6 +583,7 @@ class Funnel:
             self._progress("series query", len(series_of) + index, len(studies))
             matches = self._matches(outcome, "series query")
             self.counts[SERIES_QUERIES] += 1
+            matches = self._of_asked(matches, study.study_instance_uid, None, "series query")
             found = (_series(m) for m in matches)
             series_of[study.study_instance_uid] = tuple(s for s in found if s is not None)
         kept = []
@@ -603,10 +720,13 @@ class Funnel:
             listed: dict[str, Series] = {}
             self._progress("image query", 0, len(asked))
             answers = self.finder.find_each(queries)
-            for done, ((_, series), outcome) in enumerate(zip(asked, answers, strict=True)):
+            for done, ((study, series), outcome) in enumerate(zip(asked, answers, strict=True)):
                 self._progress("image query", done, len(asked))
                 matches = self._matches(outcome, "image query")
                 self.counts[IMAGE_QUERIES] += 1
+                matches = self._of_asked(
+                    matches, study.study_instance_uid, series.series_instance_uid, "image query"
+                )
                 instances = tuple(i for i in (_instance(m) for m in matches) if i)
                 listed[series.series_instance_uid] = replace(series, instances=instances)
             self._progress("image query", len(asked), len(asked))
@@ -771,6 +891,44 @@ def window_text(date_key: str, time_key: str) -> str:
         return dates
     first, dash, last = time_key.partition("-")
     return f"{dates} {clock(first)}{dash}{clock(last)}"
+
+
+def window_days(params: QueryParams, today: date) -> int:
+    """Days the query's window spans (an open start: a year, for the split budget)."""
+    if params.date_from is None:
+        return 365
+    end = params.date_until or today
+    return max(1, (end - params.date_from).days + 1)
+
+
+def _one_day(date_key: str) -> bool:
+    start, dash, end = date_key.partition("-")
+    return bool(start) and (not dash or start == end)
+
+
+def in_date_range(actual: str, wanted: str) -> bool:
+    """A study's date against a DICOM date range; an empty or unreadable date is not told."""
+    digits = actual.replace("-", "").replace(".", "").strip()
+    if not wanted or len(digits) != 8 or not digits.isdigit():
+        return True
+    start, dash, end = wanted.partition("-")
+    if not dash:
+        return digits == start
+    return (not start or digits >= start) and (not end or digits <= end)
+
+
+def in_time_range(actual: str, wanted: str) -> bool:
+    """A study's time against a DICOM time range, fractions included; unreadable: not told."""
+    digits = actual.split(".")[0].replace(":", "").strip()
+    if not wanted or not digits.isdigit() or len(digits) not in (2, 4, 6):
+        return True
+    start, dash, end = wanted.partition("-")
+    value = _seconds(digits)
+    low = _seconds(start) if start else 0
+    high = _seconds(end) if end else 86399
+    if not dash:
+        return value == low
+    return low <= value <= high
 
 
 def _seconds(hhmmss: str) -> int:

@@ -38,7 +38,7 @@ from qrtui.selection import (
     StudyPlan,
     after_probe,
 )
-from qrtui.store import Store
+from qrtui.store import UNASKED, Store
 
 # SOP classes a series of this modality may hold, for C-GET contexts where the PACS did
 # not list the instances.
@@ -126,6 +126,7 @@ class RetrieveSummary:
     studies_done: int = 0
     problems: list[str] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
+    sender_notes: list[str] = field(default_factory=list)  # put right by us: no failure
     cancelled: bool = False
     studies: dict[str, StudyOutcome] = field(default_factory=dict)  # by study UID, plan order
     methods: dict[str, int] = field(default_factory=dict)  # requests per C-GET / C-MOVE
@@ -164,6 +165,7 @@ class RetrieveSummary:
             "studies_done": self.studies_done,
             "problems": list(self.problems),
             "gaps": list(self.gaps),
+            "sender_notes": list(self.sender_notes),
             "cancelled": self.cancelled,
             "method": self.method,
         }
@@ -274,6 +276,8 @@ class Retriever:
             for p in plans
         }
         self._progress("starting")
+        if self.receiver is not None:
+            self.receiver.expected = expected_series(plans)
         try:
             # One study at a time until a request works: a node that refuses them all (an
             # unknown move destination) is asked once, not once per association.
@@ -288,7 +292,7 @@ class Retriever:
             self.summary.cancelled = True
             self._log("retrieve cancelled")
         finally:
-            self._report_write_errors()
+            self._report_receiver()
         return self.summary
 
     def _one_study(self, session: RetrieveSession, plan: StudyPlan) -> None:
@@ -304,8 +308,33 @@ class Retriever:
             self.summary.studies_done += 1
             self._progress(self._study_label)
 
-    def _report_write_errors(self) -> None:
-        errors = self.receiver.write_errors if self.receiver else []
+    def _report_receiver(self) -> None:
+        """What the store refused, set aside or put right, said once for the run."""
+        receiver = self.receiver
+        if receiver is None:
+            return
+        receiver.expected = None
+        with self._lock:
+            s = self.summary
+            if receiver.refusals:
+                reasons = _tally(receiver.refusals)
+                s.problems.append(
+                    f"store {self.store_node.name} refused {len(receiver.refusals)} objects "
+                    f"the PACS sent: {reasons}"
+                )
+                self._log(s.problems[-1])
+            if receiver.unasked:
+                s.problems.append(
+                    f"{len(receiver.unasked)} objects arrived for studies or series this run did "
+                    f"not ask for; set aside in {UNASKED}/, not indexed: "
+                    + "; ".join(receiver.unasked[:3])
+                    + ("; ..." if len(receiver.unasked) > 3 else "")
+                )
+                self._log(s.problems[-1])
+            for note in dict.fromkeys(receiver.sender_notes):
+                s.sender_notes.append(note)
+                self._log(f"sender: {note}")
+        errors = receiver.write_errors
         if errors:
             reasons = ", ".join(sorted(set(errors)))
             self.summary.problems.append(
@@ -405,10 +434,44 @@ class Retriever:
                         continue
                     self._account(what, outcome, now)
                     break
+            arrived += self._against_the_plan(plan, pick, what, arrived)
         finally:
             if probe and receiver is not None:
                 receiver.probe_series.discard(series.series_instance_uid)
         return arrived
+
+    def _against_the_plan(
+        self, plan: StudyPlan, pick: Pick, what: str, arrived: list[Received]
+    ) -> list[Received]:
+        """What the PACS listed and did not send, whatever its counts said: asked for once
+        more, by instance; still missing, a gap of the study (owed, exit 1). Returns what
+        arrived on the second ask."""
+        planned = planned_instances(pick)
+        if self.receiver is None or not planned:
+            return []
+        missing = sorted(planned - {r.instance.sop_instance_uid for r in arrived})
+        if not missing:
+            return []
+        self._log(
+            f"{what}: {len(missing)} of the {len(planned)} objects the PACS listed did not "
+            "arrive; asking for them by instance"
+        )
+        study_uid, series_uid = plan.study.study_instance_uid, pick.series.series_instance_uid
+        again: list[Received] = []
+        for uid in missing:
+            ident = instance_identifier(study_uid, series_uid, uid)
+            outcome, now = self._request(ident, what, series_uid, self.method.get)
+            self._account(what, outcome, now)
+            again += now
+        still = set(missing) - {r.instance.sop_instance_uid for r in again}
+        if still:
+            with self._lock:
+                self._problem(
+                    self.summary.gaps,
+                    f"{what}: study {study_uid}: {len(still)} of the {len(planned)} objects the "
+                    "PACS listed did not arrive, asked twice",
+                )
+        return again
 
     def _judge_get(self, outcome: RetrieveOutcome, arrived: list[Received]) -> bool:
         """The first C-GET of an auto run: where it worked, C-GET from now on; where it did
@@ -431,6 +494,7 @@ class Retriever:
         """One C-MOVE/C-GET, and what arrived for the series meanwhile."""
         receiver = self.receiver
         mark = receiver.mark() if receiver else 0
+        self._here.refusals_mark = len(receiver.refusals) if receiver else 0
         self._progress(what)
         with self._lock:
             self.summary.requests += 1
@@ -497,7 +561,7 @@ class Retriever:
                     f"{self.store_node.aet}: {self._destination_advice()}"
                 )
             if not outcome.success:
-                self._problem(s.problems, f"{what}: {outcome.problem()}")
+                self._problem(s.problems, f"{what}: {outcome.problem()}{self._refused_now()}")
             self._stop_if_nothing_works(outcome, arrived)
             if self.receiver is not None:
                 gap = self._gap(outcome, arrived)
@@ -506,6 +570,15 @@ class Retriever:
                 elif outcome.success and reported is not None and not arrived and not failed:
                     self._problem(s.problems, f"{what}: the PACS found nothing to send")
             self._progress(what)
+
+    def _refused_now(self) -> str:
+        """What the store itself refused during this thread's last request, if anything."""
+        if self.receiver is None:
+            return ""
+        refused = self.receiver.refusals[getattr(self._here, "refusals_mark", 0) :]
+        return (
+            f"; {self.store_node.name} refused {len(refused)}: {_tally(refused)}" if refused else ""
+        )
 
     def _problem(self, where: list[str], line: str) -> None:
         where.append(line)
@@ -531,7 +604,7 @@ class Retriever:
             )
         raise RetrieveStopped(
             f"the first {self._failures_in_a_row} requests to {self.session.node.name} all "
-            f"failed ({outcome.problem()}): stopping{advice}"
+            f"failed ({outcome.problem()}{self._refused_now()}): stopping{advice}"
         )
 
     def _destination_advice(self) -> str:
@@ -546,6 +619,35 @@ class Retriever:
             f"register AE title {node.aet}, host {where}, port {node.port} on the PACS "
             f'(or set retrieve = "get" on remote {self.session.node.name})'
         )
+
+
+def planned_instances(pick: Pick) -> frozenset[str]:
+    """The instances a pick must bring, where the PACS listed them (else empty: unknown)."""
+    if pick.sop_instance_uids:
+        return frozenset(pick.sop_instance_uids)
+    if pick.series.series_instance_uid == WHOLE_STUDY:
+        return frozenset()
+    return frozenset(i.sop_instance_uid for i in pick.series.instances or ())
+
+
+def expected_series(plans: Iterable[StudyPlan]) -> dict[str, frozenset[str] | None]:
+    """The studies and series a run may receive objects of: what the PACS listed for the
+    planned studies (any series of a study fetched whole)."""
+    expected: dict[str, frozenset[str] | None] = {}
+    for plan in plans:
+        picks = plan.picks + plan.probe + plan.fallback
+        whole = any(p.series.series_instance_uid == WHOLE_STUDY for p in picks)
+        series = {s.series_instance_uid for s in plan.study.series}
+        series |= {p.series.series_instance_uid for p in picks}
+        expected[plan.study.study_instance_uid] = None if whole else frozenset(series)
+    return expected
+
+
+def _tally(reasons: Sequence[str]) -> str:
+    counted: dict[str, int] = {}
+    for reason in reasons:
+        counted[reason] = counted.get(reason, 0) + 1
+    return "; ".join(f"{n} x {reason}" if n > 1 else reason for reason, n in counted.items())
 
 
 def _failed(outcome: RetrieveOutcome) -> int:

@@ -31,6 +31,7 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK
 PROBE = ".probe"
+UNASKED = ".unasked"  # objects a PACS sent for studies or series nobody asked for: kept aside
 
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
@@ -73,7 +74,7 @@ class StoredInstance:
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
-    sop_instance_uid TEXT PRIMARY KEY,
+    sop_instance_uid TEXT NOT NULL,
     sop_class_uid TEXT NOT NULL,
     study_uid TEXT NOT NULL,
     series_uid TEXT NOT NULL,
@@ -82,22 +83,23 @@ CREATE TABLE IF NOT EXISTS instances (
     size INTEGER NOT NULL,
     received_at TEXT NOT NULL,
     sending_aet TEXT NOT NULL,
-    kind TEXT
+    kind TEXT,
+    PRIMARY KEY (study_uid, sop_instance_uid)
 );
-CREATE INDEX IF NOT EXISTS instances_study ON instances (study_uid);
+CREATE INDEX IF NOT EXISTS instances_sop ON instances (sop_instance_uid);
 CREATE TABLE IF NOT EXISTS inspected (
-    sop_instance_uid TEXT PRIMARY KEY,
+    sop_instance_uid TEXT NOT NULL,
     sop_class_uid TEXT NOT NULL,
     study_uid TEXT NOT NULL,
-    kind TEXT NOT NULL
+    kind TEXT NOT NULL,
+    PRIMARY KEY (study_uid, sop_instance_uid)
 );
-CREATE INDEX IF NOT EXISTS inspected_study ON inspected (study_uid);
 CREATE TABLE IF NOT EXISTS dose (
-    sop_instance_uid TEXT PRIMARY KEY,
+    sop_instance_uid TEXT NOT NULL,
     study_uid TEXT NOT NULL,
-    summary TEXT NOT NULL
+    summary TEXT NOT NULL,
+    PRIMARY KEY (study_uid, sop_instance_uid)
 );
-CREATE INDEX IF NOT EXISTS dose_study ON dose (study_uid);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started TEXT NOT NULL,
@@ -215,18 +217,37 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
+            self._set_aside_old_keys()
             self._db.executescript(_SCHEMA)
-            self._migrate()
+            self._rekey()
         except (OSError, sqlite3.Error) as exc:
             self._release_lock()
             raise StoreError(f"cannot open store {directory}: {_reason(exc)}") from None
         self._mutex = threading.Lock()
 
-    def _migrate(self) -> None:
-        """Columns added since the first release; older rows leave them NULL."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(instances)")}
-        if "kind" not in columns:
-            self._db.execute("ALTER TABLE instances ADD COLUMN kind TEXT")
+    def _set_aside_old_keys(self) -> None:
+        """Stores made before 2026-12 keyed instances on the SOP Instance UID alone, so two
+        objects of one UID in two studies replaced each other's rows. Such tables are renamed,
+        to be copied into tables keyed on study and UID (_rekey)."""
+        for table in ("instances", "inspected", "dose"):
+            info = list(self._db.execute(f"PRAGMA table_info({table})"))
+            if [row[1] for row in info if row[5]] != ["sop_instance_uid"]:
+                continue
+            if table == "instances" and "kind" not in {row[1] for row in info}:
+                self._db.execute("ALTER TABLE instances ADD COLUMN kind TEXT")
+            self._db.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
+
+    def _rekey(self) -> None:
+        """Rows of tables set aside are copied over (again, after a crash: nothing doubles)."""
+        for (old,) in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'old_%'"
+        ).fetchall():
+            table = old.removeprefix("old_")
+            columns = ", ".join(row[1] for row in self._db.execute(f"PRAGMA table_info({table})"))
+            self._db.execute(
+                f"INSERT OR IGNORE INTO {table} ({columns}) SELECT {columns} FROM {old}"
+            )
+            self._db.execute(f"DROP TABLE {old}")
 
     def _take_lock(self) -> None:
         fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
@@ -278,15 +299,17 @@ class Store:
         return self.directory / INCOMING
 
     def write_file(self, data: bytes | Path, final: Path) -> int:
-        """Write data (bytes, or the file at a path, copied in chunks) atomically to final,
-        a path inside this store. A file already in `incoming` is renamed, not copied."""
-        final.parent.mkdir(parents=True, exist_ok=True)
+        """Write data (bytes, or the file at a path, copied in chunks) durably to final, a
+        path inside this store: file fsync, rename, directory fsync. A file already in
+        `incoming` is renamed, not copied."""
+        self._make_folders(final.parent)
         if isinstance(data, Path) and data.parent == self.incoming:
             with open(data, "rb") as written:
                 os.fsync(written.fileno())
                 os.fchmod(written.fileno(), FILE_MODE)  # as a file we create would have
                 size = os.fstat(written.fileno()).st_size
             os.replace(data, final)
+            sync_directory(final.parent)
             return size
         temp = self.directory / INCOMING / f"{final.name}.{threading.get_ident()}.tmp"
         try:
@@ -300,40 +323,64 @@ class Store:
                 os.fsync(out.fileno())
                 size = out.tell()
             os.replace(temp, final)
+            sync_directory(final.parent)
         except BaseException:
             with contextlib.suppress(OSError):
                 temp.unlink()
             raise
         return size
 
+    def _make_folders(self, folder: Path) -> None:
+        """The folder and its missing parents, each made durable in its own parent: a rename
+        into a folder whose entry a power cut loses is lost too."""
+        missing = []
+        while not folder.is_dir() and folder != self.directory:
+            missing.append(folder)
+            folder = folder.parent
+        for made in reversed(missing):
+            made.mkdir(exist_ok=True)
+            sync_directory(made.parent)
+
     def probe_path(self, sop_instance_uid: str) -> Path:
         return self.directory / PROBE / (safe_uid(sop_instance_uid) + ".dcm")
 
-    def add(self, data: bytes | Path, instance: StoredInstance) -> None:
+    def unasked_path(self, study_uid: str, series_uid: str, sop_instance_uid: str) -> Path:
+        return (
+            self.directory
+            / UNASKED
+            / self.path_for(study_uid, series_uid, sop_instance_uid).relative_to(self.directory)
+        )
+
+    def add(self, data: bytes | Path, instance: StoredInstance) -> str | None:
         """Write the file, then index it. Raises OSError or sqlite3.Error; leaves nothing.
         The same instance again (same UID, same size) leaves the file standing: a failed
-        second write must not take away a good first copy."""
+        second write must not take away a good first copy. Returns another study that holds
+        an object of the same SOP Instance UID, when this row is the first of its study."""
         if instance.path.is_file() and instance.path.stat().st_size == instance.size:
-            self._index(instance)
-            return
+            return self._index(instance)
         self.write_file(data, instance.path)
         try:
-            self._index(instance)
+            return self._index(instance)
         except BaseException:
             with contextlib.suppress(OSError):
                 instance.path.unlink()
             raise
 
-    def adopt(self, probe_file: Path, instance: StoredInstance) -> None:
-        """Move an inspected probe file into the store and index it."""
-        instance.path.parent.mkdir(parents=True, exist_ok=True)
+    def adopt(self, probe_file: Path, instance: StoredInstance) -> str | None:
+        """Move an inspected probe file into the store and index it (as add)."""
+        self._make_folders(instance.path.parent)
         os.replace(probe_file, instance.path)
-        self._index(instance)
+        sync_directory(instance.path.parent)
+        return self._index(instance)
 
-    def _index(self, i: StoredInstance) -> None:
+    def _index(self, i: StoredInstance) -> str | None:
         """The instance's row and its dose summary, together or not at all."""
         received_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         with self._mutex, self._transaction():
+            twins = self._db.execute(
+                "SELECT study_uid FROM instances WHERE sop_instance_uid = ?",
+                (i.sop_instance_uid,),
+            ).fetchall()
             self._db.execute(
                 "INSERT OR REPLACE INTO instances (sop_instance_uid, sop_class_uid, study_uid, "
                 "series_uid, modality, path, size, received_at, sending_aet, kind) "
@@ -356,6 +403,8 @@ class Store:
                     "INSERT OR REPLACE INTO dose VALUES (?, ?, ?)",
                     (i.sop_instance_uid, i.study_uid, i.dose),
                 )
+        others = sorted(study for (study,) in twins)
+        return None if not others or i.study_uid in others else others[0]
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -368,6 +417,15 @@ class Store:
             if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
                 self._db.execute("ROLLBACK")
             raise
+
+    def forget(self, study_uid: str, sop_instance_uid: str) -> None:
+        """An object no longer held (its file gone or damaged): the next run fetches it."""
+        with self._mutex, self._transaction():
+            for table in ("instances", "dose"):
+                self._db.execute(
+                    f"DELETE FROM {table} WHERE study_uid = ? AND sop_instance_uid = ?",
+                    (study_uid, sop_instance_uid),
+                )
 
     def remember_inspected(
         self, sop_instance_uid: str, sop_class_uid: str, study_uid: str, kind: str
@@ -382,12 +440,15 @@ class Store:
     # ------------------------------------------------------------ reading
 
     def held(self, study_uid: str) -> frozenset[str]:
-        """SOP instance UIDs of the study whose files are in the store."""
+        """SOP instance UIDs of the study whose files are in the store, whole."""
         with self._mutex:
             rows = self._db.execute(
-                "SELECT sop_instance_uid, path FROM instances WHERE study_uid = ?", (study_uid,)
+                "SELECT sop_instance_uid, path, size FROM instances WHERE study_uid = ?",
+                (study_uid,),
             ).fetchall()
-        return frozenset(uid for uid, path in rows if (self.directory / path).is_file())
+        return frozenset(
+            uid for uid, path, size in rows if _file_size(self.directory / path) == size
+        )
 
     def known(self, study_uid: str) -> dict[str, Known]:
         """SOP class, and what it turned out to be, of every instance of the study held or
@@ -402,11 +463,11 @@ class Store:
         known = {}
         for uid, sop_class, kind, path in rows:
             if kind is None and path is not None:
-                kind = self._backfill_kind(uid, sop_class, self.directory / path)
+                kind = self._backfill_kind(uid, sop_class, self.directory / path, study_uid)
             known[uid] = Known(sop_class, kind)
         return known
 
-    def _backfill_kind(self, uid: str, sop_class: str, path: Path) -> str | None:
+    def _backfill_kind(self, uid: str, sop_class: str, path: Path, study: str) -> str | None:
         from qrtui.dicom.header import kind_of_file  # pydicom: only for stores that need it
 
         kind = kind_of_file(path, sop_class)
@@ -414,7 +475,8 @@ class Store:
             return None
         with self._mutex:
             self._db.execute(
-                "UPDATE instances SET kind = ? WHERE sop_instance_uid = ?", (str(kind), uid)
+                "UPDATE instances SET kind = ? WHERE study_uid = ? AND sop_instance_uid = ?",
+                (str(kind), study, uid),
             )
         return str(kind)
 
@@ -452,7 +514,8 @@ class DoseIndex:
         with self._mutex:
             rows = self._db.execute(
                 "SELECT i.sop_instance_uid, i.study_uid, i.path FROM instances i "
-                "LEFT JOIN dose d ON d.sop_instance_uid = i.sop_instance_uid "
+                "LEFT JOIN dose d ON d.study_uid = i.study_uid "
+                "AND d.sop_instance_uid = i.sop_instance_uid "
                 "WHERE d.sop_instance_uid IS NULL"
             ).fetchall()
         added = []
@@ -469,7 +532,8 @@ class DoseIndex:
         with self._mutex:
             rows = self._db.execute(
                 "SELECT d.study_uid, d.summary FROM dose d JOIN instances i "
-                "ON i.sop_instance_uid = d.sop_instance_uid ORDER BY d.study_uid"
+                "ON i.study_uid = d.study_uid AND i.sop_instance_uid = d.sop_instance_uid "
+                "ORDER BY d.study_uid"
             ).fetchall()
         yield from rows
 
@@ -581,6 +645,22 @@ class History:
             )  # fmt: skip
             out.append(record)
         return out
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def sync_directory(folder: Path) -> None:
+    """Make the folder's entries (a rename, a new file) survive a power cut."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _reason(exc: BaseException) -> str:

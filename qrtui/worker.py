@@ -85,26 +85,27 @@ def _ignore(event: object) -> None:
     pass
 
 
-def store_problem(remote: RemoteNode, store_node: StoreNode) -> str:
-    """Why the embedded store cannot receive (a file where the directory should be, its
-    port taken), found before any network traffic; or ''."""
+def store_problem(remote: RemoteNode, store_node: StoreNode) -> tuple[int, str]:
+    """Why the embedded store cannot receive, found before any network traffic: a file where
+    the directory should be (a configuration error, exit 2), or its port taken (the store
+    cannot listen, exit 3, as a store in use); (0, '') when it can."""
     if store_node.directory is None:
-        return ""
+        return EXIT_OK, ""
     problem = directory_problem(store_node.directory)
     if problem:
-        return f"store {store_node.name}: {problem}"
+        return EXIT_USAGE, f"store {store_node.name}: {problem}"
     if remote.retrieve == "get":  # no inbound port: C-MOVE is never used
-        return ""
+        return EXIT_OK, ""
     try:
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((store_node.bind, store_node.port))
     except OSError as exc:
-        return (
+        return EXIT_UNREACHABLE, (
             f"store {store_node.name}: cannot listen on {store_node.bind}:{store_node.port}: "
             f"{exc.strerror or exc}"
         )
-    return ""
+    return EXIT_OK, ""
 
 
 @contextlib.contextmanager
@@ -136,11 +137,12 @@ def knowledge(config: Config, remote: RemoteNode) -> tuple[RemoteNode, Findings]
     return remote, found
 
 
-def learn_cap(config: Config, remote: RemoteNode, cap: int) -> str:
-    """Keep a cap a run met in nodes.learned.toml; '' or why it could not be kept."""
+def learn_cap(config: Config, remote: RemoteNode, cap: int | None) -> str:
+    """Keep a cap a run met in nodes.learned.toml (None: forget it); '' or why it could not
+    be kept."""
     learned = load_learned(config.path)
     found = learned.get(remote.name, Findings())
-    seen = datetime.now().astimezone().isoformat(timespec="seconds")
+    seen = datetime.now().astimezone().isoformat(timespec="seconds") if cap else None
     learned[remote.name] = replace(found, result_cap=cap, cap_seen=seen)
     try:
         save_learned(config.path, learned)
@@ -179,7 +181,9 @@ def plan(
                     finder.close()
                     result_requests = finder.requests
             result.find_requests = result_requests
-            if funnel.learned_cap is not None and funnel.learned_cap != found.result_cap:
+            if funnel.learned_cap != found.result_cap and (
+                funnel.learned_cap is not None or funnel.cap_forgotten
+            ):
                 problem = learn_cap(config, remote, funnel.learned_cap)
                 if problem:
                     result.notices.append(problem)
@@ -269,10 +273,22 @@ def _retrieve(
         summary.problems.append(str(exc))
         status, message = EXIT_UNREACHABLE, f"remote {remote.name}: {exc}"
     if status == EXIT_OK and not summary.clean:
-        status = EXIT_PARTIAL
+        status, message = EXIT_PARTIAL, unclean_message(summary)
     if status == EXIT_OK and result.incomplete:
         status, message = EXIT_PARTIAL, incomplete_message(result)
     return JobOutcome(status, message, result, summary)
+
+
+def unclean_message(summary: RetrieveSummary) -> str:
+    """Why a retrieve that ran to its end is not a success, in one line."""
+    if summary.cancelled:
+        return "retrieve cancelled: the next run fetches the rest"
+    said = summary.gaps + summary.problems
+    first = said[0] if said else f"{summary.failed} sub-operations failed"
+    more = f" (and {len(said) - 1} more)" if len(said) > 1 else ""
+    owed = len(summary.missing())
+    studies = f"; {owed} studies owed to the next run" if owed else ""
+    return f"incomplete: {first}{more}{studies}"
 
 
 def incomplete_message(result: FunnelResult) -> str:
@@ -350,9 +366,9 @@ def run(
             f"--since-last needs an embedded store (its index keeps the checkpoint); "
             f"store {store_node.name} is external",
         )
-    problem = "" if dry_run else store_problem(remote, store_node)
+    status, problem = (EXIT_OK, "") if dry_run else store_problem(remote, store_node)
     if problem:
-        return JobOutcome(EXIT_USAGE, problem)
+        return JobOutcome(status, problem)
     try:
         with opened_store(store_node, for_writing=not dry_run) as store:
             owed: tuple[Missing, ...] = ()

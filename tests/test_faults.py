@@ -60,14 +60,16 @@ def test_a_store_directory_that_is_a_file_is_a_usage_error_before_any_query(
     assert "is not a directory" in result.stderr and "timed out" not in result.stderr
 
 
-def test_a_listen_port_in_use_is_a_usage_error_before_any_query(tmp_path, silent_listener):
+def test_a_listen_port_in_use_stops_the_run_with_status_3_before_any_query(
+    tmp_path, silent_listener
+):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
         config = config_with(tmp_path, silent_listener, tmp_path / "store", port)
         result = scripted(config, "pacs", "local", "-ct")
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 3, result.stderr  # the exit-status table: cannot listen
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 

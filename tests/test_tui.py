@@ -458,7 +458,7 @@ async def test_probe_from_the_nodes_screen_and_keep_the_findings(tmp_path):
     from qrtui.demo.pacs import DemoPacs, Faults
     from qrtui.tui.screens.probe import ProbeScreen
 
-    with DemoPacs(faults=Faults(ignore_modalities_in_study=True)) as pacs:
+    with DemoPacs(today=FIXED_TODAY, faults=Faults(ignore_modalities_in_study=True)) as pacs:
         config = demo_config(tmp_path, pacs)
         app = create_app(config, today=fixed_today, cursor_blink=False, echo_on_start=False)
         async with app.run_test(size=(80, 24)) as pilot:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import fnmatch
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
-from pynetdicom.dimse_primitives import C_GET, C_MOVE
+from pynetdicom.dimse_primitives import C_GET, C_MOVE, C_STORE
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
@@ -66,6 +66,17 @@ class Faults:
     get_status: int | None = None  # every C-GET answered with this failure, nothing sent
     ignore_uid_lists: bool = False  # a list of UIDs matches everything: the whole archive
     miscount_series: bool = False  # studies claim one series more than their series answer
+    # Never trust a PACS (issue 22): what each knob makes the PACS do wrong.
+    withhold: frozenset[str] = frozenset()  # listed, never sent; the counts agree with that
+    withhold_once: bool = False  # ...withheld on the first retrieve that selects them only
+    foreign_series: dict[str, str] = field(default_factory=dict)  # study -> another's series too
+    lowest_key_only: bool = False  # a retrieve matches on its level's own UID alone
+    also_send: str | None = None  # every retrieve also sends this study's objects
+    ignore_dates: bool = False  # study dates and times match everything
+    store_as: str | None = None  # C-STOREs name this SOP class in their command
+    misname_instance: bool = False  # C-STORE commands name another SOP instance
+    find_status: int | None = None  # every study query fails at once with this status
+    cap_times: int | None = None  # cap_results: on the first N study queries, no others
 
 
 class DemoPacs:
@@ -81,9 +92,16 @@ class DemoPacs:
         self._server: Any = None
         self._ae: Any = None
         self._failed: set[str] = set()
+        self._withheld: set[str] = set()
+        self.study_queries = 0  # study-level C-FINDs answered
         self._pause = threading.Event()  # never set: waiting on it is the delay
         self.holding = threading.Event()  # set while a retrieve waits at hold_after
         self._released = threading.Event()
+
+    def add_study(self, study: DemoStudy) -> None:
+        """One more study, before start()."""
+        self.studies.append(study)
+        self.objects += study.objects
 
     # ------------------------------------------------------------ running
 
@@ -258,6 +276,8 @@ class DemoPacs:
                 if str(record[keyword]) not in asked:
                     return False
             elif keyword in _RANGE_KEYS:
+                if self.faults.ignore_dates:
+                    continue
                 if not _in_range(str(record[keyword]), str(value)):
                     return False
             elif not fnmatch.fnmatchcase(str(record[keyword]), str(value)):
@@ -269,7 +289,16 @@ class DemoPacs:
         level = str(identifier.get("QueryRetrieveLevel", "")).upper()
         hidden = self._hidden()
         cap = self.faults.cap_results
-        for index, record in enumerate(self.matches(identifier)):
+        if level == "STUDY":
+            self.study_queries += 1
+            if self.faults.find_status is not None:
+                yield self.faults.find_status, None
+                return
+            if self.faults.cap_times is not None and self.study_queries > self.faults.cap_times:
+                cap = None
+        elif self.faults.cap_times is not None:
+            cap = None
+        for index, record in enumerate(self._answered(identifier, level)):
             if event.is_cancelled and not self.faults.ignore_cancel:
                 yield 0xFE00, None
                 return
@@ -291,13 +320,22 @@ class DemoPacs:
                     answer.add_new("StudyDescription", "LO", text.encode("utf-8"))
             yield 0xFF00, answer
 
+    def _answered(self, identifier: Dataset, level: str) -> list[dict[str, Any]]:
+        records = self.matches(identifier)
+        asked = _values(identifier.get("StudyInstanceUID", ""))
+        other = self.faults.foreign_series.get(asked[0]) if len(asked) == 1 else None
+        if level == "SERIES" and other:
+            records += [r for r in self.records(level) if r["StudyInstanceUID"] == other]
+        return records
+
     # ------------------------------------------------------------ C-MOVE and C-GET
 
     def selected(self, identifier: Dataset) -> list[Dataset]:
         level = str(identifier.get("QueryRetrieveLevel", "")).upper()
         if level not in LEVEL_KEYS:
             return []
-        wanted = {key: _values(identifier.get(key, "")) for key in LEVEL_KEYS[level]}
+        keys = LEVEL_KEYS[level][-1:] if self.faults.lowest_key_only else LEVEL_KEYS[level]
+        wanted = {key: _values(identifier.get(key, "")) for key in keys}
         return [
             o
             for o in self.objects
@@ -311,7 +349,10 @@ class DemoPacs:
             yield None, None  # pynetdicom answers 0xA801: move destination unknown
             return
         host, port = address
-        yield host, port, {"evt_handlers": [(evt.EVT_CONN_OPEN, tune_socket)]}
+        handlers: list[Any] = [(evt.EVT_CONN_OPEN, tune_socket)]
+        if self.faults.store_as or self.faults.misname_instance:
+            handlers.append((evt.EVT_ESTABLISHED, self._misname))
+        yield host, port, {"evt_handlers": handlers}
         yield from self._sub_operations(event)
 
     def _on_get(self, event: Any) -> Iterator[Any]:
@@ -324,7 +365,9 @@ class DemoPacs:
     def _sub_operations(self, event: Any) -> Iterator[Any]:
         if self.faults.nonsense_counts:
             _miscount(event.assoc)
-        objects = self.selected(event.identifier)
+        if self.faults.store_as or self.faults.misname_instance:
+            self._misname(event)
+        objects = self._to_send(self.selected(event.identifier))
         if any(o.StudyInstanceUID in self.faults.fail_studies for o in objects):
             yield len(objects)
             yield 0xA702, None  # refused: out of resources, cannot perform sub-operations
@@ -356,6 +399,37 @@ class DemoPacs:
                 yield 0xB000, failed
                 return
             yield 0xFF00, ds
+
+    def _misname(self, event: Any) -> None:
+        _misname_stores(event.assoc, self.faults.store_as, self.faults.misname_instance)
+
+    def _to_send(self, objects: list[Dataset]) -> list[Dataset]:
+        withheld = self.faults.withhold - self._withheld
+        if self.faults.withhold_once:
+            self._withheld |= {o.SOPInstanceUID for o in objects} & withheld
+        objects = [o for o in objects if o.SOPInstanceUID not in withheld]
+        if self.faults.also_send:
+            objects += [o for o in self.objects if o.StudyInstanceUID == self.faults.also_send]
+        return objects
+
+
+def _misname_stores(assoc: Any, sop_class: str | None, misname_instance: bool) -> None:
+    """C-STORE commands that disagree with the datasets they carry."""
+    if getattr(assoc, "misnamed_stores", False):
+        return
+    assoc.misnamed_stores = True
+    send = assoc.dimse.send_msg
+
+    def send_misnamed(primitive: Any, context_id: int) -> None:
+        if isinstance(primitive, C_STORE) and primitive.AffectedSOPInstanceUID:
+            if sop_class:
+                primitive.AffectedSOPClassUID = sop_class
+            if misname_instance:
+                uid = str(primitive.AffectedSOPInstanceUID)
+                primitive.AffectedSOPInstanceUID = uid[:-1] + ("2" if uid.endswith("1") else "1")
+        send(primitive, context_id)
+
+    assoc.dimse.send_msg = send_misnamed
 
 
 def _miscount(assoc: Any) -> None:

@@ -135,7 +135,7 @@ def image(sop_class: str, modality: str, size: int = 16) -> Dataset:
     return ds
 
 
-class _Builder:
+class StudyBuilder:
     def __init__(self, today: date) -> None:
         self.today = today
         self.studies: list[DemoStudy] = []
@@ -179,7 +179,7 @@ class _Builder:
 
 def demo_studies(today: date) -> list[DemoStudy]:
     """Every rule of selection-rules.md, with report SRs that must not pass for dose."""
-    b = _Builder(today)
+    b = StudyBuilder(today)
     s = b.study("ct_rdsr", "CT CHEST", "CT")
     b.images(s, 1, CT_IMAGE, "CT", 3)
     b.add(s, 2, rdsr(), "Dose Report", dose=True)

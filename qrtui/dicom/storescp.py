@@ -48,6 +48,10 @@ class Received:
     probe: bool  # held back in the probe area for inspection, not indexed
 
 
+# What a run asked for: study UID -> its series UIDs, or None for any series of the study.
+Expected = dict[str, frozenset[str] | None]
+
+
 class Receiver:
     """Turns C-STORE requests into files and index rows, and remembers what arrived."""
 
@@ -58,6 +62,10 @@ class Receiver:
         self.received: list[Received] = []
         self.refused = 0
         self.write_errors: list[str] = []
+        self.refusals: list[str] = []  # why we refused an object (never patient data)
+        self.unasked: list[str] = []  # objects set aside: no request named their study or series
+        self.sender_notes: list[str] = []  # what the sender got wrong that we put right
+        self.expected: Expected | None = None  # None: anything is welcome (pushes)
         self._lock = threading.Lock()
 
     def handle_store(self, event: Any) -> int:
@@ -88,17 +96,28 @@ class Receiver:
                 ds = dcmread(received_file, stop_before_pixels=True, defer_size="64 KB")
             else:
                 ds = event.dataset
-            sop = safe_uid(text(ds, "SOPInstanceUID"))
-            study = safe_uid(text(ds, "StudyInstanceUID"))
-            series = safe_uid(text(ds, "SeriesInstanceUID"))
+            uids = []
+            for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+                try:
+                    uids.append(safe_uid(text(ds, keyword)))
+                except UnsafeUID as exc:
+                    raise UnsafeUID(f"{keyword} {exc}") from None
+            sop, study, series = uids
             if safe_uid(str(event.request.AffectedSOPInstanceUID)) != sop:
-                raise UnsafeUID("command and dataset name different instances")
-        except UnsafeUID:
-            return self._refuse(STATUS_UIDS_REFUSED), 0
+                raise UnsafeUID("the command and the dataset name different instances")
+            sop_class = self._sop_class(ds, str(event.request.AffectedSOPClassUID), sop)
+        except UnsafeUID as exc:
+            return self._refuse(STATUS_UIDS_REFUSED, f"{exc}"), 0
         except Exception:
-            return self._refuse(STATUS_CANNOT_UNDERSTAND), 0
+            return self._refuse(STATUS_CANNOT_UNDERSTAND, "the dataset could not be read"), 0
         probe = series in self.probe_series
-        final = self.store.probe_path(sop) if probe else self.store.path_for(study, series, sop)
+        unasked = not probe and not self._asked(study, series)
+        if probe:
+            final = self.store.probe_path(sop)
+        elif unasked:
+            final = self.store.unasked_path(study, series, sop)
+        else:
+            final = self.store.path_for(study, series, sop)
         try:
             data: bytes | Path
             if received_file is not None:
@@ -106,7 +125,6 @@ class Receiver:
             else:
                 encoded = event.encoded_dataset(include_meta=True)
                 data, size = encoded, len(encoded)
-            sop_class = str(event.request.AffectedSOPClassUID)
             instance = StoredInstance(
                 sop_instance_uid=sop,
                 sop_class_uid=sop_class,
@@ -119,14 +137,24 @@ class Receiver:
                 kind=str(object_kind(header_of(ds, sop_class))),
                 dose=dose_json(ds),
             )
-            if probe:
+            twin = None
+            if probe or unasked:
                 self.store.write_file(data, final)
             else:
-                self.store.add(data, instance)
+                twin = self.store.add(data, instance)
         except (OSError, sqlite3.Error) as exc:
             with self._lock:
                 self.write_errors.append(_why(exc))
             return self._refuse(STATUS_OUT_OF_RESOURCES), 0
+        if twin is not None:
+            self._note(
+                f"object {sop} of study {study} has the SOP Instance UID of an object of study "
+                f"{twin}: both kept, each under its study"
+            )
+        if unasked:
+            with self._lock:
+                self.unasked.append(f"object {sop} of study {study}, series {series}")
+            return 0x0000, instance.size
         received = Received(instance, probe)
         with self._lock:
             self.received.append(received)
@@ -134,10 +162,39 @@ class Receiver:
             self.on_received(received)
         return 0x0000, instance.size
 
-    def _refuse(self, status: int) -> int:
+    def _refuse(self, status: int, why: str = "") -> int:
         with self._lock:
             self.refused += 1
+            if why:
+                self.refusals.append(f"{why} (0x{status:04X})")
         return status
+
+    def _note(self, line: str) -> None:
+        with self._lock:
+            self.sender_notes.append(line)
+
+    def _asked(self, study: str, series: str) -> bool:
+        expected = self.expected
+        if expected is None:
+            return True
+        if study not in expected:
+            return False
+        wanted = expected[study]
+        return wanted is None or series in wanted
+
+    def _sop_class(self, ds: Any, command_class: str, sop: str) -> str:
+        """The object's own SOP class; the command's only where the object names none."""
+        own = text(ds, "SOPClassUID") or ""
+        try:
+            own = safe_uid(own)
+        except UnsafeUID:
+            return command_class
+        if own != command_class:
+            self._note(
+                f"object {sop} was sent as SOP class {command_class}, but is {own}: "
+                f"indexed as {own}"
+            )
+        return own
 
     def since(self, mark: int) -> list[Received]:
         with self._lock:

@@ -444,3 +444,45 @@ def test_summary_csv_after_a_real_retrieve(tmp_path):
     dated = list(csv.DictReader(io.StringIO(window.stdout, newline="")))
     yesterday = date.fromordinal(date.today().toordinal() - 1).isoformat()
     assert dated and {r["study_date"] for r in dated} == {yesterday}
+
+
+def test_summary_csv_neutralises_formulas_and_control_characters_in_text_only():
+    """PACS text that a spreadsheet would run (OWASP CSV injection) gets a leading quote;
+    control characters become U+FFFD; numbers, negative ones too, stay as they are."""
+    import csv
+    import io
+
+    from qrtui.summary import csv_text
+
+    hostile = {
+        '=HYPERLINK("http://x")': '\'=HYPERLINK("http://x")',
+        "+1+1": "'+1+1",
+        "-2+3": "'-2+3",
+        "@SUM(A1)": "'@SUM(A1)",
+        "\t=1": "'\ufffd=1",
+        "\r=1": "'\ufffd=1",
+        "CT \x1b$B broken": "CT \ufffd$B broken",
+        "CHEST\x00\x7f\x9b": "CHEST\ufffd\ufffd\ufffd",
+        "CT CHEST": "CT CHEST",
+    }
+    objects = [
+        DoseSummary(
+            "RDSR",
+            "CT",
+            "CT",
+            station=text,
+            model=text,
+            manufacturer=text,
+            study_uid=f"1.2.{n}",
+            study_description=text,
+            dlp_total=Quantity(-5.5, "mGy.cm"),
+            event_count=1,
+        )
+        for n, text in enumerate(hostile)
+    ]
+    table = [StudyDose(o.study_uid, [o]).row() for o in objects]
+    read_back = list(csv.DictReader(io.StringIO(csv_text(table), newline="")))
+    for row, expected in zip(read_back, hostile.values(), strict=True):
+        for column in ("study_description", "station", "model", "manufacturer"):
+            assert row[column] == expected, column
+        assert row["dlp_total_mGycm"] == "-5.5" and row["events"] == "1"

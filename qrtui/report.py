@@ -23,6 +23,7 @@ def _series_json(pick: Pick, role: str) -> dict[str, Any]:
         "series_instance_uid": series.series_instance_uid,
         "modality": series.modality,
         "series_description": series.description,
+        "station_name": series.station_name,  # None where the PACS did not say
         "instances": count,
         "sop_instance_uids": uids,
         "whole_series": pick.whole_series,
@@ -41,6 +42,7 @@ def _study_json(plan: StudyPlan) -> dict[str, Any]:
         "study_date": study.study_date,
         "study_time": study.study_time,
         "study_description": study.description,
+        "station_name": study.station_name,  # audits are per scanner
         "modality": plan.group,
         "modalities_in_study": list(study.modalities),
         "decision": str(plan.decision),

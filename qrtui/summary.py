@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
@@ -52,11 +53,26 @@ def rows(studies: Iterable[StudyDose]) -> list[dict[str, str]]:
     return [s.row() for s in studies]
 
 
+# Descriptions, stations and models come from the PACS: untrusted. A spreadsheet runs a
+# cell that starts like a formula, so such text cells get a leading quote (OWASP, "CSV
+# Injection"). Control characters (an ESC left by a broken ISO 2022 value) become U+FFFD,
+# which shows that something unreadable was there instead of silently joining words.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBERS = NUMBER_COLUMNS | {"events"}
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def spreadsheet_safe(text: str) -> str:
+    quoted = "'" + text if text.startswith(_FORMULA_START) else text
+    return _CONTROLS.sub("\ufffd", quoted)
+
+
 def csv_text(table: list[dict[str, str]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(table)
+    for row in table:  # numbers as written: a negative value is not a formula
+        writer.writerow({k: v if k in _NUMBERS else spreadsheet_safe(v) for k, v in row.items()})
     return out.getvalue()
 
 

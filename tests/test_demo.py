@@ -25,7 +25,7 @@ from qrtui.demo.pacs import DemoPacs, Faults
 from qrtui.demo.studies import dose_uids
 from qrtui.events import RetrieveProgress
 from qrtui.query import build_query
-from qrtui.report import retrieve_lines
+from qrtui.report import plan_json, retrieve_lines
 from qrtui.store import FILE_MODE, INCOMING, INDEX_NAME, PROBE
 from qrtui.tui.app import create_app
 from qrtui.tui.screens import QueryScreen, ResultsScreen
@@ -357,3 +357,20 @@ def test_received_objects_leave_no_temporary_file_behind(pacs, tmp_path, monkeyp
     assert list((store / INCOMING).iterdir()) == []
     files = [p for p in store.rglob("*.dcm") if PROBE not in p.parts]
     assert files and all(stat.S_IMODE(p.stat().st_mode) == FILE_MODE for p in files)
+
+
+def test_the_plan_json_names_the_station_of_each_study_and_series(pacs, tmp_path):
+    """Audits are per scanner: the plan says which, and null where the PACS did not (the
+    demo PACS answers StationName for series, not for studies)."""
+    outcome = plan_only(pacs, tmp_path, date_from="yesterday", ct=True, mg=True, fl=True, dx=True)
+    document = json.loads(json.dumps(plan_json("demo", "store", outcome.params, outcome.result)))
+    assert document["studies"]
+    for study in document["studies"]:
+        assert "station_name" in study and study["station_name"] is None
+        for series in study["series"]:
+            assert series["station_name"] == f"DEMO_{study['modality']}"
+    first = outcome.result.plans[0]  # a PACS that names the study's station
+    named = replace(first, study=replace(first.study, station_name="CT ROOM 1"))
+    with_station = replace(outcome.result, plans=[named])
+    planned = plan_json("demo", "store", outcome.params, with_station)["studies"]
+    assert planned[0]["station_name"] == "CT ROOM 1"

@@ -10,7 +10,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from qrtui.dose import DoseSummary, Quantity, StudyDose, read_dose
+from qrtui.dose import DoseSummary, Event, Quantity, StudyDose, read_dose
 from tests.conftest import require_corpus
 
 
@@ -170,20 +170,119 @@ def test_dx_image_header_kvp_and_exposure():
 # ---------------------------------------------------------------- pages, reports, malformed
 
 
-def test_a_philips_dose_info_page_is_read_from_its_text_where_it_has_one():
-    dose = read("CT-SC-Philips_Brilliance16P.dcm")
-    assert dose.kind == "dose page" and dose.group == "CT"
+def elscint_dlp(item: Dataset) -> float | None:
+    """(00E1,xx21) DLP of the block whose private creator (00E1,00xx) is ELSCINT1."""
+    for element in item:
+        tag = element.tag
+        if tag.group == 0x00E1 and 0x10 <= tag.element <= 0xFF and element.value == "ELSCINT1":
+            dlp = item.get((0x00E1 << 16) | (tag.element << 8) | 0x21)
+            return None if dlp is None else float(dlp.value)
+    return None
+
+
+def philips_pages() -> list[str]:
+    pages = []
+    for path in sorted(require_corpus().glob("*.dcm")):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        if "PHILIPS" in str(ds.get("Manufacturer", "")).upper() and "DOSE_INFO" in ds.get(
+            "ImageType", ()
+        ):
+            pages.append(path.name)
+    assert pages, "the corpus holds a Philips Dose Info page"
+    return pages
+
+
+def test_every_philips_dose_info_page_is_read_from_its_exposure_dose_sequence():
+    """Exposure Dose Sequence (0040,030E), not the rounded text of (0040,0310), as OpenREM."""
+    for name in philips_pages():
+        ds = pydicom.dcmread(require_corpus() / name)
+        items = [i for i in ds.ExposureDoseSequence if "AcquisitionType" in i]
+        dose = read_dose(ds)
+        assert dose.kind == "dose page" and dose.group == "CT", name
+        assert [e.ctdivol for e in dose.events] == [Quantity(i.CTDIvol, "mGy") for i in items]
+        assert [e.dlp for e in dose.events] == [Quantity(elscint_dlp(i), "mGy.cm") for i in items]
+        assert [e.scan_length for e in dose.events] == [
+            Quantity(float(i.ScanLength), "mm") for i in items
+        ]
+        assert [e.protocol for e in dose.events] == [i.SeriesDescription or None for i in items]
+        assert dose.dlp_total == Quantity(elscint_dlp(ds), "mGy.cm")
+        assert dose.event_count == ds.TotalNumberOfExposures
+        assert "Exposure Dose Sequence" in dose.notes[0], name
+
+
+def test_the_brilliance_page_by_hand():
+    name = "CT-SC-Philips_Brilliance16P.dcm"
+    dose = read(name)
+    kidneys = dose.events[2]
+    # Exposure Dose Sequence item 3, Series Number 5: CTDIvol (0018,9345) 11.32941264247715
+    # (the text says 11.5), ELSCINT1 DLP (00E1,1021) 248.585973, Scan Length (0018,1302) 173
+    assert (kidneys.protocol, kidneys.kind) == ("30S KIDNEYS", "Spiral Acquisition")
+    assert kidneys.ctdivol == Quantity(11.32941264247715, "mGy")
+    assert kidneys.dlp == Quantity(248.585973, "mGy.cm")
+    assert kidneys.scan_length == Quantity(173, "mm")
+    assert dose.events[0].kind == "Constant Angle Acquisition"  # the surview: CTDIvol 0
+    assert dose.dlp_total == Quantity(1102.44609, "mGy.cm")  # the header's (00E1,1021)
+    values = row(name)
+    assert close(values["ctdivol_max_mGy"], 11.3294) and values["events"] == "4"
+
+
+def philips_page(comments: str, *exposures: Dataset) -> Dataset:
+    ds = Dataset()
+    ds.Modality, ds.Manufacturer, ds.ImageType = (
+        "CT",
+        "Philips",
+        ["DERIVED", "SECONDARY", "DOSE_INFO"],
+    )
+    ds.CommentsOnRadiationDose = comments
+    if exposures:
+        ds.ExposureDoseSequence = Sequence(list(exposures))
+    return ds
+
+
+def exposure(number: int, kind: str, ctdivol: float | None, dlp: str | None) -> Dataset:
+    item = Dataset()
+    item.SeriesNumber, item.AcquisitionType, item.SeriesDescription = number, kind, f"S{number}"
+    if ctdivol is not None:
+        item.CTDIvol = ctdivol
+    if dlp is not None:
+        item.private_block(0x00E1, "ELSCINT1", create=True).add_new(0x21, "DS", dlp)
+    return item
+
+
+def test_structured_values_win_and_the_text_fills_only_what_they_lack():
+    text = (
+        "Series #2 HEAD Average CTDIvol=11.5 DLP=250.0\r\n"
+        "Series #3 NECK Average CTDIvol=8.0 DLP=100.0\r\n"
+        "Series #4 LATE Average CTDIvol=2.0 DLP=20.0\r\nTotal DLP=370.0"
+    )
+    both = read_dose(
+        philips_page(text, exposure(2, "SPIRAL", 11.329, "248.5"), exposure(3, "SPIRAL", 7.9, None))
+    )
+    head, neck, late = both.events
+    assert head == Event(kind="Spiral Acquisition", protocol="S2",
+                         ctdivol=Quantity(11.329, "mGy"), dlp=Quantity(248.5, "mGy.cm"))  # fmt: skip
+    assert neck.ctdivol == Quantity(7.9, "mGy") and neck.dlp == Quantity(100.0, "mGy.cm")
+    assert late.protocol == "Series #4 LATE" and late.ctdivol == Quantity(2.0, "mGy")
+    assert both.dlp_total == Quantity(248.5 + 100.0 + 20.0, "mGy.cm")  # no stated structured total
+    assert "some values from its Comments on Radiation Dose text" in both.notes[0]
+    assert close(StudyDose("1", [both]).row()["ctdivol_max_mGy"], 11.329)
+
+    text_only = read_dose(philips_page(text))
+    assert text_only.events[0].ctdivol == Quantity(11.5, "mGy")
+    assert text_only.dlp_total == Quantity(370.0, "mGy.cm")
+    assert "Comments on Radiation Dose text" in text_only.notes[0]
+
+
+def test_a_dose_page_without_text_or_sequence_says_its_numbers_are_in_its_pixels():
+    ds = pydicom.dcmread(require_corpus() / "CT-SC-Philips_Brilliance16P.dcm")
+    del ds.ExposureDoseSequence
+    from_text = read_dose(ds)
     # Comments on Radiation Dose (0040,0310): three series, then "Total DLP=1102.4"
-    assert [e.protocol for e in dose.events] == [
+    assert [e.protocol for e in from_text.events] == [
         "Series #3 PRE KIDNEYS", "Series #5 30S KIDNEYS", "Series #6 100S C/A/P",
     ]  # fmt: skip
-    assert dose.dlp_total == Quantity(1102.4, "mGy.cm")
-    assert close(row("CT-SC-Philips_Brilliance16P.dcm")["ctdivol_max_mGy"], 11.5)
-    assert "pixels are not read" in dose.notes[0]
-
-
-def test_a_dose_page_without_text_says_its_numbers_are_in_its_pixels():
-    ds = pydicom.dcmread(require_corpus() / "CT-SC-Philips_Brilliance16P.dcm")
+    assert from_text.events[1].ctdivol == Quantity(11.5, "mGy")
+    assert from_text.dlp_total == Quantity(1102.44609, "mGy.cm")  # (00E1,1021) still there
     del ds.CommentsOnRadiationDose
     dose = read_dose(ds)
     assert dose.kind == "dose page" and dose.dlp_total is None
@@ -327,7 +426,7 @@ def test_summary_csv_after_a_real_retrieve(tmp_path):
     study = {label: by_uid[s.uid] for label, s in population.studies.items() if s.uid in by_uid}
     assert close(study["ct_rdsr"]["dlp_total_mGycm"], 724.52)  # Siemens Flash TAP
     assert close(study["ct_esr"]["dlp_total_mGycm"], 415.82)  # GE Optima ESR
-    assert close(study["ct_philips"]["dlp_total_mGycm"], 1102.4)  # the page's text
+    assert study["ct_philips"]["dlp_total_mGycm"] == "1102.45"  # (00E1,1021) 1102.44609
     assert study["ct_philips"]["dose_object"] == "dose page"
     assert close(study["mg_images"]["agd_mGy"], 0.547 + 1.409)  # two GE images, in mGy
     assert close(study["mg_rdsr"]["agd_left_mGy"], 1.30)
@@ -345,3 +444,45 @@ def test_summary_csv_after_a_real_retrieve(tmp_path):
     dated = list(csv.DictReader(io.StringIO(window.stdout, newline="")))
     yesterday = date.fromordinal(date.today().toordinal() - 1).isoformat()
     assert dated and {r["study_date"] for r in dated} == {yesterday}
+
+
+def test_summary_csv_neutralises_formulas_and_control_characters_in_text_only():
+    """PACS text that a spreadsheet would run (OWASP CSV injection) gets a leading quote;
+    control characters become U+FFFD; numbers, negative ones too, stay as they are."""
+    import csv
+    import io
+
+    from qrtui.summary import csv_text
+
+    hostile = {
+        '=HYPERLINK("http://x")': '\'=HYPERLINK("http://x")',
+        "+1+1": "'+1+1",
+        "-2+3": "'-2+3",
+        "@SUM(A1)": "'@SUM(A1)",
+        "\t=1": "'\ufffd=1",
+        "\r=1": "'\ufffd=1",
+        "CT \x1b$B broken": "CT \ufffd$B broken",
+        "CHEST\x00\x7f\x9b": "CHEST\ufffd\ufffd\ufffd",
+        "CT CHEST": "CT CHEST",
+    }
+    objects = [
+        DoseSummary(
+            "RDSR",
+            "CT",
+            "CT",
+            station=text,
+            model=text,
+            manufacturer=text,
+            study_uid=f"1.2.{n}",
+            study_description=text,
+            dlp_total=Quantity(-5.5, "mGy.cm"),
+            event_count=1,
+        )
+        for n, text in enumerate(hostile)
+    ]
+    table = [StudyDose(o.study_uid, [o]).row() for o in objects]
+    read_back = list(csv.DictReader(io.StringIO(csv_text(table), newline="")))
+    for row, expected in zip(read_back, hostile.values(), strict=True):
+        for column in ("study_description", "station", "model", "manufacturer"):
+            assert row[column] == expected, column
+        assert row["dlp_total_mGycm"] == "-5.5" and row["events"] == "1"

@@ -199,6 +199,7 @@ def test_cli_dry_run_json_has_no_patient_data_and_retrieves_nothing(
         "study_instance_uid",
         "study_date",
         "study_description",
+        "station_name",
         "modality",
         "decision",
         "series",
@@ -207,6 +208,7 @@ def test_cli_dry_run_json_has_no_patient_data_and_retrieves_nothing(
         "series_instance_uid",
         "modality",
         "series_description",
+        "station_name",
         "instances",
         "sop_instance_uids",
     } <= set(first["series"][0])

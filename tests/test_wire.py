@@ -3,19 +3,30 @@ hand everything else to pydicom."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import date
 from io import BytesIO
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pydicom import dcmread
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import UID
 from pynetdicom import dimse_messages, dimse_primitives, dsutils
 
+from qrtui import worker
+from qrtui.config import RemoteNode
 from qrtui.dicom import speed
-from qrtui.dicom.find import identifier, text
+from qrtui.dicom.find import FindOutcome, identifier, text
+from qrtui.dicom.retrieve import instance_identifier, series_identifier, study_identifier
+from qrtui.funnel import Funnel
+from qrtui.query import build_query
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "openrem"
 
@@ -45,6 +56,128 @@ def test_identifiers_are_written_as_pydicom_writes_them(implicit: bool) -> None:
     assert all(q is not None for q in quick[:3])  # a list of UIDs goes to pydicom
     for ds, encoded in zip(identifiers(), quick, strict=True):
         assert encoded is None or encoded == pydicom_bytes(ds, implicit)
+
+
+class RecordingFinder:
+    """A PACS of two CT studies (a CT series without description, an SR series of unknown
+    class each) that keeps every identifier the funnel asks it with."""
+
+    def __init__(self) -> None:
+        self.asked: list[Dataset] = []
+
+    def find(self, ds: Dataset) -> FindOutcome:
+        self.asked.append(ds)
+        level, answers = ds.QueryRetrieveLevel, []
+        studies = [u for u in str(ds.get("StudyInstanceUID", "")).split("\\") if u]
+        for study_uid in studies or ["1.2.1", "1.2.2"]:
+            answer = Dataset()
+            answer.StudyInstanceUID = study_uid
+            if level == "STUDY":
+                answer.StudyDate, answer.ModalitiesInStudy = "20261127", ["CT", "SR"]
+                answer.NumberOfStudyRelatedSeries = 2
+                answers.append(answer)
+                continue
+            for number, modality in enumerate(("CT", "SR"), 1):
+                series = copy.deepcopy(answer)
+                series.SeriesInstanceUID = f"{study_uid}.{number}"
+                series.Modality, series.SeriesNumber = modality, number
+                if level == "IMAGE":
+                    series.SOPInstanceUID = f"{series.SeriesInstanceUID}.1"
+                answers.append(series)
+        return FindOutcome(answers)
+
+    def find_each(
+        self, identifiers: Sequence[Dataset], limit: int | None = None
+    ) -> Iterator[FindOutcome]:
+        return (self.find(ds) for ds in identifiers)
+
+
+def built_identifiers(monkeypatch: pytest.MonkeyPatch) -> list[Dataset]:
+    """Every identifier qrtui builds, by its own code: the funnel's study (by modality, by
+    Modality, by UID list), series (alone and in lists) and image queries, the retrieve's
+    C-MOVE/C-GET keys, and the TUI's patient context query."""
+    finder = RecordingFinder()
+    node = RemoteNode("pacs", "PACS", "127.0.0.1")
+    today = date(2026, 11, 28)
+    every = build_query(today=today, ct=True, mg=True, date_from="7d", toshiba=True)
+    Funnel(finder, node, every, today=today, also_studies=("1.2.9",)).run()
+    Funnel(finder, replace(node, use_modality_tag=True), every, today=today).run()
+    chosen = build_query(today=today, ct=True, only_studies=["1.2.1", "1.2.2"])
+    Funnel(finder, node, chosen, today=today).run()
+    levels = {ds.QueryRetrieveLevel for ds in finder.asked}
+    assert levels == {"STUDY", "SERIES", "IMAGE"}, "the funnel asked at every level"
+
+    class Session(RecordingFinder):
+        def __init__(self, *args: object) -> None:
+            self.asked = finder.asked
+
+        def __enter__(self) -> Session:
+            return self
+
+        def __exit__(self, *args: object) -> None:
+            pass
+
+    monkeypatch.setattr(worker, "FindSession", Session)
+    client = SimpleNamespace(client=SimpleNamespace(aet="QRTUI"))  # all it reads of a Config
+    worker.patient_context(client, node, ["1.2.1", "1.2.2"])  # type: ignore[arg-type]
+    return [
+        *finder.asked,
+        study_identifier("1.2.1"),
+        series_identifier("1.2.1", "1.2.1.2"),
+        instance_identifier("1.2.1", "1.2.1.2", "1.2.1.2.1"),
+    ]
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_every_identifier_qrtui_builds_is_written_as_pydicom_writes_it(
+    implicit: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = built_identifiers(monkeypatch)
+    assert len(built) > 10
+    for ds in built:
+        quick = speed.encode_flat(ds, implicit)
+        assert quick is None or quick == pydicom_bytes(ds, implicit), ds
+        assert dimse_messages.encode(ds, implicit, True) == pydicom_bytes(ds, implicit)
+    # the lists of UIDs aside, every one takes the quick path
+    assert all(speed.encode_flat(ds, implicit) for ds in built if ds["StudyInstanceUID"].VM == 1)
+
+
+# Every VR whose explicit-VR header has a 4-byte length (PS3.5 table 7.1-1), empty and not
+LONG_LENGTH_VALUES = {
+    "UT": "free text", "UC": "characters", "UR": "http://example.org/", "UN": b"\x01\x02",
+    "OB": b"\x00\x01", "OW": b"\x00\x01", "OF": b"\x00" * 4, "OD": b"\x00" * 8,
+    "OL": b"\x00" * 4, "OV": b"\x00" * 8, "SV": 5, "UV": 5, "SQ": [Dataset()],
+}  # fmt: skip
+LONG_LENGTH_TAGS = {
+    "UT": 0x00400310, "UC": 0x00189900, "UR": 0x00081190, "UN": 0x00111010,
+    "OB": 0x00420011, "OW": 0x00281201, "OF": 0x00640009, "OD": 0x00720073,
+    "OL": 0x00660040, "OV": 0x00720082, "SV": 0x00720081, "UV": 0x00720083,
+    "SQ": 0x00400275,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+@pytest.mark.parametrize("vr", sorted(LONG_LENGTH_VALUES))
+def test_long_length_vrs_empty_or_not_are_written_as_pydicom_writes_them(
+    vr: str, implicit: bool
+) -> None:
+    for value in (None, "", b"", LONG_LENGTH_VALUES[vr]):
+        ds = identifier("STUDY", StudyInstanceUID="", StationName="")
+        ds.add(DataElement(LONG_LENGTH_TAGS[vr], vr, value))
+        quick = speed.encode_flat(ds, implicit)
+        assert quick is None or quick == pydicom_bytes(ds, implicit), (vr, value)
+        assert dimse_messages.encode(ds, implicit, True) == pydicom_bytes(ds, implicit)
+        if value in (None, "") and vr != "SQ":
+            assert quick is not None, "an empty value is still the simple case"
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_an_ambiguous_vr_goes_to_pydicom(implicit: bool) -> None:
+    ds = identifier("IMAGE", SOPInstanceUID="")
+    ds.BitsAllocated = 16
+    ds.add(DataElement(0x7FE00010, "OB or OW", None))  # OW by Bits Allocated: 4-byte length
+    quick = speed.encode_flat(ds, implicit)  # first: pydicom resolves the VR in place
+    assert quick is None or quick == pydicom_bytes(ds, implicit)
 
 
 def command_sets() -> list[Dataset]:

@@ -75,6 +75,15 @@ _SHORT_TEXT = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "SH", "ST", "TM", "
 _INTEGER = {"US": struct.Struct("<H"), "UL": struct.Struct("<I")}
 _IMPLICIT_HEADER = struct.Struct("<HHI")
 _EXPLICIT_HEADER = struct.Struct("<HH2sH")
+# Explicit VR: these have two reserved bytes and a 4-byte length (PS3.5 7.1.2), even empty
+_EXPLICIT_LONG_HEADER = struct.Struct("<HH2s2xI")
+_LONG_LENGTH = frozenset(
+    {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+)
+_SHORT_LENGTH = frozenset(
+    {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH", "SL",
+     "SS", "ST", "TM", "UI", "UL", "US"}
+)  # fmt: skip
 
 
 def encode_flat(ds: Dataset, implicit_vr: bool) -> bytes | None:
@@ -102,10 +111,14 @@ def encode_flat(ds: Dataset, implicit_vr: bool) -> bytes | None:
                 return None
         else:
             return None
+        if vr not in _SHORT_LENGTH and vr not in _LONG_LENGTH:
+            return None  # ambiguous ("US or SS") or unknown: pydicom resolves it
         if implicit_vr:
             parts.append(_IMPLICIT_HEADER.pack(group, number, len(encoded)))
+        elif vr in _LONG_LENGTH:
+            parts.append(_EXPLICIT_LONG_HEADER.pack(group, number, vr.encode(), len(encoded)))
         elif len(encoded) <= 0xFFFF:
-            parts.append(_EXPLICIT_HEADER.pack(group, number, vr.encode("ascii"), len(encoded)))
+            parts.append(_EXPLICIT_HEADER.pack(group, number, vr.encode(), len(encoded)))
         else:
             return None
         parts.append(encoded)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, NoReturn
 
-from qrtui import __version__
+from qrtui import __version__, clock
 from qrtui.config import (
     GROUP_NAMES,
     ClientConfig,
@@ -289,7 +289,7 @@ def _scripted(
             parser.error("--no-tui needs REMOTE and STORE (or --profile, --echo, --history)")
         since = _since_last(args, profile)
         params = build_query(
-            today=date.today(),
+            today=clock.today(),
             **{k: getattr(args, k) for k in _QUERY_FLAGS},
         )
         remote, store = config.remote(args.remote), config.store(args.store)
@@ -353,7 +353,7 @@ def _since_last(
         overlap = parse_overlap(args.overlap or "1d")
     except ValueError as exc:
         raise QueryError(str(exc)) from None
-    first_from = parse_date(args.date_from, date.today()) if args.date_from else None
+    first_from = parse_date(args.date_from, clock.today()) if args.date_from else None
     args.date_from = None
     return overlap, first_from
 
@@ -423,11 +423,11 @@ def _probe(config: Config, args: argparse.Namespace) -> int:
 
     try:
         remote = config.remote(args.probe)
-        start, end = default_window(date.today())
+        start, end = default_window(clock.today())
         if args.date_from:
-            start = parse_date(args.date_from, date.today())
+            start = parse_date(args.date_from, clock.today())
         if args.date_until:
-            end = parse_date(args.date_until, date.today())
+            end = parse_date(args.date_until, clock.today())
         if start > end:
             raise QueryError(f"from date {start} is after until date {end}")
         store = None
@@ -488,7 +488,7 @@ def _summary(config: Config, args: argparse.Namespace) -> int:
                 f"store {node.name} is external (no directory): only an embedded store can be "
                 "summed up"
             )
-        today = date.today()
+        today = clock.today()
         start = parse_date(args.date_from, today) if args.date_from else None
         end = parse_date(args.date_until, today) if args.date_until else None
     except (ConfigError, QueryError) as exc:

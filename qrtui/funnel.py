@@ -12,6 +12,7 @@ from typing import Protocol
 
 from pydicom.dataset import Dataset
 
+from qrtui import clock
 from qrtui.config import RemoteNode
 from qrtui.dicom.find import FindOutcome, identifier, number, text, values
 from qrtui.events import Emit, FunnelProgress, Notice
@@ -166,7 +167,7 @@ class Funnel:
         self.learned_cap = self.knowledge.result_cap  # updated when this run meets a cap
         self.cap_forgotten = False  # a complete answer held more than the learned cap
         self._cut_at: dict[int, int] = {}  # answers cut short by a failure, by their size
-        self.today = today or date.today()
+        self.today = today or clock.today()
         self.split_budget = max(
             SPLIT_QUERIES_AT_LEAST, SPLIT_QUERIES_PER_DAY * window_days(params, self.today)
         )

@@ -6,7 +6,9 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,10 @@ from qrtui.store import Store
 from tests.servers import DCMQRSCP_BIN, ORTHANC_BIN, Dcmqrscp, Orthanc, free_port
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "openrem"
+
+# One day for the whole session, for the tests and every qrtui they start: a suite that
+# runs across midnight, or under a shifted clock, agrees with itself (qrtui.clock).
+os.environ.setdefault("QRTUI_TODAY", date.today().isoformat())
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -35,9 +41,48 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.warn_unused_snapshots = True
 
 
+def corpus_if_present() -> Path | None:
+    """The corpus for vendor breadth where it is, else None: generated stand-ins
+    (tests.studies.generated_object) prove the same rules."""
+    return CORPUS if CORPUS.is_dir() else None
+
+
+CORPUS_SKIP = "corpus not found at"
+
+
+def _skips(config: pytest.Config) -> tuple[list[str], list[str]]:
+    """Skipped tests: (for want of the corpus, for any other reason)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    corpus, other = [], []
+    for report in skipped:
+        (corpus if CORPUS_SKIP in str(report.longrepr) else other).append(report.nodeid)
+    return corpus, other
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI every test runs: a skip fails the run, except a corpus test without the corpus."""
+    if IN_CI and _skips(session.config)[1] and exitstatus == 0:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    corpus, other = _skips(config)
+    if corpus:
+        terminalreporter.write_line(
+            f"{len(corpus)} tests skipped for want of the corpus ({CORPUS}): they add vendor "
+            "breadth; the rules themselves ran on generated objects"
+        )
+    if IN_CI and other:
+        terminalreporter.write_line(
+            f"CI runs every test, and {len(other)} were skipped: " + ", ".join(other[:10])
+        )
+
+
 def require_corpus() -> Path:
     if not CORPUS.is_dir():
-        pytest.skip(f"corpus not found at {CORPUS}")
+        pytest.skip(f"{CORPUS_SKIP} {CORPUS}")
     return CORPUS
 
 

@@ -87,13 +87,43 @@ def report_sr() -> Dataset:
     return ds
 
 
+def generated_object(name: str) -> Dataset:
+    """A generated stand-in for the corpus file `name`, of the same kind (by its name: an
+    RDSR, a dose or non-dose Enhanced SR, a Dose Info page, an MG, DX or CR image), so that
+    a clone without ../shared still runs the real-server tests on every rule."""
+    from qrtui.demo import studies as demo
+
+    if name.startswith("ESR_non-dose"):
+        return demo.enhanced_sr(dose=False)
+    if "-ESR-" in name:
+        return demo.enhanced_sr(dose=True)
+    if "-RDSR-" in name:
+        return demo.rdsr("10011" if name.startswith("CT-") else "10001")
+    if name.startswith("CT-SC-"):
+        page = demo.image(demo.SECONDARY_CAPTURE, "CT", 32)
+        page.ImageType = ["DERIVED", "SECONDARY", "DOSE_INFO"]
+        page.ImageComments = page.SeriesDescription = "Dose Info"
+        return page
+    if name.startswith("MG-Im-"):
+        return demo.image(demo.MG_IMAGE, "MG", 32)
+    if "Carestream" in name:  # the corpus's CR image
+        return demo.image(demo.CR_IMAGE, "CR")
+    if name.startswith("DX-Im-"):
+        return demo.image(demo.DX_IMAGE, "DX")
+    raise KeyError(f"no generated stand-in for {name}")
+
+
 class PopulationBuilder:
-    def __init__(self, corpus: Path, out: Path, today: date) -> None:
+    """corpus None: generated stand-ins (generated_object) for the corpus files."""
+
+    def __init__(self, corpus: Path | None, out: Path, today: date) -> None:
         self.corpus, self.out, self.today = corpus, out, today
         self.studies: dict[str, BuiltStudy] = {}
         out.mkdir(parents=True, exist_ok=True)
 
     def corpus_object(self, name: str) -> Dataset:
+        if self.corpus is None:
+            return generated_object(name)
         return pydicom.dcmread(self.corpus / name)
 
     def study(self, label: str, description: str, days_ago: int = 1, group: str = "") -> BuiltStudy:
@@ -151,7 +181,7 @@ class PopulationBuilder:
         return [f for s in self.studies.values() for f in s.files]
 
 
-def build_population(corpus: Path, out: Path, today: date) -> PopulationBuilder:
+def build_population(corpus: Path | None, out: Path, today: date) -> PopulationBuilder:
     """The test set of the query issue, dated relative to `today`."""
     b = PopulationBuilder(corpus, out, today)
 

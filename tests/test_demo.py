@@ -12,13 +12,13 @@ import sys
 import tempfile
 import threading
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from textual.widgets import Checkbox
 
-from qrtui import worker
+from qrtui import clock, worker
 from qrtui.config import Config
 from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
@@ -30,7 +30,7 @@ from qrtui.store import FILE_MODE, INCOMING, INDEX_NAME, PROBE
 from qrtui.tui.app import create_app
 from qrtui.tui.screens import QueryScreen, ResultsScreen
 
-TODAY = date.today()
+TODAY = clock.today()
 ALL = ("CT", "MG", "FL", "DX")
 
 

@@ -4,12 +4,15 @@ named beside it); the reader walks the tree by those codes, never by position.""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pydicom
 import pytest
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from qrtui import clock
 from qrtui.dose import DoseSummary, Event, Quantity, StudyDose, read_dose
 from tests.conftest import require_corpus
 
@@ -378,7 +381,6 @@ def test_summary_csv_after_a_real_retrieve(tmp_path):
     import sqlite3
     import subprocess
     import sys
-    from datetime import date
 
     from qrtui.store import INDEX_NAME
     from tests.conftest import require
@@ -386,7 +388,7 @@ def test_summary_csv_after_a_real_retrieve(tmp_path):
     from tests.studies import PATIENT_ID, PATIENT_NAME, build_population
 
     require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
-    population = build_population(require_corpus(), tmp_path / "objects", date.today())
+    population = build_population(require_corpus(), tmp_path / "objects", clock.today())
     store_port = free_port()
     orthanc = Orthanc(tmp_path / "orthanc", modalities=qrtui_modalities("QRTUI_STORE", store_port))
     orthanc.start()
@@ -442,7 +444,7 @@ def test_summary_csv_after_a_real_retrieve(tmp_path):
 
     window = qrtui("--summary", "local", "--csv", "-f", "1d", "-t", "1d")
     dated = list(csv.DictReader(io.StringIO(window.stdout, newline="")))
-    yesterday = date.fromordinal(date.today().toordinal() - 1).isoformat()
+    yesterday = (clock.today() - timedelta(days=1)).isoformat()
     assert dated and {r["study_date"] for r in dated} == {yesterday}
 
 

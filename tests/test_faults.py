@@ -12,13 +12,13 @@ import sys
 import threading
 import time
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pydicom
 import pytest
 
-from qrtui import worker
+from qrtui import clock, worker
 from qrtui.config import StoreNode
 from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
@@ -78,7 +78,7 @@ def test_a_retrieve_that_keeps_sending_pending_is_stopped_at_its_deadline(tmp_pa
     with DemoPacs(faults=Faults(hold_after=1)) as pacs:
         config = demo_config(tmp_path, pacs)
         remote = replace(config.remote(DEMO_REMOTE), retrieve_deadline=1.0)
-        params = build_query(today=date.today(), date_from="yesterday", mg=True)
+        params = build_query(today=clock.today(), date_from="yesterday", mg=True)
         outcome = worker.run(config, remote, config.store(DEMO_STORE), params, dry_run=False)
     assert outcome.status == 3
     assert "no final answer within 1 s (retrieve_deadline)" in outcome.message
@@ -145,7 +145,7 @@ def test_disk_full_mid_retrieve_fails_the_run_and_the_next_run_completes(small_d
         store_node = replace(config.store(DEMO_STORE), directory=disk / "store")
         config = replace(config, stores=(store_node,))
         remote = config.remote(DEMO_REMOTE)
-        params = build_query(today=date.today(), date_from="yesterday", mg=True, dx=True)
+        params = build_query(today=clock.today(), date_from="yesterday", mg=True, dx=True)
         Store(disk / "store").close()  # the index exists before the disk fills
         free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
         filler = disk / "filler"
@@ -156,9 +156,7 @@ def test_disk_full_mid_retrieve_fails_the_run_and_the_next_run_completes(small_d
         assert first.summary.failed >= 1
         assert any("could not be written (disk full)" in p for p in first.summary.problems)
         held_after_first = _indexed(disk / "store")
-        wanted = dose_uids(
-            pacs.studies, ("MG", "DX"), date.today().fromordinal(date.today().toordinal() - 1)
-        )
+        wanted = dose_uids(pacs.studies, ("MG", "DX"), clock.today() - timedelta(days=1))
         assert held_after_first < wanted
         files = {path.stem for path in (disk / "store").glob("*/*/*.dcm")}
         assert files == held_after_first, "every file indexed, and every row with its file"
@@ -220,7 +218,7 @@ def test_killed_mid_retrieve_leaves_only_whole_indexed_files_and_the_next_run_co
         pacs.faults = Faults()
         again = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert again.returncode == 0, again.stderr
-        wanted = dose_uids(pacs.studies, ("MG", "DX"), date.today() - timedelta(days=1))
+        wanted = dose_uids(pacs.studies, ("MG", "DX"), clock.today() - timedelta(days=1))
         assert _indexed(store) == wanted
         assert not any((store / ".incoming").iterdir())
 

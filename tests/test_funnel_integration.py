@@ -7,26 +7,26 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date
 
 import pytest
 
+from qrtui import clock
 from qrtui.config import RemoteNode
 from qrtui.dicom.find import FindSession
 from qrtui.funnel import Funnel, FunnelResult
 from qrtui.query import build_query
 from qrtui.selection import Decision
-from tests.conftest import require, require_corpus
+from tests.conftest import corpus_if_present, require
 from tests.servers import DCMQRSCP_BIN, ORTHANC_BIN, Dcmqrscp, Orthanc
 from tests.studies import PATIENT_ID, PATIENT_NAME, PopulationBuilder, build_population
 
-TODAY = date.today()
+TODAY = clock.today()
 ALL = {"ct": True, "mg": True, "fl": True, "dx": True}
 
 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory) -> PopulationBuilder:
-    return build_population(require_corpus(), tmp_path_factory.mktemp("objects"), TODAY)
+    return build_population(corpus_if_present(), tmp_path_factory.mktemp("objects"), TODAY)
 
 
 @pytest.fixture(scope="module")

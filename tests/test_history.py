@@ -6,21 +6,22 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from qrtui import clock
 from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
 from qrtui.demo.studies import dose_uids
 from qrtui.store import INDEX_NAME
-from tests.conftest import qrtui, require, require_corpus
+from tests.conftest import corpus_if_present, qrtui, require
 from tests.servers import ORTHANC_BIN, Orthanc, free_port, qrtui_modalities
 from tests.studies import CT_IMAGE, PopulationBuilder, synthetic_image
 from tests.test_retrieve_integration import stored_objects
 
-TODAY = date.today()
+TODAY = clock.today()
 STORE_AET = "QRTUI_STORE"
 
 
@@ -56,7 +57,7 @@ def checkpoint(store: Path, key: str) -> str | None:
 
 def test_a_nightly_profile_with_since_last_never_leaves_a_gap(tmp_path):
     require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
-    b = PopulationBuilder(require_corpus(), tmp_path / "objects", TODAY)
+    b = PopulationBuilder(corpus_if_present(), tmp_path / "objects", TODAY)
     first = {ct_study(b, "yesterday", 1)}
     ct_study(b, "research", 1, "CT CHEST RESEARCH")  # the profile excludes it
     store_port = free_port()

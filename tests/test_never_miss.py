@@ -8,13 +8,14 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pydicom
 import pytest
 
-from tests.conftest import require, require_corpus
+from qrtui import clock
+from tests.conftest import corpus_if_present, require, require_corpus
 from tests.servers import (
     DCMQRSCP_BIN,
     ORTHANC_BIN,
@@ -26,7 +27,7 @@ from tests.servers import (
 from tests.studies import CT_IMAGE, BuiltStudy, PopulationBuilder, synthetic_image
 from tests.test_retrieve_integration import stored_objects
 
-TODAY = date.today()
+TODAY = clock.today()
 STORE_AET = "QRTUI_STORE"
 
 
@@ -92,7 +93,7 @@ def test_a_second_rdsr_arriving_later_in_a_known_study_is_fetched_alone(fresh_pa
     """dcmqrscp gives neither SOP classes nor series descriptions: the RDSR held from the first
     run must not stand for the new SR series beside it."""
     kind, server, store_port = fresh_pacs
-    b = PopulationBuilder(require_corpus(), tmp_path / "objects", TODAY)
+    b = PopulationBuilder(corpus_if_present(), tmp_path / "objects", TODAY)
     first_rdsr = ct_study(b, "ct")
     mg = b.study("mg", "MAMMO SCREENING", group="MG")
     b.add(mg, "img", b.corpus_object("MG-Im-GE_Seno_1_ForPresentation.dcm"))
@@ -134,7 +135,7 @@ def test_two_hundred_studies_at_one_date_and_time_are_complete_not_suspect(tmp_p
     """An uncapped Orthanc answers 200, a round number, and no window can split them: qrtui
     looks closer instead of crying wolf, and exits 0 with every RDSR."""
     require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
-    b = PopulationBuilder(require_corpus(), tmp_path / "objects", TODAY)
+    b = PopulationBuilder(corpus_if_present(), tmp_path / "objects", TODAY)
     wanted = {ct_study(b, f"ct{n}") for n in range(200)}
     store_port = free_port()
     orthanc = Orthanc(tmp_path / "orthanc", modalities=qrtui_modalities(STORE_AET, store_port))
@@ -163,7 +164,7 @@ def capped(tmp_path_factory) -> Iterator[tuple[Orthanc, int, dict[str, set[str]]
     - STUCK: 45 studies at the same second, which no window can split."""
     require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
     tmp = tmp_path_factory.mktemp("capped")
-    b = PopulationBuilder(require_corpus(), tmp / "objects", TODAY)
+    b = PopulationBuilder(corpus_if_present(), tmp / "objects", TODAY)
     rdsrs: dict[str, set[str]] = {"day": set(), "spread": set(), "stuck": set()}
     for n in range(48):
         time = f"{(n * 29) // 60:02d}{(n * 29) % 60:02d}00"
@@ -255,7 +256,7 @@ def test_a_capped_answer_that_cannot_be_split_still_fails_and_says_where(capped,
 def content(tmp_path_factory) -> tuple[PopulationBuilder, dict[str, set[str]]]:
     """CT studies whose dose object is only found by reading: a Philips Dose Info page in a
     study saved without series descriptions, Enhanced SRs that are or are not dose reports."""
-    b = PopulationBuilder(require_corpus(), tmp_path_factory.mktemp("content"), TODAY)
+    b = PopulationBuilder(corpus_if_present(), tmp_path_factory.mktemp("content"), TODAY)
     wanted: dict[str, set[str]] = {}
 
     def images(study: BuiltStudy) -> None:

@@ -10,18 +10,17 @@ import stat
 import tomllib
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from qrtui import funnel, worker
+from qrtui import clock, funnel, worker
 from qrtui.config import load_config
 from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
 from qrtui.funnel import IMAGE_QUERIES, SERIES_QUERIES
 from qrtui.query import build_query
-from tests.conftest import qrtui, require, require_corpus
+from tests.conftest import corpus_if_present, qrtui, require
 from tests.servers import (
     DCMQRSCP_BIN,
     ORTHANC_BIN,
@@ -32,7 +31,7 @@ from tests.servers import (
 )
 from tests.studies import CT_IMAGE, PopulationBuilder, build_population, synthetic_image
 
-TODAY = date.today()
+TODAY = clock.today()
 STORE_AET = "QRTUI_STORE"
 BOOLEANS = (
     "modalities_in_study_matched", "sop_classes_in_study", "station_name_returned",
@@ -51,7 +50,7 @@ def probed(config: Path, node: str, *args: str) -> dict:
 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory) -> PopulationBuilder:
-    return build_population(require_corpus(), tmp_path_factory.mktemp("objects"), TODAY)
+    return build_population(corpus_if_present(), tmp_path_factory.mktemp("objects"), TODAY)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +107,7 @@ def test_move_test_moves_one_sr_series_into_a_throwaway_store(real_pacs):
 
 def test_the_probe_finds_the_cap_of_a_capped_orthanc(tmp_path):
     require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
-    b = PopulationBuilder(require_corpus(), tmp_path / "objects", TODAY)
+    b = PopulationBuilder(corpus_if_present(), tmp_path / "objects", TODAY)
     for n in range(15):
         study = b.study(f"ct{n}", "CT CHEST", days_ago=1 + n % 3, group="CT")
         b.add(study, "img", synthetic_image(CT_IMAGE, "CT"), "Axial")

@@ -10,14 +10,14 @@ import sqlite3
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import pydicom
 import pytest
 
+from qrtui import clock
 from qrtui.store import INDEX_NAME
-from tests.conftest import qrtui, require, require_corpus
+from tests.conftest import corpus_if_present, qrtui, require
 from tests.servers import (
     DCMQRSCP_BIN,
     ORTHANC_BIN,
@@ -28,7 +28,7 @@ from tests.servers import (
 )
 from tests.studies import PATIENT_ID, PATIENT_NAME, PopulationBuilder, build_population
 
-TODAY = date.today()
+TODAY = clock.today()
 STORE_AET = "QRTUI_STORE"
 GROUP_FLAGS = {"CT": "-ct", "MG": "-mg", "FL": "-fl", "DX": "-dx"}
 
@@ -42,7 +42,7 @@ class Pacs:
 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory) -> PopulationBuilder:
-    return build_population(require_corpus(), tmp_path_factory.mktemp("objects"), TODAY)
+    return build_population(corpus_if_present(), tmp_path_factory.mktemp("objects"), TODAY)
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +235,7 @@ def test_a_second_rdsr_in_a_known_study_is_fetched_and_nothing_else(
     status, first, stderr = retrieve(config, "orthanc", "CT")
     assert status == 0 and first["retrieve"]["stored"] == 1, stderr
 
-    builder = PopulationBuilder(require_corpus(), tmp_path / "more", TODAY)
+    builder = PopulationBuilder(corpus_if_present(), tmp_path / "more", TODAY)
     study = population.studies["ct_rdsr"]
     builder.studies["ct_rdsr"] = study
     known_files = list(study.files)

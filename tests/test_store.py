@@ -18,10 +18,11 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 
+from qrtui import clock
 from qrtui.config import StoreNode
 from qrtui.dicom.storescp import Receiver, StorageSCP
 from qrtui.store import INDEX_NAME, Store, StoreBusy, StoredInstance, UnsafeUID, safe_uid
-from tests.conftest import require, require_corpus
+from tests.conftest import corpus_if_present, require, require_corpus
 from tests.servers import free_port
 from tests.studies import PATIENT_ID, PATIENT_NAME, PopulationBuilder
 
@@ -84,9 +85,7 @@ def test_leftover_temporary_files_are_removed_and_never_indexed(tmp_path):
 
 @pytest.fixture
 def rdsr_files(tmp_path) -> list[Path]:
-    builder = PopulationBuilder(
-        require_corpus(), tmp_path / "objects", __import__("datetime").date.today()
-    )
+    builder = PopulationBuilder(corpus_if_present(), tmp_path / "objects", clock.today())
     study = builder.study("ct", "CT CHEST")
     builder.add(study, "rdsr", builder.corpus_object("CT-RDSR-Siemens_Flash-TAP-SS.dcm"))
     builder.add(study, "rdsr", builder.corpus_object("CT-RDSR-GEPixelMed.dcm"))

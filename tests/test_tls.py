@@ -7,12 +7,12 @@ import json
 import shutil
 import socket
 import subprocess
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import qrtui, require, require_corpus
+from qrtui import clock
+from tests.conftest import corpus_if_present, qrtui, require, require_corpus
 from tests.servers import ORTHANC_BIN, Orthanc
 from tests.studies import build_population
 
@@ -83,7 +83,7 @@ def tls_orthanc(tmp_path_factory):
     certs = make_ca_and_server_cert(certs_dir)
     other = make_ca_and_server_cert(certs_dir, "other")
     population = build_population(
-        require_corpus(), tmp_path_factory.mktemp("objects"), date.today()
+        corpus_if_present(), tmp_path_factory.mktemp("objects"), clock.today()
     )
     server = Orthanc(
         tmp_path_factory.mktemp("orthanc"),

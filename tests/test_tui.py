@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Checkbox, DataTable, Input, Static
 
+from qrtui import clock
 from qrtui.config import load_config
 from qrtui.store import INDEX_NAME
 from qrtui.tui.app import create_app
@@ -343,7 +344,7 @@ def demo_history(tmp_path: Path):
         failing = next(s for s in pacs.studies if s.label == "mg_rdsr")
         uid = failing.objects[0].StudyInstanceUID
         pacs.faults = Faults(fail_studies=frozenset({uid}))
-        params = build_query(today=date.today(), date_from="1d", mg=True)
+        params = build_query(today=clock.today(), date_from="1d", mg=True)
         context = worker.RunContext(face="tui")
         first = worker.run(config, remote, store, params, dry_run=False, context=context)
         pacs.faults = Faults()

@@ -8,11 +8,12 @@ import json
 import sqlite3
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from textual.widgets import DataTable, Input, RichLog, Static
 
+from qrtui import clock
 from qrtui.demo import DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
 from qrtui.demo.studies import dose_uids
@@ -91,7 +92,7 @@ async def test_two_studies_left_out_are_not_fetched_and_the_history_says_so(tmp_
             assert outcomes[left_out[0]] == "left out"
             assert outcomes[study_uid(pacs, "rf_images_only")] == "dropped"
             assert outcomes[study_uid(pacs, "ct_philips")].startswith("stored")
-    wanted = dose_uids(pacs.studies, ALL, date.today() - timedelta(days=1))
+    wanted = dose_uids(pacs.studies, ALL, clock.today() - timedelta(days=1))
     skipped = {
         uid
         for s in pacs.studies

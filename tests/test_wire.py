@@ -287,7 +287,7 @@ def test_answers_read_as_pydicom_reads_them(implicit: bool) -> None:
 
 def test_corpus_headers_read_as_pydicom_reads_them() -> None:
     if not CORPUS.is_dir():
-        pytest.skip("../shared/corpus/openrem is not here")
+        pytest.skip(f"corpus not found at {CORPUS}")
     keywords = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID",
                 "Modality", "StudyDate", "StudyTime", "StationName", "SeriesDescription",
                 "StudyDescription", "Manufacturer", "SeriesNumber", "InstanceNumber",

@@ -25,6 +25,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     Verification,
 )
 
+from qrtui import clock
 from qrtui.demo.studies import DemoStudy, demo_studies
 from qrtui.dicom.assoc import tune_socket
 from qrtui.dicom.storescp import SERVER_POLL_SECONDS
@@ -85,7 +86,7 @@ class DemoPacs:
     ) -> None:
         self.aet = aet
         self.faults = faults or Faults()
-        self.studies: list[DemoStudy] = demo_studies(today or date.today())
+        self.studies: list[DemoStudy] = demo_studies(today or clock.today())
         self.objects = [o for s in self.studies for o in s.objects]
         self.destinations: dict[str, tuple[str, int]] = {}
         self.port = 0

@@ -13,6 +13,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
 
+from qrtui import clock
 from qrtui.config import Config
 from qrtui.tui.commands import ScreenActions
 from qrtui.tui.screens import HelpScreen, NodesScreen, QueryScreen, ResultsScreen
@@ -31,7 +32,7 @@ class QrtuiApp(App[int]):
         self,
         config: Config,
         *,
-        today: Callable[[], date] = date.today,
+        today: Callable[[], date] = clock.today,
         cursor_blink: bool = True,
         echo_on_start: bool = True,
         start: str = "nodes",
@@ -82,7 +83,7 @@ class QrtuiApp(App[int]):
 def create_app(
     config: Config,
     *,
-    today: Callable[[], date] = date.today,
+    today: Callable[[], date] = clock.today,
     cursor_blink: bool = True,
     echo_on_start: bool = True,
     start: str = "nodes",

@@ -167,6 +167,7 @@ class Funnel:
         self.learned_cap = self.knowledge.result_cap  # updated when this run meets a cap
         self.cap_forgotten = False  # a complete answer held more than the learned cap
         self._cut_at: dict[int, int] = {}  # answers cut short by a failure, by their size
+        self._round_accepted: list[tuple[str, str, int]] = []  # unsplittable, taken as whole
         self.today = today or clock.today()
         self.split_budget = max(
             SPLIT_QUERIES_AT_LEAST, SPLIT_QUERIES_PER_DAY * window_days(params, self.today)
@@ -355,6 +356,7 @@ class Funnel:
                 f"{what}, {window}: {found} matches, a round number; asked again with fewer "
                 "return keys, the same answer: no sign of a cap"
             )
+            self._round_accepted.append((what, window, found))
             return matches
         found_more: list[Dataset] = []
         if more:
@@ -392,6 +394,17 @@ class Funnel:
             )
         return kept
 
+    def _recheck_round_answers(self) -> None:
+        """An unsplittable round answer taken as whole before the run learned a cap of that
+        size (in a wider window, later) is, after all, as many as the node returns."""
+        cap = self.cap
+        for what, window, found in self._round_accepted:
+            if cap is not None and found >= cap:
+                self._incomplete(
+                    f"{what}, {window}: {found} matches, as many as {self.node.name} returns "
+                    f"at most ({cap}), and this window cannot be split further"
+                )
+
     def _undecodable(self, outcome: FindOutcome, what: str) -> None:
         if outcome.undecodable:
             self._count(UNDECODABLE, outcome.undecodable)
@@ -420,6 +433,7 @@ class Funnel:
 
     def run(self) -> FunnelResult:
         studies = self._study_level()
+        self._recheck_round_answers()
         studies = self._study_filters(studies)
         studies = self._series_level(studies)
         studies = self._image_level(studies)

@@ -24,7 +24,7 @@ from qrtui.config import Config, RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed, associate, make_ae, release
 from qrtui.dicom.echo import echo_remote
 from qrtui.dicom.find import FindOutcome, FindSession, identifier, text, values
-from qrtui.dicom.retrieve import RetrieveSession, series_identifier
+from qrtui.dicom.retrieve import RetrieveSession, series_identifier, study_identifier
 from qrtui.dicom.session import SessionFailed, node_peer
 from qrtui.dicom.storescp import Receiver, StorageSCP
 from qrtui.funnel import split_range, window_text
@@ -295,9 +295,24 @@ class _Prober:
             return
         try:
             get = str(StudyRootQueryRetrieveInformationModelGet)
-            self.found["c_get"] = any(c.abstract_syntax == get for c in assoc.accepted_contexts)
+            accepted = any(c.abstract_syntax == get for c in assoc.accepted_contexts)
+            self.found["c_get"] = accepted and self._c_get_answered(assoc)
         finally:
-            release(assoc)
+            if assoc.is_established:
+                release(assoc)
+
+    def _c_get_answered(self, assoc: Any) -> bool:
+        """A node may take the C-GET model and still refuse the command (Orthanc's AllowGet
+        false aborts the association): a C-GET of a study no one has tells."""
+        nobody = study_identifier(NO_SUCH_STUDY)
+        try:
+            for status, _ in assoc.send_c_get(nobody, StudyRootQueryRetrieveInformationModelGet):
+                code = getattr(status, "Status", None)
+                if code is None or code in REFUSED_STATUSES:
+                    return False
+        except Exception:
+            return False
+        return bool(assoc.is_established)
 
     def associations(self, open_already: FindSession) -> None:
         """How many associations the node takes at once, up to max_associations: ours for
@@ -363,6 +378,11 @@ def _or(value: object, missing: str) -> str:
 
 def _returned(matches: list[Dataset], keyword: str) -> bool:
     return any(text(m, keyword) for m in matches)
+
+
+# A UID of our own root that names no study: its C-GET finds nothing wherever C-GET works.
+NO_SUCH_STUDY = "1.2.826.0.1.3680043.8.498.1"
+REFUSED_STATUSES = frozenset({0x0122, 0x0124})  # SOP class not supported; not authorised
 
 
 def default_window(today: date) -> tuple[date, date]:

@@ -23,7 +23,7 @@ from qrtui.dicom.retrieve import (
     series_identifier,
     study_identifier,
 )
-from qrtui.dicom.session import Cancelled
+from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.dicom.storescp import Received, Receiver
 from qrtui.events import Emit, Notice, RetrieveProgress
 from qrtui.selection import (
@@ -482,11 +482,14 @@ class Retriever:
         if worked and arrived:
             self.method = replace(self.method, confirmed=True)
             return False
+        self._give_up_get(outcome.problem() or self._gap(outcome, arrived) or "nothing arrived")
+        return True
+
+    def _give_up_get(self, why: str) -> None:
+        """auto: C-GET did not work on its first request; C-MOVE from now on."""
         self.method = replace(self.method, get=False, confirmed=True)
-        why = outcome.problem() or self._gap(outcome, arrived) or "nothing arrived"
         self.summary.method_note = f"C-GET did not work ({why})"
         self._log(f"{self.summary.method_note}: C-MOVE from now on")
-        return True
 
     def _request(
         self, ident: Dataset, what: str, series_uid: str, use_get: bool
@@ -506,7 +509,15 @@ class Retriever:
 
         now: list[Received] = []
         try:
-            return self._session().retrieve(ident, pending, use_get), now
+            try:
+                return self._session().retrieve(ident, pending, use_get), now
+            except SessionFailed as exc:
+                if not (use_get and self.auto and not self.method.confirmed):
+                    raise
+                self._give_up_get(f"the association was dropped: {exc}")
+                with self._lock:
+                    self.summary.methods["C-MOVE"] = self.summary.methods.get("C-MOVE", 0) + 1
+                return self._session().retrieve(ident, pending, False), now
         finally:
             now += [
                 r

@@ -89,9 +89,12 @@ def fresh_pacs(request, tmp_path) -> Iterator[tuple[str, object, int]]:
         server.stop()
 
 
-def test_a_second_rdsr_arriving_later_in_a_known_study_is_fetched_alone(fresh_pacs, tmp_path):
+@pytest.mark.parametrize("late_series", ["rdsr2", "rdsr"], ids=["new series", "same series"])
+def test_a_second_rdsr_arriving_later_in_a_known_study_is_fetched_alone(
+    fresh_pacs, tmp_path, late_series
+):
     """dcmqrscp gives neither SOP classes nor series descriptions: the RDSR held from the first
-    run must not stand for the new SR series beside it."""
+    run must not stand for the new SR object beside it, in a new series or in its own."""
     kind, server, store_port = fresh_pacs
     b = PopulationBuilder(corpus_if_present(), tmp_path / "objects", TODAY)
     first_rdsr = ct_study(b, "ct")
@@ -111,10 +114,10 @@ def test_a_second_rdsr_arriving_later_in_a_known_study_is_fetched_alone(fresh_pa
 
     before = set(b.files())
     ct = b.studies["ct"]
-    b.add(ct, "rdsr2", b.corpus_object("CT-RDSR-Siemens-Multi-2.dcm"))
+    b.add(ct, late_series, b.corpus_object("CT-RDSR-Siemens-Multi-2.dcm"))
     b.add(mg, "img", b.corpus_object("MG-Im-GE-SenDS-scaled.dcm"))
     server.add([f for f in b.files() if f not in before])
-    late_rdsr = ct.series["rdsr2"].sop_uids[0]
+    late_rdsr = ct.series[late_series].sop_uids[-1]
     late_image = mg.series["img"].sop_uids[-1]
 
     status, second, stderr = qrtui(config, *flags)

@@ -35,6 +35,9 @@ def stored(tmp_path: Path) -> set[str]:
         return {uid for (uid,) in db.execute("SELECT sop_instance_uid FROM instances")}
 
 
+PATIENT_KEYS = frozenset({"PatientName", "PatientID", "PatientBirthDate"})
+
+
 def demo_app(tmp_path: Path, pacs: DemoPacs):
     config = demo_config(tmp_path, pacs)
     return create_app(config, start="query", demo=True, cursor_blink=False, echo_on_start=False)
@@ -208,8 +211,13 @@ async def test_patient_context_only_on_request_and_gone_after(tmp_path):
                 return " ".join(cells + log + [str(results.query_one("#status").render())])
 
             assert "DEMO-0" not in screen_text() and "DEMO^PATIENT" not in screen_text()
+            assert not any(PATIENT_KEYS & asked for asked in pacs.identifiers)
             await pilot.press("P")
             await settle(app, pilot)
+            asked_with_toggle = [PATIENT_KEYS & asked for asked in pacs.identifiers]
+            assert any(asked_with_toggle) and "PatientBirthDate" not in set().union(
+                *asked_with_toggle
+            )
             shown = screen_text()
             assert "[PHI shown]" in shown and "DEMO-0" in shown
             cursor_to(results, study_uid(pacs, "ct_rdsr"))
@@ -220,8 +228,10 @@ async def test_patient_context_only_on_request_and_gone_after(tmp_path):
             await pilot.pause()
             assert results.patients is None
             assert "DEMO-0" not in screen_text() and "PHI shown" not in screen_text()
+            asked_before_retrieve = len(pacs.identifiers)
             await pilot.press("r")
             await settle(app, pilot)
+            assert not any(PATIENT_KEYS & a for a in pacs.identifiers[asked_before_retrieve:])
     history = subprocess.run(
         [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(tmp_path / "config.toml"),
          "--history", DEMO_STORE, "--json"], capture_output=True, text=True, check=True,

@@ -78,6 +78,9 @@ class Faults:
     misname_instance: bool = False  # C-STORE commands name another SOP instance
     find_status: int | None = None  # every study query fails at once with this status
     cap_times: int | None = None  # cap_results: on the first N study queries, no others
+    cap_keys: int | None = None  # cap_results only on queries with at least N keys (bytes)
+    unmatched_by_time: frozenset[str] = frozenset()  # studies no StudyTime range matches
+    abort_once: bool = False  # abort_after on the first retrieve only
 
 
 class DemoPacs:
@@ -95,6 +98,8 @@ class DemoPacs:
         self._failed: set[str] = set()
         self._withheld: set[str] = set()
         self.study_queries = 0  # study-level C-FINDs answered
+        self.identifiers: list[frozenset[str]] = []  # keywords of every C-FIND identifier
+        self._aborted = False
         self._pause = threading.Event()  # never set: waiting on it is the delay
         self.holding = threading.Event()  # set while a retrieve waits at hold_after
         self._released = threading.Event()
@@ -279,6 +284,10 @@ class DemoPacs:
             elif keyword in _RANGE_KEYS:
                 if self.faults.ignore_dates:
                     continue
+                if keyword == "StudyTime" and record["StudyInstanceUID"] in (
+                    self.faults.unmatched_by_time
+                ):
+                    return False
                 if not _in_range(str(record[keyword]), str(value)):
                     return False
             elif not fnmatch.fnmatchcase(str(record[keyword]), str(value)):
@@ -290,6 +299,9 @@ class DemoPacs:
         level = str(identifier.get("QueryRetrieveLevel", "")).upper()
         hidden = self._hidden()
         cap = self.faults.cap_results
+        self.identifiers.append(frozenset(e.keyword for e in identifier if e.keyword))
+        if self.faults.cap_keys is not None and len(identifier) < self.faults.cap_keys:
+            cap = None
         if level == "STUDY":
             self.study_queries += 1
             if self.faults.find_status is not None:
@@ -382,7 +394,12 @@ class DemoPacs:
             if event.is_cancelled and not self.faults.ignore_cancel:
                 yield 0xFE00, None
                 return
-            if self.faults.abort_after is not None and index >= self.faults.abort_after:
+            if (
+                self.faults.abort_after is not None
+                and index >= self.faults.abort_after
+                and not (self.faults.abort_once and self._aborted)
+            ):
+                self._aborted = True
                 event.assoc.abort()
                 return
             hold = self.faults.hold_after

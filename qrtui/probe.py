@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     XRayRadiationDoseSRStorage,
 )
 
+from qrtui import clock
 from qrtui.config import Config, RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed, associate, make_ae, release
 from qrtui.dicom.echo import echo_remote
@@ -90,9 +91,7 @@ class _Prober:
         self, config: Config, node: RemoteNode, report: ProbeReport, say: Callable[[str], None]
     ) -> None:
         self.config, self.node, self.report, self.say = config, node, report, say
-        self.found: dict[str, Any] = {
-            "probed": datetime.now().astimezone().isoformat("T", "seconds")
-        }
+        self.found: dict[str, Any] = {"probed": clock.now().isoformat("T", "seconds")}
 
     def note(self, line: str) -> None:
         self.report.notes.append(line)

@@ -107,6 +107,9 @@ def retrieve_lines(summary: RetrieveSummary) -> list[str]:
         )
     lines += [f"Gap: {g}" for g in s.gaps]
     lines += [f"Problem: {p}" for p in s.problems]
+    lines += [f"Sender: {n}" for n in s.sender_notes[:MISSING_SHOWN]]
+    if len(s.sender_notes) > MISSING_SHOWN:
+        lines.append(f"Sender: {len(s.sender_notes) - MISSING_SHOWN} more notes (see --json)")
     if s.cancelled:
         lines.append("Retrieve cancelled before the end")
     missing = s.missing()

@@ -447,8 +447,10 @@ class Retriever:
         more, by instance; still missing, a gap of the study (owed, exit 1). Returns what
         arrived on the second ask."""
         planned = planned_instances(pick)
-        if self.receiver is None or not planned:
+        if self.receiver is None:
             return []
+        if not planned:
+            return self._against_the_count(plan, pick, what, arrived)
         missing = sorted(planned - {r.instance.sop_instance_uid for r in arrived})
         if not missing:
             return []
@@ -472,6 +474,35 @@ class Retriever:
                     "PACS listed did not arrive, asked twice",
                 )
         return again
+
+    def _against_the_count(
+        self, plan: StudyPlan, pick: Pick, what: str, arrived: list[Received]
+    ) -> list[Received]:
+        """A whole series whose instances the PACS did not list, but counted
+        (NumberOfSeriesRelatedInstances): fewer objects than that is asked for once more."""
+        series, counted = pick.series, pick.series.instance_count
+        if series.instances is not None or not counted or series.series_instance_uid == WHOLE_STUDY:
+            return []
+        got = {r.instance.sop_instance_uid for r in arrived}
+        if len(got) >= counted:
+            return []
+        self._log(
+            f"{what}: the PACS counted {counted} objects in the series, {len(got)} arrived; "
+            "asking for the series once more"
+        )
+        study_uid = plan.study.study_instance_uid
+        ident = series_identifier(study_uid, series.series_instance_uid)
+        outcome, now = self._request(ident, what, series.series_instance_uid, self.method.get)
+        self._account(what, outcome, now)
+        got |= {r.instance.sop_instance_uid for r in now}
+        if len(got) < counted:
+            with self._lock:
+                self._problem(
+                    self.summary.gaps,
+                    f"{what}: study {study_uid}: {counted - len(got)} of the {counted} objects "
+                    "the PACS counted in the series did not arrive, asked twice",
+                )
+        return now
 
     def _judge_get(self, outcome: RetrieveOutcome, arrived: list[Received]) -> bool:
         """The first C-GET of an auto run: where it worked, C-GET from now on; where it did

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
+from qrtui import clock
 from qrtui.config import Config, ConfigError, RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed
 from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
@@ -67,7 +68,7 @@ class RunContext:
     face: str = "scripted"  # "scripted", "tui" or "demo"
     profile: str | None = None
     since_last: SinceLast | None = None
-    started: datetime = field(default_factory=lambda: datetime.now().astimezone())
+    started: datetime = field(default_factory=clock.now)
 
 
 def query_key(remote: str, store: str, params: QueryParams) -> str:
@@ -142,7 +143,7 @@ def learn_cap(config: Config, remote: RemoteNode, cap: int | None) -> str:
     be kept."""
     learned = load_learned(config.path)
     found = learned.get(remote.name, Findings())
-    seen = datetime.now().astimezone().isoformat(timespec="seconds") if cap else None
+    seen = clock.now().isoformat(timespec="seconds") if cap else None
     learned[remote.name] = replace(found, result_cap=cap, cap_seen=seen)
     try:
         save_learned(config.path, learned)
@@ -459,7 +460,7 @@ def record(
             )
             for p in result.to_fetch
         )
-    finished = datetime.now().astimezone()
+    finished = clock.now()
     run = RunRecord(
         started=context.started.isoformat(timespec="seconds"),
         finished=finished.isoformat(timespec="seconds"),

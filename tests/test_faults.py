@@ -181,14 +181,21 @@ def _indexed(store: Path) -> set[str]:
         return {uid for (uid,) in db.execute("SELECT sop_instance_uid FROM instances")}
 
 
+@pytest.mark.parametrize("retrieve", ["auto", "move"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_killed_mid_retrieve_leaves_only_whole_indexed_files_and_the_next_run_completes(
-    tmp_path, signum
+    tmp_path, signum, retrieve
 ):
     """The PACS holds each retrieve after its first object until released: the signal
-    provably comes while qrtui is still retrieving, however busy the machine."""
+    provably comes while qrtui is still retrieving, however busy the machine. With C-MOVE
+    the PACS holds its sub-association to the store open: qrtui must abort it to stop (it
+    is released only after qrtui has ended, or the bound of communicate() has passed)."""
     with DemoPacs(faults=Faults(hold_after=1)) as pacs:
         config = demo_config(tmp_path, pacs)
+        if retrieve == "move":
+            text = config.path.read_text()
+            config.path.write_text(text.replace("[remotes.demo]\n", "[remotes.demo]\n"
+                                                "retrieve = 'move'\n"))  # fmt: skip
         command = [
             sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config.path),
             DEMO_REMOTE, DEMO_STORE, "-mg", "-dx", "-f", "yesterday",

@@ -102,6 +102,26 @@ def test_a_shortfall_against_the_plan_is_asked_once_more_by_instance(tmp_path):
     assert doc["retrieve"]["gaps"] == [] and doc["missing"] == []
 
 
+@pytest.mark.parametrize("once", [False, True], ids=["withheld", "withheld once"])
+def test_a_whole_series_short_of_its_count_is_asked_again_else_owed(tmp_path, once):
+    """MG images are fetched as a whole series, unlisted: the series answer's count
+    (NumberOfSeriesRelatedInstances) is what the plan knows of them."""
+    with DemoPacs(today=TODAY) as pacs:
+        mg = next(s for s in pacs.studies if s.label == "mg_images")
+        images = sorted(str(o.SOPInstanceUID) for o in mg.objects)
+        pacs.faults = Faults(withhold=frozenset(images[:1]), withhold_once=once)
+        done, doc = scripted(tmp_path, pacs, "-mg")
+    rows = index_rows(tmp_path / "store")
+    if once:
+        assert done.returncode == 0, done.stderr
+        assert rows.keys() == expected(pacs, ("MG",))
+    else:
+        assert done.returncode == 1, done.stderr
+        assert "1 of the 4 objects the PACS counted in the series did not arrive" in done.stderr
+        assert rows.keys() == expected(pacs, ("MG",)) - set(images[:1])
+        assert [m["study_instance_uid"] for m in doc["missing"]] == [mg.objects[0].StudyInstanceUID]
+
+
 # ---------------------------------------------------------------- 2. other studies, other dates
 
 

@@ -415,6 +415,7 @@ class Retriever:
         receiver = self.receiver
         if probe and receiver is not None:
             receiver.probe_series.add(series.series_instance_uid)
+        reported = len(self._outcome.problems)
         try:
             for ident in identifiers:
                 used_get = False
@@ -434,7 +435,8 @@ class Retriever:
                         continue
                     self._account(what, outcome, now)
                     break
-            arrived += self._against_the_plan(plan, pick, what, arrived)
+            if len(self._outcome.problems) == reported:  # else said, and the study owed
+                arrived += self._against_the_plan(plan, pick, what, arrived)
         finally:
             if probe and receiver is not None:
                 receiver.probe_series.discard(series.series_instance_uid)

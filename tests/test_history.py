@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -93,7 +93,7 @@ def test_a_nightly_profile_with_since_last_never_leaves_a_gap(tmp_path):
 
         # 4. The last complete run was four days ago (as if the nights since were missed);
         # meanwhile a study of three days ago reached the PACS late, and the PACS is down.
-        four_days_ago = (datetime.now().astimezone() - timedelta(days=4)).isoformat("T", "seconds")
+        four_days_ago = (clock.now() - timedelta(days=4)).isoformat("T", "seconds")
         with sqlite3.connect(store / INDEX_NAME) as db:
             db.execute(
                 "UPDATE checkpoints SET until = ? WHERE query_key = 'nightly'", (four_days_ago,)

@@ -28,9 +28,9 @@ from qrtui.dicom.find import FindOutcome, FindSession, identifier, text, values
 from qrtui.dicom.retrieve import RetrieveSession, series_identifier, study_identifier
 from qrtui.dicom.session import SessionFailed, node_peer
 from qrtui.dicom.storescp import Receiver, StorageSCP
-from qrtui.funnel import split_range, window_text
 from qrtui.learned import Findings, disagreements
 from qrtui.store import Store
+from qrtui.windows import split_range, window_text
 
 # A modality no study has: a node that matches ModalitiesInStudy answers it with nothing.
 NO_SUCH_MODALITY = "ZZ"

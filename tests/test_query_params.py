@@ -4,8 +4,8 @@ from datetime import date
 
 import pytest
 
-from qrtui.funnel import split_range
 from qrtui.query import QueryError, build_query, parse_date
+from qrtui.windows import split_range
 
 TODAY = date(2026, 11, 28)
 

@@ -1,0 +1,109 @@
+"""Query windows: DICOM date ranges and time windows, their halves, and what lies in them.
+
+Pure functions on the text of matching keys (StudyDate, StudyTime); the funnel splits
+cut-short answers with them, and checks answers against what was asked.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from qrtui.query import QueryParams
+
+# A window ends at the last fraction of its last second: many scanners write StudyTime with
+# fractions (115959.5), and PACS compare times as text, so "-115959" would leave it out.
+END_OF_SECOND = ".999999"
+
+
+def split_range(date_key: str, time_key: str, today: date) -> list[tuple[str, str]] | None:
+    """Two halves of a study date range (an open end is today), or of a single day's time
+    window, which together cover it at any precision; None when it cannot be split (an open
+    start, or one second)."""
+    start_text, _, end_text = date_key.partition("-") if "-" in date_key else (date_key, "", "")
+    if not start_text:
+        return None
+    start = datetime.strptime(start_text, "%Y%m%d").date()
+    end = datetime.strptime(end_text, "%Y%m%d").date() if end_text else start
+    if "-" in date_key and not end_text:
+        end = max(today, start)
+    if start < end:
+        middle = start + (end - start) // 2
+
+        def key(a: date, b: date) -> str:
+            return a.strftime("%Y%m%d") if a == b else f"{a:%Y%m%d}-{b:%Y%m%d}"
+
+        return [(key(start, middle), time_key), (key(middle + timedelta(days=1), end), time_key)]
+    first, _, last = (time_key or "").partition("-")
+    t0, t1 = _seconds(first or "000000"), _seconds(last or "235959")
+    if t1 - t0 < 1:
+        return None
+    middle_s = t0 + (t1 - t0) // 2
+    return [
+        (start_text, f"{_hhmmss(t0)}-{_hhmmss(middle_s)}{END_OF_SECOND}"),
+        (start_text, f"{_hhmmss(middle_s + 1)}-{_hhmmss(t1)}{END_OF_SECOND}"),
+    ]
+
+
+def window_text(date_key: str, time_key: str) -> str:
+    """A query window for people: 2026-11-27 08:00:00-09:00:29, or 'any date'."""
+
+    def day(value: str) -> str:
+        return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 else value
+
+    def clock(value: str) -> str:
+        digits = value.split(".")[0]
+        return f"{digits[:2]}:{digits[2:4]}:{digits[4:6]}" if len(digits) == 6 else value
+
+    start, dash, end = date_key.partition("-")
+    dates = f"{day(start)}{'..' if dash else ''}{day(end)}" if date_key else "any date"
+    if not time_key:
+        return dates
+    first, dash, last = time_key.partition("-")
+    return f"{dates} {clock(first)}{dash}{clock(last)}"
+
+
+def window_days(params: QueryParams, today: date) -> int:
+    """Days the query's window spans (an open start: a year, for the split budget)."""
+    if params.date_from is None:
+        return 365
+    end = params.date_until or today
+    return max(1, (end - params.date_from).days + 1)
+
+
+def one_day(date_key: str) -> bool:
+    start, dash, end = date_key.partition("-")
+    return bool(start) and (not dash or start == end)
+
+
+def in_date_range(actual: str, wanted: str) -> bool:
+    """A study's date against a DICOM date range; an empty or unreadable date is not told."""
+    digits = actual.replace("-", "").replace(".", "").strip()
+    if not wanted or len(digits) != 8 or not digits.isdigit():
+        return True
+    start, dash, end = wanted.partition("-")
+    if not dash:
+        return digits == start
+    return (not start or digits >= start) and (not end or digits <= end)
+
+
+def in_time_range(actual: str, wanted: str) -> bool:
+    """A study's time against a DICOM time range, fractions included; unreadable: not told."""
+    digits = actual.split(".")[0].replace(":", "").strip()
+    if not wanted or not digits.isdigit() or len(digits) not in (2, 4, 6):
+        return True
+    start, dash, end = wanted.partition("-")
+    value = _seconds(digits)
+    low = _seconds(start) if start else 0
+    high = _seconds(end) if end else 86399
+    if not dash:
+        return value == low
+    return low <= value <= high
+
+
+def _seconds(hhmmss: str) -> int:
+    digits = (hhmmss.split(".")[0] + "000000")[:6]
+    return int(digits[:2]) * 3600 + int(digits[2:4]) * 60 + int(digits[4:6])
+
+
+def _hhmmss(seconds: int) -> str:
+    return f"{seconds // 3600:02d}{seconds % 3600 // 60:02d}{seconds % 60:02d}"

@@ -124,8 +124,7 @@ def read_stored(store: Store, path: Path) -> StoredInstance | None:
     from pydicom import dcmread
 
     from qrtui.dicom.find import text
-    from qrtui.dicom.header import dose_json, header_of
-    from qrtui.selection import object_kind
+    from qrtui.dicom.header import stored_instance
     from qrtui.store import UnsafeUID
 
     try:
@@ -136,18 +135,7 @@ def read_stored(store: Store, path: Path) -> StoredInstance | None:
         if store.path_for(study, series, sop) != path:
             return None
         sop_class = text(ds, "SOPClassUID") or ""
-        return StoredInstance(
-            sop_instance_uid=sop,
-            sop_class_uid=sop_class,
-            study_uid=study,
-            series_uid=series,
-            modality=(text(ds, "Modality") or "").upper()[:16],
-            path=path,
-            size=path.stat().st_size,
-            sending_aet="",
-            kind=str(object_kind(header_of(ds, sop_class))),
-            dose=dose_json(ds),
-        )
+        return stored_instance(ds, (sop, study, series), sop_class, path, path.stat().st_size)
     except (UnsafeUID, OSError):
         return None
     except Exception:  # anything pydicom cannot read is left alone, and said

@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 from qrtui.dicom.find import text
 from qrtui.dose import read_dose
 from qrtui.selection import Header, ObjectKind, object_kind
+from qrtui.store import StoredInstance
 
 
 def header_of(ds: Dataset, sop_class_uid: str | None = None) -> Header:
@@ -54,3 +55,28 @@ def dose_json_of_file(path: Path) -> str | None:
     except Exception:
         return None
     return dose_json(ds)
+
+
+def stored_instance(
+    ds: Dataset,
+    uids: tuple[str, str, str],
+    sop_class_uid: str,
+    path: Path,
+    size: int,
+    sending_aet: str = "",
+) -> StoredInstance:
+    """The index row of an object: `uids` are its SOP instance, study and series UIDs,
+    checked by the caller; what it is and its dose are read from its own header."""
+    sop, study, series = uids
+    return StoredInstance(
+        sop_instance_uid=sop,
+        sop_class_uid=sop_class_uid,
+        study_uid=study,
+        series_uid=series,
+        modality=(text(ds, "Modality") or "").upper()[:16],
+        path=path,
+        size=size,
+        sending_aet=sending_aet,
+        kind=str(object_kind(header_of(ds, sop_class_uid))),
+        dose=dose_json(ds),
+    )

@@ -22,10 +22,9 @@ from pynetdicom.transport import ThreadedAssociationServer
 from qrtui.config import StoreNode
 from qrtui.dicom.assoc import RECEIVE_PDU_BYTES, tune_socket
 from qrtui.dicom.find import text
-from qrtui.dicom.header import dose_json, header_of
+from qrtui.dicom.header import stored_instance
 from qrtui.dicom.speed import INCOMING_ATTRIBUTE, received_write_error
 from qrtui.dicom.tls import server_context
-from qrtui.selection import object_kind
 from qrtui.store import Store, StoredInstance, StoreError, UnsafeUID, safe_uid
 
 STORAGE_CLASSES = tuple(
@@ -125,18 +124,8 @@ class Receiver:
             else:
                 encoded = event.encoded_dataset(include_meta=True)
                 data, size = encoded, len(encoded)
-            instance = StoredInstance(
-                sop_instance_uid=sop,
-                sop_class_uid=sop_class,
-                study_uid=study,
-                series_uid=series,
-                modality=(text(ds, "Modality") or "").upper()[:16],
-                path=final,
-                size=size,
-                sending_aet=str(event.assoc.remote.get("ae_title", "")).strip(),
-                kind=str(object_kind(header_of(ds, sop_class))),
-                dose=dose_json(ds),
-            )
+            sender = str(event.assoc.remote.get("ae_title", "")).strip()
+            instance = stored_instance(ds, (sop, study, series), sop_class, final, size, sender)
             twin = None
             if probe or unasked:
                 self.store.write_file(data, final)

@@ -1,0 +1,33 @@
+"""Progress of a long job as one self-overwriting line on a terminal's stderr."""
+
+from __future__ import annotations
+
+import sys
+
+from qrtui.events import Event, FunnelProgress, RetrieveProgress, size_text
+
+
+def ignore(event: Event) -> None:
+    pass
+
+
+class StderrProgress:
+    """One self-overwriting line on a terminal's stderr."""
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, FunnelProgress):
+            total = f"/{event.total}" if event.total is not None else ""
+            sys.stderr.write(f"\r\033[K{event.stage} {event.done}{total}")
+        elif isinstance(event, RetrieveProgress):
+            sys.stderr.write(
+                f"\r\033[Kretrieve: study {event.studies_done}/{event.studies_total}, "
+                f"{event.completed} completed, {event.failed} failed, "
+                f"{size_text(event.bytes)}"
+            )
+        else:
+            sys.stderr.write(f"\r\033[K{event.text}\n")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()

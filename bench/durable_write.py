@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qrtui import store as store_module  # noqa: E402
 from qrtui.store import Store, StoredInstance  # noqa: E402
+from qrtui.store import index as store_module  # noqa: E402
 
 
 def write(directory: Path, objects: int, size: int, sync_dirs: bool) -> float:

@@ -15,12 +15,12 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from qrtui import store as store_module
 from qrtui import summary
 from qrtui.demo import demo_config
 from qrtui.demo.pacs import DemoPacs
 from qrtui.demo.studies import StudyBuilder, dose_uids, rdsr
 from qrtui.store import INDEX_NAME, Store
+from qrtui.store import index as store_module
 from qrtui.verify import DAMAGED
 from tests.conftest import qrtui, require, require_corpus
 from tests.servers import ORTHANC_BIN, Orthanc, qrtui_modalities

@@ -3,198 +3,39 @@
 A file is written to `.incoming/`, fsynced and renamed into place before its index row
 is committed, so the index never names a partial file. A row whose file has gone (a
 crash between rename and directory sync, or a person deleting files) does not count as
-held, so the next run fetches the object again.
-"""
+held, so the next run fetches the object again."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
-import re
 import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from qrtui.selection import Known
-
-INDEX_NAME = ".qrtui-index.sqlite"
-LOCK_NAME = ".qrtui.lock"
-INCOMING = ".incoming"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-FILE_MODE = 0o666 & ~_UMASK
-PROBE = ".probe"
-UNASKED = ".unasked"  # objects a PACS sent for studies or series nobody asked for: kept aside
-
-_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
-
-
-class UnsafeUID(ValueError):
-    """A UID that must not become part of a path."""
-
-
-class StoreBusy(Exception):
-    """Another qrtui process holds the store."""
-
-
-class StoreError(Exception):
-    """The store cannot be opened or written; worded for the user."""
-
-
-def safe_uid(uid: object) -> str:
-    """The UID if it is digits and dots of legal length; anything else is refused."""
-    if not isinstance(uid, str):
-        raise UnsafeUID("not text")
-    value = uid.rstrip("\0 ")
-    if not value or len(value) > 64 or not _UID.fullmatch(value):
-        raise UnsafeUID(f"{len(value)} characters, not digits and dots")
-    return value
-
-
-@dataclass(frozen=True)
-class StoredInstance:
-    sop_instance_uid: str
-    sop_class_uid: str
-    study_uid: str
-    series_uid: str
-    modality: str
-    path: Path
-    size: int
-    sending_aet: str
-    kind: str = ""  # an ObjectKind value, read from the object's header when it arrived
-    dose: str | None = None  # its dose summary (qrtui.dose) as JSON, for dose objects
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS instances (
-    sop_instance_uid TEXT NOT NULL,
-    sop_class_uid TEXT NOT NULL,
-    study_uid TEXT NOT NULL,
-    series_uid TEXT NOT NULL,
-    modality TEXT NOT NULL,
-    path TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    received_at TEXT NOT NULL,
-    sending_aet TEXT NOT NULL,
-    kind TEXT,
-    PRIMARY KEY (study_uid, sop_instance_uid)
-);
-CREATE INDEX IF NOT EXISTS instances_sop ON instances (sop_instance_uid);
-CREATE TABLE IF NOT EXISTS inspected (
-    sop_instance_uid TEXT NOT NULL,
-    sop_class_uid TEXT NOT NULL,
-    study_uid TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    PRIMARY KEY (study_uid, sop_instance_uid)
-);
-CREATE TABLE IF NOT EXISTS dose (
-    sop_instance_uid TEXT NOT NULL,
-    study_uid TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    PRIMARY KEY (study_uid, sop_instance_uid)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    started TEXT NOT NULL,
-    finished TEXT NOT NULL,
-    face TEXT NOT NULL,
-    remote TEXT NOT NULL,
-    store TEXT NOT NULL,
-    profile TEXT,
-    query_key TEXT,
-    window_from TEXT,
-    window_until TEXT,
-    query TEXT NOT NULL,
-    counts TEXT NOT NULL,
-    retrieve TEXT,
-    studies_planned INTEGER NOT NULL,
-    exit_status INTEGER NOT NULL,
-    message TEXT NOT NULL,
-    notices TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS run_missing (
-    run_id INTEGER NOT NULL REFERENCES runs (id),
-    study_uid TEXT NOT NULL,
-    study_date TEXT NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS run_missing_run ON run_missing (run_id);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    query_key TEXT PRIMARY KEY,
-    until TEXT NOT NULL,
-    run_id INTEGER NOT NULL REFERENCES runs (id)
-);
-CREATE TABLE IF NOT EXISTS owed (
-    query_key TEXT NOT NULL,
-    study_uid TEXT NOT NULL,
-    study_date TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    PRIMARY KEY (query_key, study_uid)
-);
-"""
-
-
-@dataclass(frozen=True)
-class Missing:
-    """A study a run planned and did not bring in whole."""
-
-    study_uid: str
-    study_date: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One run as the history keeps it: no patient data."""
-
-    started: str
-    finished: str
-    face: str  # "scripted", "tui" or "demo"
-    remote: str
-    store: str
-    profile: str | None
-    query_key: str | None  # the checkpoint key of a --since-last run
-    window_from: str | None
-    window_until: str | None
-    query: dict[str, Any]
-    counts: dict[str, int]
-    retrieve: dict[str, Any] | None
-    studies_planned: int
-    exit_status: int
-    message: str
-    notices: tuple[str, ...] = ()
-    missing: tuple[Missing, ...] = ()
-    id: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "started": self.started,
-            "finished": self.finished,
-            "face": self.face,
-            "remote": self.remote,
-            "store": self.store,
-            "profile": self.profile,
-            "window": {"from": self.window_from, "until": self.window_until},
-            "query": self.query,
-            "counts": self.counts,
-            "exit_status": self.exit_status,
-            "message": self.message,
-            "notices": list(self.notices),
-            "studies_planned": self.studies_planned,
-            "retrieve": self.retrieve,
-            "missing": [
-                {"study_instance_uid": m.study_uid, "study_date": m.study_date, "reason": m.reason}
-                for m in self.missing
-            ],
-        }
+from qrtui.store.doses import DoseIndex
+from qrtui.store.files import (
+    FILE_MODE,
+    INCOMING,
+    INDEX_NAME,
+    LOCK_NAME,
+    PROBE,
+    UNASKED,
+    StoreBusy,
+    StoredInstance,
+    StoreError,
+    file_size,
+    reason,
+    safe_uid,
+    sync_directory,
+)
+from qrtui.store.runs import History
+from qrtui.store.schema import SCHEMA
 
 
 class Store:
@@ -218,11 +59,11 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._set_aside_old_keys()
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA)
             self._rekey()
         except (OSError, sqlite3.Error) as exc:
             self._release_lock()
-            raise StoreError(f"cannot open store {directory}: {_reason(exc)}") from None
+            raise StoreError(f"cannot open store {directory}: {reason(exc)}") from None
         self._mutex = threading.Lock()
 
     def _set_aside_old_keys(self) -> None:
@@ -447,7 +288,7 @@ class Store:
                 (study_uid,),
             ).fetchall()
         return frozenset(
-            uid for uid, path, size in rows if _file_size(self.directory / path) == size
+            uid for uid, path, size in rows if file_size(self.directory / path) == size
         )
 
     def known(self, study_uid: str) -> dict[str, Known]:
@@ -498,175 +339,6 @@ class Store:
             yield StoredInstance(
                 sop, cls, study, series, modality, self.directory / path, size, aet, kind or ""
             )
-
-
-class DoseIndex:
-    """The dose summary of every object held, read once when it arrived."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._db = store._db
-        self._mutex = store._mutex
-
-    def fill_in(self, read: Callable[[Path], str | None]) -> int:
-        """Summaries for objects stored before they were kept (read from their files);
-        how many were added."""
-        with self._mutex:
-            rows = self._db.execute(
-                "SELECT i.sop_instance_uid, i.study_uid, i.path FROM instances i "
-                "LEFT JOIN dose d ON d.study_uid = i.study_uid "
-                "AND d.sop_instance_uid = i.sop_instance_uid "
-                "WHERE d.sop_instance_uid IS NULL"
-            ).fetchall()
-        added = []
-        for uid, study, path in rows:
-            summary = read(self.store.directory / path)
-            if summary is not None:
-                added.append((uid, study, summary))
-        with self._mutex:
-            self._db.executemany("INSERT OR REPLACE INTO dose VALUES (?, ?, ?)", added)
-        return len(added)
-
-    def summaries(self) -> Iterator[tuple[str, str]]:
-        """(study UID, summary JSON) of every held object whose summary is kept."""
-        with self._mutex:
-            rows = self._db.execute(
-                "SELECT d.study_uid, d.summary FROM dose d JOIN instances i "
-                "ON i.study_uid = d.study_uid AND i.sop_instance_uid = d.sop_instance_uid "
-                "ORDER BY d.study_uid"
-            ).fetchall()
-        yield from rows
-
-    def of_study(self, study_uid: str) -> list[str]:
-        with self._mutex:
-            rows = self._db.execute(
-                "SELECT summary FROM dose WHERE study_uid = ?", (study_uid,)
-            ).fetchall()
-        return [summary for (summary,) in rows]
-
-
-class History:
-    """Runs, checkpoints and studies still owed, in the store's index: they travel with it."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._db = store._db
-        self._mutex = store._mutex
-
-    def record(
-        self,
-        run: RunRecord,
-        *,
-        checkpoint: str | None = None,
-        owed: tuple[Missing, ...] | None = None,
-        settled: frozenset[str] = frozenset(),
-    ) -> int:
-        """The run, and with a query key its checkpoint (when given) and its owed studies
-        (replaced by `owed` where given, less the `settled` ones), in one transaction."""
-        with self._mutex, self._store._transaction():
-            cursor = self._db.execute(
-                "INSERT INTO runs (started, finished, face, remote, store, profile, "
-                "query_key, window_from, window_until, query, counts, retrieve, "
-                "studies_planned, exit_status, message, notices) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run.started, run.finished, run.face, run.remote, run.store,
-                    run.profile, run.query_key, run.window_from, run.window_until,
-                    json.dumps(run.query), json.dumps(run.counts),
-                    None if run.retrieve is None else json.dumps(run.retrieve),
-                    run.studies_planned, run.exit_status, run.message,
-                    json.dumps(list(run.notices)),
-                ),
-            )  # fmt: skip
-            run_id = int(cursor.lastrowid or 0)
-            self._db.executemany(
-                "INSERT INTO run_missing VALUES (?, ?, ?, ?)",
-                [(run_id, m.study_uid, m.study_date, m.reason) for m in run.missing],
-            )
-            key = run.query_key
-            if key is not None and checkpoint is not None:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)",
-                    (key, checkpoint, run_id),
-                )
-            if key is not None:
-                self._db.executemany(
-                    "DELETE FROM owed WHERE query_key = ? AND study_uid = ?",
-                    [(key, uid) for uid in settled],
-                )
-            if key is not None and owed is not None:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO owed VALUES (?, ?, ?, ?)",
-                    [(key, m.study_uid, m.study_date, m.reason) for m in owed],
-                )
-        return run_id
-
-    def checkpoint(self, key: str) -> str | None:
-        with self._mutex:
-            row = self._db.execute(
-                "SELECT until FROM checkpoints WHERE query_key = ?", (key,)
-            ).fetchone()
-        return None if row is None else str(row[0])
-
-    def owed(self, key: str) -> tuple[Missing, ...]:
-        with self._mutex:
-            rows = self._db.execute(
-                "SELECT study_uid, study_date, reason FROM owed WHERE query_key = ? "
-                "ORDER BY study_date, study_uid",
-                (key,),
-            ).fetchall()
-        return tuple(Missing(*row) for row in rows)
-
-    def runs(self, limit: int | None = None) -> list[RunRecord]:
-        """Newest first."""
-        with self._mutex:
-            rows = self._db.execute(
-                "SELECT id, started, finished, face, remote, store, profile, query_key, "
-                "window_from, window_until, query, counts, retrieve, studies_planned, "
-                "exit_status, message, notices FROM runs ORDER BY id DESC LIMIT ?",
-                (-1 if limit is None else limit,),
-            ).fetchall()
-            missing: dict[int, list[Missing]] = {}
-            for run_id, uid, day, reason in self._db.execute(
-                "SELECT run_id, study_uid, study_date, reason FROM run_missing "
-                "WHERE run_id >= ? ORDER BY study_date, study_uid",
-                (rows[-1][0] if rows else 0,),
-            ):
-                missing.setdefault(run_id, []).append(Missing(uid, day, reason))
-        out = []
-        for row in rows:
-            (run_id, started, finished, face, remote, store, profile, key, w_from, w_until,
-             query, counts, retrieve, planned, status, message, notices) = row  # fmt: skip
-            record = RunRecord(
-                started, finished, face, remote, store, profile, key, w_from, w_until,
-                json.loads(query), json.loads(counts),
-                None if retrieve is None else json.loads(retrieve), planned, status,
-                message, tuple(json.loads(notices)), tuple(missing.get(run_id, ())), run_id,
-            )  # fmt: skip
-            out.append(record)
-        return out
-
-
-def _file_size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None
-
-
-def sync_directory(folder: Path) -> None:
-    """Make the folder's entries (a rename, a new file) survive a power cut."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    return str(exc)
 
 
 def store_summary(directory: Path) -> tuple[int, int] | None:

@@ -1,0 +1,72 @@
+"""The index's tables. Instances are keyed on study and SOP Instance UID: one UID may stand
+in two studies (qrtui.store.index rekeys stores made before)."""
+
+from __future__ import annotations
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+    sop_instance_uid TEXT NOT NULL,
+    sop_class_uid TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    series_uid TEXT NOT NULL,
+    modality TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    sending_aet TEXT NOT NULL,
+    kind TEXT,
+    PRIMARY KEY (study_uid, sop_instance_uid)
+);
+CREATE INDEX IF NOT EXISTS instances_sop ON instances (sop_instance_uid);
+CREATE TABLE IF NOT EXISTS inspected (
+    sop_instance_uid TEXT NOT NULL,
+    sop_class_uid TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (study_uid, sop_instance_uid)
+);
+CREATE TABLE IF NOT EXISTS dose (
+    sop_instance_uid TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    PRIMARY KEY (study_uid, sop_instance_uid)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    face TEXT NOT NULL,
+    remote TEXT NOT NULL,
+    store TEXT NOT NULL,
+    profile TEXT,
+    query_key TEXT,
+    window_from TEXT,
+    window_until TEXT,
+    query TEXT NOT NULL,
+    counts TEXT NOT NULL,
+    retrieve TEXT,
+    studies_planned INTEGER NOT NULL,
+    exit_status INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    notices TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_missing (
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    study_uid TEXT NOT NULL,
+    study_date TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS run_missing_run ON run_missing (run_id);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    query_key TEXT PRIMARY KEY,
+    until TEXT NOT NULL,
+    run_id INTEGER NOT NULL REFERENCES runs (id)
+);
+CREATE TABLE IF NOT EXISTS owed (
+    query_key TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    study_date TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (query_key, study_uid)
+);
+"""

@@ -1,14 +1,12 @@
-"""Executing a plan: fetch the picks, probe and inspect undecided studies, check what arrived.
-
-Progress goes out as events (qrtui.events), like the funnel's.
-"""
+"""Executing a plan: fetch the picks, probe and inspect undecided studies, check what arrived
+(checks.py). Progress goes out as events (qrtui.events), like the funnel's."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from pydicom.dataset import Dataset
 
@@ -26,41 +24,12 @@ from qrtui.dicom.retrieve import (
 from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.dicom.storescp import Received, Receiver
 from qrtui.events import Emit, Notice, RetrieveProgress
-from qrtui.selection import (
-    COMPREHENSIVE_SR_CLASSES,
-    ESR_CLASS,
-    RDSR_CLASSES,
-    WHOLE_STUDY,
-    Decision,
-    Inspected,
-    ObjectKind,
-    Pick,
-    StudyPlan,
-    after_probe,
-)
-from qrtui.store import UNASKED, Store
+from qrtui.retrieve.checks import ArrivalChecks, tally
+from qrtui.retrieve.outcome import RetrieveSummary, StudyOutcome
+from qrtui.retrieve.plans import expected_series, inspect
+from qrtui.selection import WHOLE_STUDY, Decision, Inspected, Pick, StudyPlan, after_probe
+from qrtui.store import Store
 
-# SOP classes a series of this modality may hold, for C-GET contexts where the PACS did
-# not list the instances.
-_CLASSES_BY_MODALITY: dict[str, tuple[str, ...]] = {
-    "SR": (*sorted(RDSR_CLASSES), ESR_CLASS, *sorted(COMPREHENSIVE_SR_CLASSES),
-           "1.2.840.10008.5.1.4.1.1.88.11"),
-    "CT": ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"),
-    "MG": ("1.2.840.10008.5.1.4.1.1.1.2", "1.2.840.10008.5.1.4.1.1.1.2.1",
-           "1.2.840.10008.5.1.4.1.1.13.1.3"),
-    "DX": ("1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1.1"),
-    "CR": ("1.2.840.10008.5.1.4.1.1.1",),
-    "RF": ("1.2.840.10008.5.1.4.1.1.12.2", "1.2.840.10008.5.1.4.1.1.12.2.1"),
-    "XA": ("1.2.840.10008.5.1.4.1.1.12.1", "1.2.840.10008.5.1.4.1.1.12.1.1"),
-    "PT": ("1.2.840.10008.5.1.4.1.1.128", "1.2.840.10008.5.1.4.1.1.130"),
-    "NM": ("1.2.840.10008.5.1.4.1.1.20",),
-}  # fmt: skip
-_ALWAYS = ("1.2.840.10008.5.1.4.1.1.7",)  # secondary capture: dose pages, any modality
-# a whole study forced in: whatever its modalities hold
-_CLASSES_BY_MODALITY[""] = tuple(dict.fromkeys(c for v in _CLASSES_BY_MODALITY.values() for c in v))
-
-
-# Failures in a row, before anything succeeded, after which the run stops.
 STOP_AFTER_FAILURES = 3
 
 
@@ -75,125 +44,7 @@ class _Method:
     confirmed: bool  # no longer on trial
 
 
-@dataclass
-class StudyOutcome:
-    """What became of one planned study."""
-
-    study_instance_uid: str
-    study_date: str
-    stored: int = 0
-    discarded: int = 0  # fetched to be read, and not a dose object
-    failed: int = 0
-    problems: list[str] = field(default_factory=list)  # failures, gaps, the PACS sent nothing
-    started: bool = False
-    finished: bool = False
-
-    @property
-    def complete(self) -> bool:
-        return self.finished and not self.failed and not self.problems
-
-    @property
-    def state(self) -> str:
-        if not self.started:
-            return "not reached"
-        if not self.finished:
-            return "interrupted"
-        if self.failed or self.problems:
-            return "failed"
-        if self.stored:
-            return "stored"
-        return "inspected and discarded" if self.discarded else "nothing new"
-
-    def reason(self) -> str:
-        detail = self.problems[0] if self.problems else ""
-        if self.failed and not detail:
-            detail = f"{self.failed} sub-operations failed"
-        return f"{self.state}: {detail}" if detail else self.state
-
-
-@dataclass
-class RetrieveSummary:
-    completed: int = 0
-    failed: int = 0
-    warning: int = 0
-    skipped_already_held: int = 0
-    received: int = 0
-    bytes: int = 0
-    stored: int = 0
-    inspected: int = 0
-    discarded_after_inspection: int = 0
-    requests: int = 0
-    studies_done: int = 0
-    problems: list[str] = field(default_factory=list)
-    gaps: list[str] = field(default_factory=list)
-    sender_notes: list[str] = field(default_factory=list)  # put right by us: no failure
-    cancelled: bool = False
-    studies: dict[str, StudyOutcome] = field(default_factory=dict)  # by study UID, plan order
-    methods: dict[str, int] = field(default_factory=dict)  # requests per C-GET / C-MOVE
-    method_note: str = ""  # why auto did not use C-GET
-
-    @property
-    def method(self) -> str:
-        """Which retrieve was used: C-GET, C-MOVE, or both and why."""
-        if not self.methods:
-            return "none"
-        used = sorted(self.methods, key=lambda m: -self.methods[m])
-        text = used[0]
-        if len(used) > 1:
-            text += f" ({used[1]} for {self.methods[used[1]]} requests)"
-        return f"{text}; {self.method_note}" if self.method_note else text
-
-    def missing(self) -> list[StudyOutcome]:
-        """Planned studies not brought in whole: what a later run still owes."""
-        return [o for o in self.studies.values() if not o.complete]
-
-    @property
-    def clean(self) -> bool:
-        return not (self.failed or self.problems or self.gaps or self.cancelled)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "completed": self.completed,
-            "failed": self.failed,
-            "warning": self.warning,
-            "skipped_already_held": self.skipped_already_held,
-            "received": self.received,
-            "bytes": self.bytes,
-            "stored": self.stored,
-            "inspected": self.inspected,
-            "discarded_after_inspection": self.discarded_after_inspection,
-            "studies_done": self.studies_done,
-            "problems": list(self.problems),
-            "gaps": list(self.gaps),
-            "sender_notes": list(self.sender_notes),
-            "cancelled": self.cancelled,
-            "method": self.method,
-        }
-
-
-def get_sop_classes(plans: Iterable[StudyPlan]) -> list[str]:
-    """SOP classes the plans will receive: as listed by the PACS, else by modality."""
-    classes: dict[str, None] = dict.fromkeys(_ALWAYS)
-    for plan in plans:
-        for pick in plan.picks + plan.probe + plan.fallback:
-            listed = [i.sop_class_uid for i in pick.series.instances or () if i.sop_class_uid]
-            if listed and len(listed) == len(pick.series.instances or ()):
-                classes.update(dict.fromkeys(listed))
-            else:
-                modality = pick.series.modality
-                classes.update(dict.fromkeys(_CLASSES_BY_MODALITY.get(modality, ())))
-                classes.update(dict.fromkeys(listed))
-    return list(classes)
-
-
-def inspect(received: Received) -> Inspected:
-    """What a fetched object is: read from its own header when it arrived."""
-    instance = received.instance
-    kind = ObjectKind(instance.kind) if instance.kind else ObjectKind.IMAGE
-    return Inspected(instance.sop_instance_uid, instance.series_uid, instance.sop_class_uid, kind)
-
-
-class Retriever:
+class Retriever(ArrivalChecks):
     """Runs the plans through a RetrieveSession, or a pool of them: studies in parallel, each
     study's requests in order. An embedded store (receiver and store) lets it inspect probes
     and check arrivals; an external store is only a destination."""
@@ -233,6 +84,10 @@ class Retriever:
     @property
     def _study_label(self) -> str:
         return getattr(self._here, "label", "")
+
+    @property
+    def _use_get(self) -> bool:
+        return self.method.get
 
     def _session(self) -> RetrieveSession:
         return getattr(self._here, "session", self.session)
@@ -307,41 +162,6 @@ class Retriever:
             outcome.finished = True
             self.summary.studies_done += 1
             self._progress(self._study_label)
-
-    def _report_receiver(self) -> None:
-        """What the store refused, set aside or put right, said once for the run."""
-        receiver = self.receiver
-        if receiver is None:
-            return
-        receiver.expected = None
-        with self._lock:
-            s = self.summary
-            if receiver.refusals:
-                reasons = _tally(receiver.refusals)
-                s.problems.append(
-                    f"store {self.store_node.name} refused {len(receiver.refusals)} objects "
-                    f"the PACS sent: {reasons}"
-                )
-                self._log(s.problems[-1])
-            if receiver.unasked:
-                s.problems.append(
-                    f"{len(receiver.unasked)} objects arrived for studies or series this run did "
-                    f"not ask for; set aside in {UNASKED}/, not indexed: "
-                    + "; ".join(receiver.unasked[:3])
-                    + ("; ..." if len(receiver.unasked) > 3 else "")
-                )
-                self._log(s.problems[-1])
-            for note in dict.fromkeys(receiver.sender_notes):
-                s.sender_notes.append(note)
-                self._log(f"sender: {note}")
-        errors = receiver.write_errors
-        if errors:
-            reasons = ", ".join(sorted(set(errors)))
-            self.summary.problems.append(
-                f"store {self.store_node.name}: {len(errors)} objects could not be written "
-                f"({reasons}); the sender was answered 0xA700, nothing partial was kept"
-            )
-            self._log(self.summary.problems[-1])
 
     def _study(self, plan: StudyPlan) -> None:
         for pick in plan.picks:
@@ -441,70 +261,6 @@ class Retriever:
             if probe and receiver is not None:
                 receiver.probe_series.discard(series.series_instance_uid)
         return arrived
-
-    def _against_the_plan(
-        self, plan: StudyPlan, pick: Pick, what: str, arrived: list[Received]
-    ) -> list[Received]:
-        """What the PACS listed and did not send, whatever its counts said: asked for once
-        more, by instance; still missing, a gap of the study (owed, exit 1). Returns what
-        arrived on the second ask."""
-        planned = planned_instances(pick)
-        if self.receiver is None:
-            return []
-        if not planned:
-            return self._against_the_count(plan, pick, what, arrived)
-        missing = sorted(planned - {r.instance.sop_instance_uid for r in arrived})
-        if not missing:
-            return []
-        self._log(
-            f"{what}: {len(missing)} of the {len(planned)} objects the PACS listed did not "
-            "arrive; asking for them by instance"
-        )
-        study_uid, series_uid = plan.study.study_instance_uid, pick.series.series_instance_uid
-        again: list[Received] = []
-        for uid in missing:
-            ident = instance_identifier(study_uid, series_uid, uid)
-            outcome, now = self._request(ident, what, series_uid, self.method.get)
-            self._account(what, outcome, now)
-            again += now
-        still = set(missing) - {r.instance.sop_instance_uid for r in again}
-        if still:
-            with self._lock:
-                self._problem(
-                    self.summary.gaps,
-                    f"{what}: study {study_uid}: {len(still)} of the {len(planned)} objects the "
-                    "PACS listed did not arrive, asked twice",
-                )
-        return again
-
-    def _against_the_count(
-        self, plan: StudyPlan, pick: Pick, what: str, arrived: list[Received]
-    ) -> list[Received]:
-        """A whole series whose instances the PACS did not list, but counted
-        (NumberOfSeriesRelatedInstances): fewer objects than that is asked for once more."""
-        series, counted = pick.series, pick.series.instance_count
-        if series.instances is not None or not counted or series.series_instance_uid == WHOLE_STUDY:
-            return []
-        got = {r.instance.sop_instance_uid for r in arrived}
-        if len(got) >= counted:
-            return []
-        self._log(
-            f"{what}: the PACS counted {counted} objects in the series, {len(got)} arrived; "
-            "asking for the series once more"
-        )
-        study_uid = plan.study.study_instance_uid
-        ident = series_identifier(study_uid, series.series_instance_uid)
-        outcome, now = self._request(ident, what, series.series_instance_uid, self.method.get)
-        self._account(what, outcome, now)
-        got |= {r.instance.sop_instance_uid for r in now}
-        if len(got) < counted:
-            with self._lock:
-                self._problem(
-                    self.summary.gaps,
-                    f"{what}: study {study_uid}: {counted - len(got)} of the {counted} objects "
-                    "the PACS counted in the series did not arrive, asked twice",
-                )
-        return now
 
     def _judge_get(self, outcome: RetrieveOutcome, arrived: list[Received]) -> bool:
         """The first C-GET of an auto run: where it worked, C-GET from now on; where it did
@@ -621,7 +377,7 @@ class Retriever:
             return ""
         refused = self.receiver.refusals[getattr(self._here, "refusals_mark", 0) :]
         return (
-            f"; {self.store_node.name} refused {len(refused)}: {_tally(refused)}" if refused else ""
+            f"; {self.store_node.name} refused {len(refused)}: {tally(refused)}" if refused else ""
         )
 
     def _problem(self, where: list[str], line: str) -> None:
@@ -663,35 +419,6 @@ class Retriever:
             f"register AE title {node.aet}, host {where}, port {node.port} on the PACS "
             f'(or set retrieve = "get" on remote {self.session.node.name})'
         )
-
-
-def planned_instances(pick: Pick) -> frozenset[str]:
-    """The instances a pick must bring, where the PACS listed them (else empty: unknown)."""
-    if pick.sop_instance_uids:
-        return frozenset(pick.sop_instance_uids)
-    if pick.series.series_instance_uid == WHOLE_STUDY:
-        return frozenset()
-    return frozenset(i.sop_instance_uid for i in pick.series.instances or ())
-
-
-def expected_series(plans: Iterable[StudyPlan]) -> dict[str, frozenset[str] | None]:
-    """The studies and series a run may receive objects of: what the PACS listed for the
-    planned studies (any series of a study fetched whole)."""
-    expected: dict[str, frozenset[str] | None] = {}
-    for plan in plans:
-        picks = plan.picks + plan.probe + plan.fallback
-        whole = any(p.series.series_instance_uid == WHOLE_STUDY for p in picks)
-        series = {s.series_instance_uid for s in plan.study.series}
-        series |= {p.series.series_instance_uid for p in picks}
-        expected[plan.study.study_instance_uid] = None if whole else frozenset(series)
-    return expected
-
-
-def _tally(reasons: Sequence[str]) -> str:
-    counted: dict[str, int] = {}
-    for reason in reasons:
-        counted[reason] = counted.get(reason, 0) + 1
-    return "; ".join(f"{n} x {reason}" if n > 1 else reason for reason, n in counted.items())
 
 
 def _failed(outcome: RetrieveOutcome) -> int:

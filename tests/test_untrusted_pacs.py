@@ -236,12 +236,13 @@ def test_a_pacs_failing_every_study_query_is_reported_not_split_for_an_hour(tmp_
 
 
 def test_splitting_stops_at_its_budget_and_says_so(tmp_path, monkeypatch):
-    from qrtui import funnel, worker
+    from qrtui import worker
     from qrtui.demo import DEMO_REMOTE, DEMO_STORE
+    from qrtui.funnel import counts
     from qrtui.query import build_query
 
-    monkeypatch.setattr(funnel, "SPLIT_QUERIES_AT_LEAST", 6)
-    monkeypatch.setattr(funnel, "SPLIT_QUERIES_PER_DAY", 1)
+    monkeypatch.setattr(counts, "SPLIT_QUERIES_AT_LEAST", 6)
+    monkeypatch.setattr(counts, "SPLIT_QUERIES_PER_DAY", 1)
     with DemoPacs(today=TODAY, faults=Faults(cap_results=1, cap_status=0xA700)) as pacs:
         config = demo_config(tmp_path, pacs)
         params = build_query(today=TODAY, date_from=YESTERDAY.isoformat(),

@@ -1,167 +1,26 @@
-"""The TOML node configuration: locate, read (tomllib), validate, save (tomli-w, atomic).
-
-Every mistake becomes one ConfigError line naming the file, the node and the key.
-"""
+"""Reading the TOML file: every table and key checked, one line per mistake."""
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import platformdirs
-
-from qrtui.configfile import update_text
-
-APP_NAME = "qrtui"
-CONFIG_ENV = "QRTUI_CONFIG"
-
-
-class ConfigError(Exception):
-    """A configuration problem, worded as one line for the user."""
-
-
-@dataclass(frozen=True)
-class ClientConfig:
-    aet: str = "QRTUI"
-
-
-@dataclass(frozen=True)
-class RemoteNode:
-    """A node we query and retrieve from."""
-
-    name: str
-    aet: str
-    host: str
-    port: int = 104
-    retrieve: str = "auto"  # C-GET where the node takes it, else C-MOVE
-    timeout: float = 5.0
-    dimse_timeout: float = 60.0
-    use_modality_tag: bool = False
-    retrieve_deadline: float = 3600.0  # for one C-MOVE/C-GET, however many Pendings come
-    max_associations: int = 4  # requests in parallel; fewer if the node refuses more
-    result_cap: int | None = None  # the most study matches the node returns per C-FIND
-    tls: bool = False
-    tls_ca: str | None = None  # CA certificates to trust (default: the system's)
-    tls_cert: str | None = None  # our certificate, for a node that wants one
-    tls_key: str | None = None
-    # the keys the user wrote (others are defaults): where they disagree with what qrtui
-    # learned about the node, the user's win
-    set_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class StoreNode:
-    """Where retrieved objects go: embedded (has a directory) or an external SCP (has a host)."""
-
-    name: str
-    aet: str
-    port: int = 11112
-    host: str | None = None
-    directory: Path | None = None
-    bind: str = "0.0.0.0"
-    timeout: float = 5.0
-    allowed_aets: tuple[str, ...] = ()  # calling AE titles let in; empty: any
-    allowed_addresses: tuple[str, ...] = ()  # sender IP addresses or networks; empty: any
-    tls: bool = False  # the embedded SCP speaks DICOM TLS with tls_cert and tls_key
-    tls_ca: str | None = None  # when set, senders must show a certificate it signed
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    set_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
-
-    @property
-    def embedded(self) -> bool:
-        return self.directory is not None
-
-    @property
-    def address(self) -> str:
-        return f"{self.bind if self.embedded else self.host}:{self.port}"
-
-
-GROUP_NAMES = ("ct", "mg", "fl", "dx")
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A saved query: everything the query form holds, and how far back --since-last looks."""
-
-    name: str
-    remote: str
-    store: str
-    groups: tuple[str, ...] = ()  # some of GROUP_NAMES
-    sr_only: bool = False
-    include: tuple[str, ...] = ()  # study description terms
-    exclude: tuple[str, ...] = ()
-    station_include: tuple[str, ...] = ()
-    station_exclude: tuple[str, ...] = ()
-    toshiba: bool = False
-    emptysr: bool = False
-    dup: bool = False
-    overlap: str = "1d"  # Nd or Nh: how far before the checkpoint --since-last looks again
-
-
-_N = TypeVar("_N", RemoteNode, StoreNode)
-
-
-@dataclass(frozen=True)
-class Config:
-    path: Path
-    client: ClientConfig
-    remotes: tuple[RemoteNode, ...]
-    stores: tuple[StoreNode, ...]
-    profiles: tuple[Profile, ...] = ()
-
-    def remote(self, ref: str) -> RemoteNode:
-        return _pick(self.remotes, ref, "remote", self.path)
-
-    def store(self, ref: str) -> StoreNode:
-        return _pick(self.stores, ref, "store", self.path)
-
-    def profile(self, name: str) -> Profile:
-        for profile in self.profiles:
-            if profile.name == name:
-                return profile
-        known = ", ".join(p.name for p in self.profiles) or "none configured"
-        raise ConfigError(f"{self.path}: no profile {name!r} (known: {known})")
-
-
-def _pick(nodes: tuple[_N, ...], ref: str, kind: str, path: Path) -> _N:
-    for node in nodes:
-        if node.name == ref:
-            return node
-    if ref.isdigit() and 1 <= int(ref) <= len(nodes):
-        return nodes[int(ref) - 1]
-    known = ", ".join(n.name for n in nodes) or "none configured"
-    raise ConfigError(f"{path}: no {kind} node {ref!r} (known: {known})")
-
-
-# ---------------------------------------------------------------- locating
-
-
-def default_config_path() -> Path:
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
-
-
-def resolve_config_path(cli_path: str | None, environ: Mapping[str, str] = os.environ) -> Path:
-    if cli_path:
-        return Path(cli_path).expanduser()
-    if environ.get(CONFIG_ENV):
-        return Path(environ[CONFIG_ENV]).expanduser()
-    return default_config_path()
-
-
-# ---------------------------------------------------------------- checks
+from qrtui.config.nodes import (
+    CONFIG_ENV,
+    GROUP_NAMES,
+    ClientConfig,
+    Config,
+    ConfigError,
+    Profile,
+    RemoteNode,
+    StoreNode,
+)
 
 Check = Callable[[Any], str | None]
 
@@ -270,6 +129,8 @@ class _Key:
 
 
 _CLIENT_KEYS = {"aet": _Key(str, check=check_aet)}
+
+
 _REMOTE_KEYS = {
     "aet": _Key(str, required=True, check=check_aet),
     "host": _Key(str, required=True, check=_check_nonempty),
@@ -286,6 +147,8 @@ _REMOTE_KEYS = {
     "tls_cert": _Key(str, check=_check_nonempty),
     "tls_key": _Key(str, check=_check_nonempty),
 }
+
+
 _STORE_KEYS = {
     "aet": _Key(str, required=True, check=check_aet),
     "port": _Key(int, check=check_port),
@@ -300,6 +163,8 @@ _STORE_KEYS = {
     "tls_cert": _Key(str, check=_check_nonempty),
     "tls_key": _Key(str, check=_check_nonempty),
 }
+
+
 _PROFILE_KEYS = {
     "remote": _Key(str, required=True, check=_check_nonempty),
     "store": _Key(str, required=True, check=_check_nonempty),
@@ -314,7 +179,11 @@ _PROFILE_KEYS = {
     "dup": _Key(bool),
     "overlap": _Key(str, check=_check_overlap),
 }
+
+
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
 _TYPE_NAMES = {
     str: "a string",
     int: "an integer",
@@ -485,129 +354,3 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
     return parse_config(data, path)
-
-
-# ---------------------------------------------------------------- saving
-
-
-def config_to_dict(config: Config) -> dict[str, Any]:
-    def node_dict(node: RemoteNode | StoreNode) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for spec in fields(node):
-            value = getattr(node, spec.name)
-            if spec.name in ("name", "set_keys") or value is None:
-                continue
-            if spec.name == "bind" and isinstance(node, StoreNode) and not node.embedded:
-                continue
-            if value == spec.default and spec.name not in node.set_keys:
-                continue  # a default the user did not write stays unwritten
-            if isinstance(value, tuple):
-                if value:
-                    out[spec.name] = list(value)
-                continue
-            out[spec.name] = str(value) if isinstance(value, Path) else value
-        return out
-
-    def profile_dict(profile: Profile) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for spec in fields(profile):
-            value = getattr(profile, spec.name)
-            if spec.name == "name" or (value == spec.default and spec.name != "overlap"):
-                continue
-            out[spec.name] = list(value) if isinstance(value, tuple) else value
-        return out
-
-    data: dict[str, Any] = {
-        "client": {"aet": config.client.aet},
-        "remotes": {n.name: node_dict(n) for n in config.remotes},
-        "stores": {n.name: node_dict(n) for n in config.stores},
-    }
-    if config.profiles:
-        data["profiles"] = {p.name: profile_dict(p) for p in config.profiles}
-    return data
-
-
-def _meaning(key: tuple[str, ...], table: Mapping[str, Any]) -> object:
-    """What a table of the file stands for, defaults filled in and paths expanded."""
-
-    def fail(where: str, problem: str) -> ConfigError:
-        return ConfigError(problem)
-
-    try:
-        if key == ("client",):
-            return ClientConfig(**_read_table(table, _CLIENT_KEYS, "client", fail))
-        if len(key) != 2:
-            return dict(table)
-        section, name = key
-        if section == "remotes":
-            return RemoteNode(name=name, **_read_table(table, _REMOTE_KEYS, "", fail))
-        if section == "stores":
-            values = _read_table(table, _STORE_KEYS, "", fail)
-            if "directory" in values:
-                values["directory"] = Path(values["directory"]).expanduser()
-            return StoreNode(name=name, **values)
-        if section == "profiles":
-            values = _read_table(table, _PROFILE_KEYS, "", fail)
-            values["groups"] = tuple(g.lower() for g in values.get("groups", ()))
-            return Profile(name=name, **values)
-    except (ConfigError, TypeError):
-        return object()  # unreadable: never the same as anything
-    return dict(table)
-
-
-def _same_table(key: tuple[str, ...], a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    return _meaning(key, a) == _meaning(key, b)
-
-
-def backup_path(path: Path) -> Path:
-    return path.with_name(path.name + ".bak")
-
-
-def comments_a_save_drops(config: Config, path: Path | None = None) -> int:
-    """Comment lines of the file that saving `config` would not keep (0: a save keeps every
-    comment). Then save_config keeps a copy of the file as it was, at backup_path()."""
-    target = path or config.path
-    return update_text(_read_text(target), config_to_dict(config), _same_table).dropped_comments
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def save_config(config: Config, path: Path | None = None) -> Config:
-    """Validate, then replace the file atomically (temp file, fsync, rename). Tables that did
-    not change stay as the user wrote them, comments included; where comments cannot be kept,
-    the file as it was is copied to config.toml.bak first."""
-    target = path or config.path
-    data = config_to_dict(config)
-    validated = parse_config(data, target)
-    old_text = _read_text(target)
-    update = update_text(old_text, data, _same_table)
-    if update.dropped_comments and old_text is not None:
-        write_atomically(backup_path(target), old_text)
-    write_atomically(target, update.text)
-    return validated
-
-
-def write_atomically(target: Path, text: str) -> None:
-    """Replace target with text, mode 0600, fsynced with its directory; raises OSError."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o600)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

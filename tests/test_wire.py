@@ -117,7 +117,7 @@ def built_identifiers(monkeypatch: pytest.MonkeyPatch) -> list[Dataset]:
         def __exit__(self, *args: object) -> None:
             pass
 
-    monkeypatch.setattr(worker, "FindSession", Session)
+    monkeypatch.setattr(worker.lookups, "FindSession", Session)
     client = SimpleNamespace(client=SimpleNamespace(aet="QRTUI"))  # all it reads of a Config
     worker.patient_context(client, node, ["1.2.1", "1.2.2"])  # type: ignore[arg-type]
     return [

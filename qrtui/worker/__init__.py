@@ -1,0 +1,55 @@
+"""A query-retrieve job for either face: plan, then retrieve, as a stream of progress events.
+
+Blocking (pynetdicom): the TUI runs these in thread workers, the scripted mode directly.
+Every way a job can stop becomes an exit status and one line for the user. job.py runs the
+whole job; planning.py the funnel, retrieving.py the retrieve, recording.py the history;
+lookups.py the small jobs the faces ask for.
+"""
+
+from __future__ import annotations
+
+from qrtui.dicom.echo import EchoResult
+from qrtui.status import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE, EXIT_USAGE, usage_problem
+from qrtui.worker.job import run
+from qrtui.worker.lookups import echo, history, patient_context, study_doses
+from qrtui.worker.outcome import (
+    JobOutcome,
+    RunContext,
+    SinceLast,
+    incomplete_message,
+    query_key,
+    unclean_message,
+)
+from qrtui.worker.planning import knowledge, learn_cap, opened_store, plan, store_problem
+from qrtui.worker.recording import record, record_alone, since_last_window
+from qrtui.worker.retrieving import retrieve, retrieve_method
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "EchoResult",
+    "JobOutcome",
+    "RunContext",
+    "SinceLast",
+    "echo",
+    "history",
+    "incomplete_message",
+    "knowledge",
+    "learn_cap",
+    "opened_store",
+    "patient_context",
+    "plan",
+    "query_key",
+    "record",
+    "record_alone",
+    "retrieve",
+    "retrieve_method",
+    "run",
+    "since_last_window",
+    "store_problem",
+    "study_doses",
+    "unclean_message",
+    "usage_problem",
+]

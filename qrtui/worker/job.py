@@ -1,0 +1,87 @@
+"""The whole job: plan and retrieve with the store locked throughout (the scripted mode)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from qrtui.config import Config, RemoteNode, StoreNode
+from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
+from qrtui.events import Emit, Notice
+from qrtui.query import QueryParams
+from qrtui.status import (  # noqa: F401  (re-exported for the faces)
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    usage_problem,
+)
+from qrtui.store import Missing, StoreBusy, StoreError
+from qrtui.worker.outcome import JobOutcome, RunContext, _ignore, incomplete_message
+from qrtui.worker.planning import opened_store, plan, store_problem
+from qrtui.worker.recording import record, since_last_window
+from qrtui.worker.retrieving import _retrieve, _unrecorded
+
+
+def run(
+    config: Config,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    params: QueryParams,
+    *,
+    dry_run: bool,
+    emit: Emit = _ignore,
+    cancel: threading.Event | None = None,
+    context: RunContext | None = None,
+) -> JobOutcome:
+    """Plan and retrieve with the store locked throughout (the scripted mode). Every run that
+    retrieves goes into the store's history; a --since-last run also moves its checkpoint."""
+    context = context or RunContext()
+    if context.since_last is not None and not store_node.embedded:
+        return JobOutcome(
+            EXIT_USAGE,
+            f"--since-last needs an embedded store (its index keeps the checkpoint); "
+            f"store {store_node.name} is external",
+        )
+    status, problem = (EXIT_OK, "") if dry_run else store_problem(remote, store_node)
+    if problem:
+        return JobOutcome(status, problem)
+    try:
+        with opened_store(store_node, for_writing=not dry_run) as store:
+            owed: tuple[Missing, ...] = ()
+            since = context.since_last
+            notice = ""
+            if since is not None:  # a dry run of a store not yet made has no checkpoint
+                checkpoint = store.history.checkpoint(since.key) if store else None
+                params, notice = since_last_window(checkpoint, since, params, context)
+                emit(Notice(notice))
+                owed = store.history.owed(since.key) if store else ()
+            planned = plan(
+                config, remote, store_node, params, emit=emit, cancel=cancel, store=store,
+                also_studies=tuple(m.study_uid for m in owed),
+            )  # fmt: skip
+            if since is not None and planned.result is not None:
+                planned.result.notices.insert(0, notice)
+            planned.params = params
+            if dry_run:
+                if planned.result is not None and planned.result.incomplete:
+                    return replace(
+                        planned, status=EXIT_PARTIAL, message=incomplete_message(planned.result)
+                    )
+                return planned
+            if planned.status != EXIT_OK or planned.result is None:
+                outcome = planned
+            else:
+                outcome = _retrieve(
+                    config, remote, store_node, planned.result, emit=emit, cancel=cancel,
+                    store=store,
+                )  # fmt: skip
+                outcome.params = params
+            if store is not None:
+                outcome.run_id = record(
+                    store, context, remote, store_node, params, outcome, owed=owed
+                )
+                _unrecorded(outcome, store_node)
+            return outcome
+    except (StoreBusy, StoreError) as exc:
+        return JobOutcome(EXIT_UNREACHABLE, str(exc))

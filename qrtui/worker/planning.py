@@ -1,0 +1,143 @@
+"""The funnel as a job: the store opened to read, what is known of the node, caps kept."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+
+from qrtui import clock
+from qrtui.config import Config, ConfigError, RemoteNode, StoreNode
+from qrtui.dicom.assoc import AssociationFailed
+from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
+from qrtui.dicom.echo import directory_problem
+from qrtui.dicom.find import FindSession, PooledFinder
+from qrtui.dicom.session import Cancelled, SessionFailed
+from qrtui.events import Emit
+from qrtui.funnel import Funnel
+from qrtui.learned import Findings, load_learned, save_learned
+from qrtui.query import QueryParams
+from qrtui.status import (  # noqa: F401  (re-exported for the faces)
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    usage_problem,
+)
+from qrtui.store import INDEX_NAME, Store, StoreBusy, StoreError
+from qrtui.worker.outcome import JobOutcome, _ignore
+
+
+def store_problem(remote: RemoteNode, store_node: StoreNode) -> tuple[int, str]:
+    """Why the embedded store cannot receive, found before any network traffic: a file where
+    the directory should be (a configuration error, exit 2), or its port taken (the store
+    cannot listen, exit 3, as a store in use); (0, '') when it can."""
+    if store_node.directory is None:
+        return EXIT_OK, ""
+    problem = directory_problem(store_node.directory)
+    if problem:
+        return EXIT_USAGE, f"store {store_node.name}: {problem}"
+    if remote.retrieve == "get":  # no inbound port: C-MOVE is never used
+        return EXIT_OK, ""
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((store_node.bind, store_node.port))
+    except OSError as exc:
+        return EXIT_UNREACHABLE, (
+            f"store {store_node.name}: cannot listen on {store_node.bind}:{store_node.port}: "
+            f"{exc.strerror or exc}"
+        )
+    return EXIT_OK, ""
+
+
+@contextlib.contextmanager
+def opened_store(node: StoreNode, *, for_writing: bool) -> Iterator[Store | None]:
+    """The embedded store, locked, for writing; else only an existing index, unlocked."""
+    if node.directory is None:
+        yield None
+    elif for_writing:
+        with Store(node.directory) as store:
+            yield store
+    elif (node.directory / INDEX_NAME).exists():
+        with Store(node.directory, lock=False) as store:
+            yield store
+    else:
+        yield None
+
+
+def knowledge(config: Config, remote: RemoteNode) -> tuple[RemoteNode, Findings]:
+    """What is known of the node, and the node as runs should use it: a known number of
+    associations to start with, unless config.toml sets its own."""
+    found = load_learned(config.path).get(remote.name, Findings())
+    allowed = found.max_associations
+    if (
+        allowed is not None
+        and "max_associations" not in remote.set_keys
+        and 1 <= allowed < remote.max_associations
+    ):
+        remote = replace(remote, max_associations=allowed)
+    return remote, found
+
+
+def learn_cap(config: Config, remote: RemoteNode, cap: int | None) -> str:
+    """Keep a cap a run met in nodes.learned.toml (None: forget it); '' or why it could not
+    be kept."""
+    learned = load_learned(config.path)
+    found = learned.get(remote.name, Findings())
+    seen = clock.now().isoformat(timespec="seconds") if cap else None
+    learned[remote.name] = replace(found, result_cap=cap, cap_seen=seen)
+    try:
+        save_learned(config.path, learned)
+    except OSError as exc:
+        return f"the cap of {remote.name} ({cap}) could not be kept: {exc.strerror or exc}"
+    return ""
+
+
+def plan(
+    config: Config,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    params: QueryParams,
+    *,
+    emit: Emit = _ignore,
+    cancel: threading.Event | None = None,
+    store: Store | None = None,
+    also_studies: tuple[str, ...] = (),
+) -> JobOutcome:
+    """The query funnel. Without `store`, an existing index is read to skip what is held.
+    `also_studies`: UIDs of studies owed by earlier runs, asked whatever their date."""
+    try:
+        with contextlib.ExitStack() as stack:
+            if store is None:
+                store = stack.enter_context(opened_store(store_node, for_writing=False))
+            node, found = knowledge(config, remote)
+            with FindSession(config.client.aet, node, cancel) as session:
+                finder = PooledFinder(session)
+                try:
+                    funnel = Funnel(
+                        finder, node, params, emit=emit, holdings=store, knowledge=found,
+                        also_studies=also_studies,
+                    )  # fmt: skip
+                    result = funnel.run()
+                finally:
+                    finder.close()
+                    result_requests = finder.requests
+            result.find_requests = result_requests
+            if funnel.learned_cap != found.result_cap and (
+                funnel.learned_cap is not None or funnel.cap_forgotten
+            ):
+                problem = learn_cap(config, remote, funnel.learned_cap)
+                if problem:
+                    result.notices.append(problem)
+    except Cancelled:
+        return JobOutcome(EXIT_PARTIAL, "query cancelled")
+    except (AssociationFailed, SessionFailed) as exc:
+        return JobOutcome(EXIT_UNREACHABLE, f"remote {remote.name}: {exc}")
+    except (StoreBusy, StoreError) as exc:
+        return JobOutcome(EXIT_UNREACHABLE, str(exc))
+    except ConfigError as exc:
+        return JobOutcome(EXIT_USAGE, str(exc))
+    return JobOutcome(EXIT_OK, result=result, params=params)

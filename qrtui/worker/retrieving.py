@@ -1,0 +1,165 @@
+"""The retrieve as a job: the store, its SCP, the sessions and the retriever wired up."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+
+from qrtui.config import Config, ConfigError, RemoteNode, StoreNode
+from qrtui.dicom.assoc import AssociationFailed
+from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
+from qrtui.dicom.pool import SessionPool
+from qrtui.dicom.retrieve import RetrieveSession
+from qrtui.dicom.session import SessionFailed
+from qrtui.dicom.storescp import Receiver, StorageSCP
+from qrtui.events import Emit
+from qrtui.funnel import INSTANCES_HELD, FunnelResult
+from qrtui.learned import Findings
+from qrtui.query import QueryParams
+from qrtui.retrieve import Retriever, RetrieveStopped, RetrieveSummary, get_sop_classes
+from qrtui.status import (  # noqa: F401  (re-exported for the faces)
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    usage_problem,
+)
+from qrtui.store import Store, StoreBusy, StoreError
+from qrtui.worker.outcome import (
+    JobOutcome,
+    RunContext,
+    _ignore,
+    incomplete_message,
+    unclean_message,
+)
+from qrtui.worker.planning import knowledge, opened_store
+from qrtui.worker.recording import record
+
+
+def retrieve(
+    config: Config,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    result: FunnelResult,
+    *,
+    emit: Emit = _ignore,
+    cancel: threading.Event | None = None,
+    store: Store | None = None,
+    context: RunContext | None = None,
+    params: QueryParams | None = None,
+) -> JobOutcome:
+    """Fetch what the plan keeps. Without `store`, the embedded store is opened and locked.
+    With a `context` (and the `params` planned), the run goes into the store's history."""
+    with contextlib.ExitStack() as stack:
+        if store is None and context is not None and store_node.embedded:
+            try:
+                store = stack.enter_context(opened_store(store_node, for_writing=True))
+            except (StoreBusy, StoreError) as exc:
+                return JobOutcome(EXIT_UNREACHABLE, str(exc), result)
+        outcome = _retrieve(
+            config, remote, store_node, result, emit=emit, cancel=cancel, store=store
+        )
+        outcome.params = params
+        if context is not None and params is not None and store is not None:
+            outcome.run_id = record(store, context, remote, store_node, params, outcome)
+            _unrecorded(outcome, store_node)
+        return outcome
+
+
+def _unrecorded(outcome: JobOutcome, store_node: StoreNode) -> None:
+    """A run the history could not take (disk full) still ends, and says so."""
+    if outcome.run_id is not None:
+        return
+    line = f"store {store_node.name}: this run could not be recorded in its history"
+    if outcome.status == EXIT_OK:
+        outcome.status = EXIT_PARTIAL
+    outcome.message = f"{outcome.message}; {line}" if outcome.message else line
+
+
+def _retrieve(
+    config: Config,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    result: FunnelResult,
+    *,
+    emit: Emit,
+    cancel: threading.Event | None,
+    store: Store | None,
+) -> JobOutcome:
+    held = result.counts.get(INSTANCES_HELD, 0)
+    summary = RetrieveSummary(skipped_already_held=held)
+    status, message = EXIT_OK, ""
+    try:
+        with contextlib.ExitStack() as stack:
+            if store is None:
+                store = stack.enter_context(opened_store(store_node, for_writing=True))
+            if result.to_fetch:
+                retriever = stack.enter_context(
+                    _retriever(config, remote, store_node, store, result, emit, cancel)
+                )
+                summary = retriever.summary
+                summary.skipped_already_held = held
+                retriever.run(result.to_fetch)
+    except (StoreBusy, StoreError) as exc:
+        return JobOutcome(EXIT_UNREACHABLE, str(exc), result, summary)
+    except ConfigError as exc:
+        return JobOutcome(EXIT_USAGE, str(exc), result, summary)
+    except RetrieveStopped as exc:
+        summary.problems.append(str(exc))
+        status, message = EXIT_PARTIAL, str(exc)
+    except (AssociationFailed, SessionFailed) as exc:
+        summary.problems.append(str(exc))
+        status, message = EXIT_UNREACHABLE, f"remote {remote.name}: {exc}"
+    if status == EXIT_OK and not summary.clean:
+        status, message = EXIT_PARTIAL, unclean_message(summary)
+    if status == EXIT_OK and result.incomplete:
+        status, message = EXIT_PARTIAL, incomplete_message(result)
+    return JobOutcome(status, message, result, summary)
+
+
+@contextlib.contextmanager
+def _retriever(
+    config: Config,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    store: Store | None,
+    result: FunnelResult,
+    emit: Emit,
+    cancel: threading.Event | None,
+) -> Iterator[Retriever]:
+    receiver = Receiver(store) if store is not None else None
+    remote, found = knowledge(config, remote)
+    remote = replace(remote, retrieve=retrieve_method(remote, store_node, found))
+    with contextlib.ExitStack() as stack:
+        if receiver is not None and remote.retrieve in ("move", "auto"):
+            stack.enter_context(StorageSCP(store_node, receiver))
+        get = remote.retrieve in ("get", "auto")
+        sop_classes = get_sop_classes(result.to_fetch) if get else ()
+        cancel = cancel or threading.Event()
+
+        def session() -> RetrieveSession:
+            return RetrieveSession(
+                config.client.aet,
+                remote,
+                destination=store_node.aet,
+                receiver=receiver,
+                sop_classes=sop_classes,
+                cancel=cancel,
+            )
+
+        first = stack.enter_context(session())
+        pool = SessionPool(first, session, remote.max_associations)
+        stack.callback(pool.close)
+        yield Retriever(first, store_node, receiver=receiver, store=store, emit=emit, pool=pool)
+
+
+def retrieve_method(remote: RemoteNode, store_node: StoreNode, found: Findings) -> str:
+    """ "auto" tries C-GET, and keeps C-MOVE to fall back on; C-MOVE alone where C-GET cannot
+    be used: an external store (only named as destination), or a node known to refuse it."""
+    if remote.retrieve != "auto":
+        return remote.retrieve
+    if not store_node.embedded or found.c_get is False:
+        return "move"
+    return "auto"

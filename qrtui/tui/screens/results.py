@@ -22,15 +22,8 @@ from qrtui.status import EXIT_UNREACHABLE
 from qrtui.tui.context import app_of, stop_blinking
 from qrtui.tui.messages import FunnelUpdate, JobDone, LogLine, RetrieveUpdate
 from qrtui.tui.screens.study import StudyDetailScreen, TextScreen
-from qrtui.tui.widgets.cells import date_text, fixed_columns
-from qrtui.tui.widgets.plan import (
-    EXCLUDED,
-    FORCED,
-    INCLUDED,
-    PlanRow,
-    decision_word,
-    outcome_word,
-)
+from qrtui.tui.widgets.cells import fixed_columns
+from qrtui.tui.widgets.plan import PlanRow, matches_filter, plan_status, row_cells
 
 if TYPE_CHECKING:
     from qrtui import worker
@@ -38,7 +31,6 @@ if TYPE_CHECKING:
 
 PLAN_COLUMNS = ("", "Date", "Grp", "Description", "Ser", "Inst", "Decision")
 DONE_COLUMNS = ("", "Date", "Grp", "Description", "Outcome", "Dose")
-DESCRIPTION = 22  # characters of the study description in the table
 
 
 @dataclass
@@ -270,52 +262,15 @@ never in logs, JSON, history or snapshots; off at each start."""
         result = self.plan_outcome.result if self.plan_outcome else None
         if result is None:
             return
-        chosen = [r for r in self.rows if r.included]
-        groups: dict[str, int] = {}
-        for row in chosen:
-            groups[row.group] = groups.get(row.group, 0) + 1
-        per_group = ", ".join(f"{g} {n}" for g, n in groups.items()) or "none"
-        left_out = sum(1 for r in self.rows if not r.included)
-        self._status(
-            f"Plan: {len(chosen)} to fetch ({per_group}), {left_out} dropped"
-            + ("; r fetches them" if chosen else "")
-        )
+        self._status(plan_status(self.rows))
 
     def _visible(self, row: PlanRow) -> bool:
-        if not self.filter:
-            return True
-        words = " ".join(
-            (row.study.description, row.study.station_name or "", row.group,
-             decision_word(row), row.reason if row.plan is None else row.plan.reason)
-        ).lower()  # fmt: skip
-        return self.filter.lower() in words
+        return matches_filter(row, self.filter)
 
     def _cells(self, row: PlanRow) -> tuple[str, ...]:
-        mark = FORCED if row.forced else INCLUDED if row.included else EXCLUDED
-        width = DESCRIPTION if self.patients is None else DESCRIPTION // 2
-        cells: tuple[str, ...] = (
-            mark, date_text(row.study.study_date), row.group[:3], row.study.description[:width],
-        )  # fmt: skip
-        if self.phase in ("retrieve", "done") and self.retrieve_outcome is not None:
-            summary = self.retrieve_outcome.summary
-            outcome = summary.studies.get(row.uid) if summary else None
-            dose = self.doses.get(row.uid)
-            from qrtui.dose import headline
-
-            cells += (outcome_word(row, outcome), headline(dose) if dose else "-")
-        elif self.patients is not None:  # room for the patient: series counts in the detail
-            cells += (decision_word(row),)
-        else:
-            plan = row.plan
-            picks = (plan.picks + plan.probe) if plan is not None else ()
-            instances = sum(
-                len(p.sop_instance_uids) or (p.series.instance_count or 0) for p in picks
-            )
-            cells += (str(len(picks) or ""), str(instances or ""), decision_word(row))
-        if self.patients is not None:
-            name, patient_id, _ = self.patients.get(row.uid, ("", "", ""))
-            cells += (f"{patient_id} {name}".strip()[:20] or "…",)
-        return cells
+        done = self.phase in ("retrieve", "done") and self.retrieve_outcome is not None
+        summary = self.retrieve_outcome.summary if done and self.retrieve_outcome else None
+        return row_cells(row, done=done, summary=summary, doses=self.doses, patients=self.patients)
 
     def _fill_table(self) -> None:
         table = self.query_one("#studies", DataTable)

@@ -6,11 +6,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from qrtui.selection import Decision, Study, StudyPlan
+from qrtui.tui.widgets.cells import date_text
 
 if TYPE_CHECKING:
-    from qrtui.retrieve import StudyOutcome
+    from qrtui.dose import StudyDose
+    from qrtui.retrieve import RetrieveSummary, StudyOutcome
 
 INCLUDED, EXCLUDED, FORCED = "✓", "✗", "!"
+DESCRIPTION = 22  # characters of the study description in the table
 
 
 @dataclass
@@ -76,3 +79,59 @@ def outcome_word(row: PlanRow, outcome: StudyOutcome | None) -> str:
     if state == "stored":
         return f"stored {outcome.stored}"
     return {"inspected and discarded": "discarded", "nothing new": "held"}.get(state, state)
+
+
+def matches_filter(row: PlanRow, text: str) -> bool:
+    """The `/` filter: a case-insensitive substring of what the row says."""
+    if not text:
+        return True
+    words = " ".join(
+        (row.study.description, row.study.station_name or "", row.group,
+         decision_word(row), row.reason if row.plan is None else row.plan.reason)
+    ).lower()  # fmt: skip
+    return text.lower() in words
+
+
+def row_cells(
+    row: PlanRow,
+    *,
+    done: bool,
+    summary: RetrieveSummary | None,
+    doses: dict[str, StudyDose],
+    patients: dict[str, tuple[str, str, str]] | None,
+) -> tuple[str, ...]:
+    """A row of the table: before a retrieve its plan, after it its outcome and dose."""
+    mark = FORCED if row.forced else INCLUDED if row.included else EXCLUDED
+    width = DESCRIPTION if patients is None else DESCRIPTION // 2
+    cells: tuple[str, ...] = (
+        mark, date_text(row.study.study_date), row.group[:3], row.study.description[:width],
+    )  # fmt: skip
+    if done:
+        outcome = summary.studies.get(row.uid) if summary else None
+        dose = doses.get(row.uid)
+        from qrtui.dose import headline
+
+        cells += (outcome_word(row, outcome), headline(dose) if dose else "-")
+    elif patients is not None:  # room for the patient: series counts in the detail
+        cells += (decision_word(row),)
+    else:
+        plan = row.plan
+        picks = (plan.picks + plan.probe) if plan is not None else ()
+        instances = sum(len(p.sop_instance_uids) or (p.series.instance_count or 0) for p in picks)
+        cells += (str(len(picks) or ""), str(instances or ""), decision_word(row))
+    if patients is not None:
+        name, patient_id, _ = patients.get(row.uid, ("", "", ""))
+        cells += (f"{patient_id} {name}".strip()[:20] or "…",)
+    return cells
+
+
+def plan_status(rows: list[PlanRow]) -> str:
+    """The status line of a plan: what the user chose to fetch, per group."""
+    chosen = [r for r in rows if r.included]
+    groups: dict[str, int] = {}
+    for row in chosen:
+        groups[row.group] = groups.get(row.group, 0) + 1
+    per_group = ", ".join(f"{g} {n}" for g, n in groups.items()) or "none"
+    left_out = sum(1 for r in rows if not r.included)
+    fetches = "; r fetches them" if chosen else ""
+    return f"Plan: {len(chosen)} to fetch ({per_group}), {left_out} dropped{fetches}"

@@ -19,7 +19,7 @@ from qrtui.config.checks import (
     parse_config,
 )
 from qrtui.config.nodes import ClientConfig, Config, ConfigError, Profile, RemoteNode, StoreNode
-from qrtui.configfile import update_text
+from qrtui.config.textedit import update_text
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

@@ -1,1 +1,1 @@
-"""Pieces the screens share."""
+"""Pieces the screens share: the plan table's rows and words, cells that fit, ticks."""

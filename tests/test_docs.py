@@ -24,3 +24,19 @@ def test_every_test_the_selection_rules_name_exists():
 
 def test_the_readme_links_the_selection_rules():
     assert "docs/selection-rules.md" in (ROOT / "README.md").read_text()
+
+
+def test_the_architecture_names_files_that_exist_and_the_readme_links_it():
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`(qrtui/[\w/.]+)", doc)) | {
+        f"qrtui/{m}"
+        for m in re.findall(
+            r"`((?:cli|worker|funnel|retrieve|dicom|store|selection|dose|config|tui)/[\w/.]+\.py)",
+            doc,
+        )
+    }
+    assert len(named) > 20
+    missing = sorted(n for n in named if not (ROOT / n).exists())
+    assert not missing, missing
+    readme = (ROOT / "README.md").read_text()
+    assert "docs/architecture.md" in readme and "docs/upstream.md" in readme

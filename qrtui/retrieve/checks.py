@@ -22,6 +22,9 @@ from qrtui.selection import WHOLE_STUDY, Pick, StudyPlan
 from qrtui.store import UNASKED
 
 
+NOTES_LOGGED = 10  # a PACS that mislabels every object must not flood the log
+
+
 class ArrivalChecks:
     """Needs of the retriever it is part of."""
 
@@ -75,9 +78,11 @@ class ArrivalChecks:
                     + ("; ..." if len(receiver.unasked) > 3 else "")
                 )
                 self._log(s.problems[-1])
-            for note in dict.fromkeys(receiver.sender_notes):
-                s.sender_notes.append(note)
+            s.sender_notes.extend(dict.fromkeys(receiver.sender_notes))
+            for note in s.sender_notes[:NOTES_LOGGED]:
                 self._log(f"sender: {note}")
+            if len(s.sender_notes) > NOTES_LOGGED:
+                self._log(f"sender: {len(s.sender_notes) - NOTES_LOGGED} more (see the JSON)")
         errors = receiver.write_errors
         if errors:
             reasons = ", ".join(sorted(set(errors)))

@@ -21,7 +21,6 @@ from qrtui.retrieve.plans import planned_instances
 from qrtui.selection import WHOLE_STUDY, Pick, StudyPlan
 from qrtui.store import UNASKED
 
-
 NOTES_LOGGED = 10  # a PACS that mislabels every object must not flood the log
 
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from pydicom.dataset import Dataset  # noqa: E402
 
-from qrtui.demo.studies import CT_IMAGE, DemoStudy, _Builder, image, rdsr  # noqa: E402
+from qrtui.demo.studies import CT_IMAGE, DemoStudy, StudyBuilder, image, rdsr  # noqa: E402
 from tests.servers import Orthanc, free_port, stop, wait_until_listening  # noqa: E402
 
 MG_IMAGE = "1.2.840.10008.5.1.4.1.1.1.2"
@@ -60,7 +60,7 @@ class Population:
 
 
 def population(directory: Path, ct: int, mg: int, mg_size: int) -> Population:
-    builder = _Builder(date.today())
+    builder = StudyBuilder(date.today())
     for n in range(ct):
         s = builder.study(f"bench_ct_{n}", "CT CHEST", "CT", days_ago=n % 30)
         builder.add(s, 1, image(CT_IMAGE, "CT"), "CT images")

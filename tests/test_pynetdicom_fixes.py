@@ -51,14 +51,6 @@ RECORDED: dict[str, tuple[str, str]] = {
     ),
     "pynetdicom.dimse_messages._DATASET_KEYWORDS": ("dict", "4006056746b641fa"),
     "pynetdicom.dimse_messages._MSG_TO_PRIMITVE": ("dict", "4a9f2cbad6e91d69"),
-    "pynetdicom.dimse_messages.create_file_meta": (
-        "(*, sop_class_uid: pydicom.uid.UID, sop_instance_uid: pydicom.uid.UID, transfer_syntax: pydicom.uid.UID, implementation_uid: pydicom.uid.UID = '1.2.826.0.1.3680043.9.3811.3.0.4', implementation_version: str = 'PYNETDICOM_304') -> pydicom.dataset.FileMetaDataset",
-        "035ed415f5aeea15",
-    ),
-    "pynetdicom.dimse_messages.write_file_meta_info": (
-        "(fp: pydicom.filebase.DicomIO, file_meta: pydicom.dataset.FileMetaDataset, enforce_standard: bool = True) -> None",
-        "0568f3155349513b",
-    ),
     "pynetdicom.dsutils.encode": (
         "(ds: pydicom.dataset.Dataset, is_implicit_vr: bool, is_little_endian: bool, deflated: bool = False) -> bytes | None",
         "0d29ffd5d358c45a",
@@ -111,8 +103,6 @@ def test_the_patches_are_installed() -> None:
     for module in (association, dimse_messages):
         assert module.encode is fixes._quick_encode  # type: ignore[attr-defined]
     assert dimse_messages.DIMSEMessage.message_to_primitive is fixes._quick_message_to_primitive
-    assert dimse_messages.create_file_meta is fixes._create_file_meta  # type: ignore[attr-defined]
-    assert dimse_messages.write_file_meta_info is fixes._write_file_meta_info  # type: ignore[attr-defined]
     assert dimse_messages.DIMSEMessage.decode_msg is fixes._decode_msg_for
     assert dimse_messages.NamedTemporaryFile is fixes._incoming_file  # type: ignore[attr-defined]
     assert AssociationSocket.recv is fixes._bounded_recv
@@ -121,7 +111,7 @@ def test_the_patches_are_installed() -> None:
     assert DIMSEServiceProvider.get_msg is fixes._get_msg_unless_paused
     replacements = {
         fixes._remembered_set_uid, fixes._quick_encode, fixes._quick_message_to_primitive,
-        fixes._create_file_meta, fixes._write_file_meta_info, fixes._decode_msg_for,
+        fixes._decode_msg_for,
         fixes._bounded_recv, fixes._bounded_receive_primitive,
         fixes._transport_event_held_back, fixes._get_msg_unless_paused,
     }  # fmt: skip

@@ -16,8 +16,7 @@ from pydicom import dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.uid import UID
+from pydicom.filewriter import write_dataset
 from pynetdicom import dimse_messages, dimse_primitives, dsutils
 
 from qrtui import worker
@@ -318,36 +317,3 @@ def test_received_command_sets_become_the_same_primitives() -> None:
         assert found == [(elem.keyword, elem.value) for elem in slow]
         assert all(type(v) is type(elem.value) or isinstance(v, str) for (_, v), elem in
                    zip(found, slow, strict=True))  # fmt: skip
-
-
-def test_received_files_start_with_the_file_meta_pydicom_writes() -> None:
-    for sop_class, instance, syntax in (
-        ("1.2.840.10008.5.1.4.1.1.88.67", "1.2.826.0.1.3680043.8.498.1", "1.2.840.10008.1.2.1"),
-        ("1.2.840.10008.5.1.4.1.1.2", "1.2.3.44", "1.2.840.10008.1.2"),  # odd and even lengths
-    ):
-        quick = fixes._create_file_meta(
-            sop_class_uid=sop_class, sop_instance_uid=instance, transfer_syntax=syntax
-        )
-        slow = dsutils.create_file_meta(
-            sop_class_uid=UID(sop_class),
-            sop_instance_uid=UID(instance),
-            transfer_syntax=UID(syntax),
-        )
-        expected = DicomBytesIO()
-        write_file_meta_info(expected, slow)
-        written = DicomBytesIO()
-        fixes._write_file_meta_info(written, quick)
-        assert written.getvalue() == expected.getvalue()
-        with_preamble = b"\0" * 128 + b"DICM" + written.getvalue()
-        assert dcmread(BytesIO(with_preamble)).file_meta.MediaStorageSOPInstanceUID == instance
-
-
-def test_a_file_meta_out_of_the_ordinary_goes_to_pydicom() -> None:
-    odd = fixes._create_file_meta(
-        sop_class_uid="1.2.840.10008.5.1.4.1.1.2", sop_instance_uid="1.2.3", transfer_syntax="1.2.840.10008.1.2",
-        implementation_version="VERSIÖN",
-    )  # fmt: skip
-    assert fixes.file_meta_bytes(odd) is None
-    written = DicomBytesIO()
-    fixes._write_file_meta_info(written, odd)
-    assert b"1.2.3" in written.getvalue()

@@ -7,11 +7,13 @@ is `bench/run.py`, its history in bench/README.md) and the release it was writte
 before patching; tests/test_pynetdicom_fixes.py compares its signature and source with what
 was recorded and names the patch to re-check when a pynetdicom release changes it. The
 defects fixed here are written up for pynetdicom in docs/upstream.md.
+
+Removed in issue 24: the file meta group of each received object written by hand
+(create_file_meta, write_file_meta_info). It saved CPU, not wall time (bench/README.md).
 """
 
 from __future__ import annotations
 
-import collections
 import copy
 import functools
 import itertools
@@ -29,8 +31,6 @@ from pydicom.datadict import dictionary_keyword, dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom import (
-    PYNETDICOM_IMPLEMENTATION_UID,
-    PYNETDICOM_IMPLEMENTATION_VERSION,
     ae,
     association,
     dimse_messages,
@@ -272,75 +272,6 @@ def _quick_message_to_primitive(self: dimse_messages.DIMSEMessage) -> Any:
 
 
 _install(dimse_messages.DIMSEMessage, "message_to_primitive", _quick_message_to_primitive)
-
-
-# Saves: each received object's file starts with a file meta group, which pynetdicom builds
-# and writes through pydicom: a third of a millisecond per object, 11% of a retrieve's CPU.
-# The same bytes, written here (anything unusual still goes to pydicom). Figure: second
-# round, 2.47 -> 2.47 s in-process, no gain; issue 24, +0.00 s without it (median of 7 paired
-# runs). Written against 3.0.4 (decode_msg calls create_file_meta, write_file_meta_info).
-_create_file_meta_original = _original(dimse_messages, "create_file_meta")
-_write_file_meta_info_original = _original(dimse_messages, "write_file_meta_info")
-_FileMeta = collections.namedtuple(
-    "_FileMeta", "sop_class sop_instance transfer_syntax uid version"
-)
-
-
-def _create_file_meta(
-    *,
-    sop_class_uid: Any,
-    sop_instance_uid: Any,
-    transfer_syntax: Any,
-    implementation_uid: Any = PYNETDICOM_IMPLEMENTATION_UID,
-    implementation_version: str = PYNETDICOM_IMPLEMENTATION_VERSION,
-) -> Any:
-    return _FileMeta(
-        sop_class_uid, sop_instance_uid, transfer_syntax, implementation_uid, implementation_version
-    )
-
-
-def file_meta_bytes(meta: Any) -> bytes | None:
-    """The file meta group of `_create_file_meta`'s values as pydicom writes it, or None."""
-    elements = []
-    for number, vr, value in (
-        (0x0002, "UI", meta.sop_class),
-        (0x0003, "UI", meta.sop_instance),
-        (0x0010, "UI", meta.transfer_syntax),
-        (0x0012, "UI", meta.uid),
-        (0x0013, "SH", meta.version),
-    ):
-        if value is None or value == "":
-            continue
-        text = str(value)
-        if not text.isascii() or "\\" in text or len(text) > 64:
-            return None
-        encoded = text.encode("ascii")
-        if len(encoded) % 2:
-            encoded += b"\0" if vr == "UI" else b" "
-        elements.append(_EXPLICIT_HEADER.pack(2, number, vr.encode(), len(encoded)) + encoded)
-    version = b"\x02\x00\x01\x00OB\x00\x00" + struct.pack("<I", 2) + b"\x00\x01"
-    body = version + b"".join(elements)
-    return _EXPLICIT_HEADER.pack(2, 0, b"UL", 4) + struct.pack("<I", len(body)) + body
-
-
-def _write_file_meta_info(fp: Any, file_meta: Any, enforce_standard: bool = True) -> None:
-    if isinstance(file_meta, _FileMeta):
-        encoded = file_meta_bytes(file_meta)
-        if encoded is not None:
-            fp.write(encoded)
-            return
-        file_meta = _create_file_meta_original(
-            sop_class_uid=file_meta.sop_class,
-            sop_instance_uid=file_meta.sop_instance,
-            transfer_syntax=file_meta.transfer_syntax,
-            implementation_uid=file_meta.uid,
-            implementation_version=file_meta.version,
-        )
-    _write_file_meta_info_original(fp, file_meta, enforce_standard)
-
-
-_install(dimse_messages, "create_file_meta", _create_file_meta)
-_install(dimse_messages, "write_file_meta_info", _write_file_meta_info)
 
 
 # Fixes: with STORE_RECV_CHUNKED_DATASET, pynetdicom writes each received C-STORE dataset to

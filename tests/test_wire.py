@@ -1,5 +1,5 @@
-"""The quick paths of qrtui.dicom.speed and find.text give exactly what pydicom gives, and
-hand everything else to pydicom."""
+"""The quick paths of qrtui.dicom.pynetdicom_fixes and find.text give exactly what pydicom
+gives, and hand everything else to pydicom."""
 
 from __future__ import annotations
 
@@ -16,13 +16,12 @@ from pydicom import dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.uid import UID
+from pydicom.filewriter import write_dataset
 from pynetdicom import dimse_messages, dimse_primitives, dsutils
 
 from qrtui import worker
 from qrtui.config import RemoteNode
-from qrtui.dicom import speed
+from qrtui.dicom import pynetdicom_fixes as fixes
 from qrtui.dicom.find import FindOutcome, identifier, text
 from qrtui.dicom.retrieve import instance_identifier, series_identifier, study_identifier
 from qrtui.funnel import Funnel
@@ -52,7 +51,7 @@ def identifiers() -> list[Dataset]:
 
 @pytest.mark.parametrize("implicit", [True, False])
 def test_identifiers_are_written_as_pydicom_writes_them(implicit: bool) -> None:
-    quick = [speed.encode_flat(ds, implicit) for ds in identifiers()]
+    quick = [fixes.encode_flat(ds, implicit) for ds in identifiers()]
     assert all(q is not None for q in quick[:3])  # a list of UIDs goes to pydicom
     for ds, encoded in zip(identifiers(), quick, strict=True):
         assert encoded is None or encoded == pydicom_bytes(ds, implicit)
@@ -135,11 +134,11 @@ def test_every_identifier_qrtui_builds_is_written_as_pydicom_writes_it(
     built = built_identifiers(monkeypatch)
     assert len(built) > 10
     for ds in built:
-        quick = speed.encode_flat(ds, implicit)
+        quick = fixes.encode_flat(ds, implicit)
         assert quick is None or quick == pydicom_bytes(ds, implicit), ds
         assert dimse_messages.encode(ds, implicit, True) == pydicom_bytes(ds, implicit)
     # the lists of UIDs aside, every one takes the quick path
-    assert all(speed.encode_flat(ds, implicit) for ds in built if ds["StudyInstanceUID"].VM == 1)
+    assert all(fixes.encode_flat(ds, implicit) for ds in built if ds["StudyInstanceUID"].VM == 1)
 
 
 # Every VR whose explicit-VR header has a 4-byte length (PS3.5 table 7.1-1), empty and not
@@ -164,7 +163,7 @@ def test_long_length_vrs_empty_or_not_are_written_as_pydicom_writes_them(
     for value in (None, "", b"", LONG_LENGTH_VALUES[vr]):
         ds = identifier("STUDY", StudyInstanceUID="", StationName="")
         ds.add(DataElement(LONG_LENGTH_TAGS[vr], vr, value))
-        quick = speed.encode_flat(ds, implicit)
+        quick = fixes.encode_flat(ds, implicit)
         assert quick is None or quick == pydicom_bytes(ds, implicit), (vr, value)
         assert dimse_messages.encode(ds, implicit, True) == pydicom_bytes(ds, implicit)
         if value in (None, "") and vr != "SQ":
@@ -176,7 +175,7 @@ def test_an_ambiguous_vr_goes_to_pydicom(implicit: bool) -> None:
     ds = identifier("IMAGE", SOPInstanceUID="")
     ds.BitsAllocated = 16
     ds.add(DataElement(0x7FE00010, "OB or OW", None))  # OW by Bits Allocated: 4-byte length
-    quick = speed.encode_flat(ds, implicit)  # first: pydicom resolves the VR in place
+    quick = fixes.encode_flat(ds, implicit)  # first: pydicom resolves the VR in place
     assert quick is None or quick == pydicom_bytes(ds, implicit)
 
 
@@ -209,7 +208,7 @@ def command_sets() -> list[Dataset]:
 
 def test_command_sets_are_written_as_pydicom_writes_them() -> None:
     for command_set in command_sets():
-        quick = speed.encode_flat(command_set, True)
+        quick = fixes.encode_flat(command_set, True)
         assert quick is not None
         assert quick == pydicom_bytes(command_set, True)
         # what pynetdicom itself now calls: the same bytes
@@ -223,11 +222,11 @@ def test_what_is_not_simple_goes_to_pydicom() -> None:
         identifier("STUDY", ModalitiesInStudy=["CT", "SR"]),  # a list
         identifier("STUDY", NumberOfStudyRelatedSeries="3"),  # a number as a string
     ):
-        assert speed.encode_flat(ds, True) is None
+        assert fixes.encode_flat(ds, True) is None
         assert dimse_messages.encode(ds, True, True) == pydicom_bytes(ds, True)
     nested = identifier("IMAGE", SOPInstanceUID="")
     nested.ContentSequence = [Dataset()]
-    assert speed.encode_flat(nested, False) is None
+    assert fixes.encode_flat(nested, False) is None
 
 
 RAW_VALUES = {
@@ -312,42 +311,9 @@ def test_received_command_sets_become_the_same_primitives() -> None:
         data = dsutils.encode(command_set, True, True)
         assert data is not None
         quick = dsutils.decode(BytesIO(data), True, True)
-        found = speed.command_values(quick)
+        found = fixes.command_values(quick)
         assert found is not None
         slow = dsutils.decode(BytesIO(data), True, True)
         assert found == [(elem.keyword, elem.value) for elem in slow]
         assert all(type(v) is type(elem.value) or isinstance(v, str) for (_, v), elem in
                    zip(found, slow, strict=True))  # fmt: skip
-
-
-def test_received_files_start_with_the_file_meta_pydicom_writes() -> None:
-    for sop_class, instance, syntax in (
-        ("1.2.840.10008.5.1.4.1.1.88.67", "1.2.826.0.1.3680043.8.498.1", "1.2.840.10008.1.2.1"),
-        ("1.2.840.10008.5.1.4.1.1.2", "1.2.3.44", "1.2.840.10008.1.2"),  # odd and even lengths
-    ):
-        quick = speed._create_file_meta(
-            sop_class_uid=sop_class, sop_instance_uid=instance, transfer_syntax=syntax
-        )
-        slow = dsutils.create_file_meta(
-            sop_class_uid=UID(sop_class),
-            sop_instance_uid=UID(instance),
-            transfer_syntax=UID(syntax),
-        )
-        expected = DicomBytesIO()
-        write_file_meta_info(expected, slow)
-        written = DicomBytesIO()
-        speed._write_file_meta_info(written, quick)
-        assert written.getvalue() == expected.getvalue()
-        with_preamble = b"\0" * 128 + b"DICM" + written.getvalue()
-        assert dcmread(BytesIO(with_preamble)).file_meta.MediaStorageSOPInstanceUID == instance
-
-
-def test_a_file_meta_out_of_the_ordinary_goes_to_pydicom() -> None:
-    odd = speed._create_file_meta(
-        sop_class_uid="1.2.840.10008.5.1.4.1.1.2", sop_instance_uid="1.2.3", transfer_syntax="1.2.840.10008.1.2",
-        implementation_version="VERSIÖN",
-    )  # fmt: skip
-    assert speed.file_meta_bytes(odd) is None
-    written = DicomBytesIO()
-    speed._write_file_meta_info(written, odd)
-    assert b"1.2.3" in written.getvalue()

@@ -21,8 +21,8 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from qrtui.config import RemoteNode
 from qrtui.dicom.assoc import abort_now, associate, make_ae
 from qrtui.dicom.find import number
+from qrtui.dicom.pynetdicom_fixes import INCOMING_ATTRIBUTE
 from qrtui.dicom.session import Cancelled, Lost, Session, SessionFailed
-from qrtui.dicom.speed import INCOMING_ATTRIBUTE
 from qrtui.dicom.storescp import Receiver
 
 # A C-GET association offers one context per SOP class; the PDU allows 128 in all.

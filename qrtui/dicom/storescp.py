@@ -23,7 +23,7 @@ from qrtui.config import StoreNode
 from qrtui.dicom.assoc import RECEIVE_PDU_BYTES, tune_socket
 from qrtui.dicom.find import text
 from qrtui.dicom.header import stored_instance
-from qrtui.dicom.speed import INCOMING_ATTRIBUTE, received_write_error
+from qrtui.dicom.pynetdicom_fixes import INCOMING_ATTRIBUTE, received_write_error
 from qrtui.dicom.tls import server_context
 from qrtui.store import Store, StoredInstance, StoreError, UnsafeUID, safe_uid
 

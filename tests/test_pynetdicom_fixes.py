@@ -1,0 +1,123 @@
+"""Each pynetdicom patch in qrtui.dicom.pynetdicom_fixes still meets the code it was written
+against: the signature and source of every replaced (or relied-on) target, taken before
+patching, are what was recorded. A pynetdicom release that changes one fails here, naming the
+target, until the patch is re-checked and the record updated."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from typing import Any
+
+import pydicom
+import pynetdicom
+import pytest
+from pynetdicom import (
+    ae,
+    association,
+    dimse_messages,
+    dimse_primitives,
+    pdu_items,
+    pdu_primitives,
+    presentation,
+)
+from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.dul import DULServiceProvider
+from pynetdicom.presentation import PresentationContext
+from pynetdicom.transport import AssociationSocket
+
+import qrtui.dicom  # noqa: F401  (installs the patches)
+from qrtui.dicom import pynetdicom_fixes as fixes
+
+# target -> (signature, first 16 hex digits of the SHA-256 of its source), as in pynetdicom
+# 3.0.4. A change means: read the new code, re-check the patch, then record the new shape.
+RECORDED: dict[str, tuple[str, str]] = {
+    "pynetdicom.association.Association._run_reactor": ("(self) -> None", "f28838c5559e462a"),
+    "pynetdicom.dimse.DIMSEServiceProvider.get_msg": (
+        "(self, block: bool = False) -> tuple[None, None] | tuple[int, 'C_ECHO | C_FIND | C_GET | C_MOVE | C_STORE | N_ACTION | N_CREATE | N_DELETE | N_EVENT_REPORT | N_GET | N_SET']",
+        "890e3e04283f5aeb",
+    ),
+    "pynetdicom.dimse.DIMSEServiceProvider.receive_primitive": (
+        "(self, primitive: 'P_DATA') -> None",
+        "5f99c86b14a15cef",
+    ),
+    "pynetdicom.dimse_messages.DIMSEMessage.decode_msg": (
+        "(self, primitive: pynetdicom.pdu_primitives.P_DATA, assoc: 'Association | None' = None) -> bool",
+        "f51c777e841a76be",
+    ),
+    "pynetdicom.dimse_messages.DIMSEMessage.message_to_primitive": (
+        "(self) -> 'C_CANCEL | DimseServiceType'",
+        "f8f43d34e43450ef",
+    ),
+    "pynetdicom.dimse_messages._DATASET_KEYWORDS": ("dict", "4006056746b641fa"),
+    "pynetdicom.dimse_messages._MSG_TO_PRIMITVE": ("dict", "4a9f2cbad6e91d69"),
+    "pynetdicom.dsutils.encode": (
+        "(ds: pydicom.dataset.Dataset, is_implicit_vr: bool, is_little_endian: bool, deflated: bool = False) -> bytes | None",
+        "0d29ffd5d358c45a",
+    ),
+    "pynetdicom.dul.DULServiceProvider._is_transport_event": ("(self) -> bool", "8725ed03bb8fbdef"),
+    "pynetdicom.presentation.PresentationContext": ("() -> None", "945149f63930ecec"),
+    "pynetdicom.transport.AssociationSocket.recv": (
+        "(self, nr_bytes: int) -> bytearray",
+        "6bc20a33b1b7cfe7",
+    ),
+    "pynetdicom.utils.set_uid": (
+        "(value: None | str | bytes | pydicom.uid.UID, name: str, allow_empty: bool = True, allow_none: bool = True, validate: bool = True) -> pydicom.uid.UID | None",
+        "f917a8035170f792",
+    ),
+}
+
+
+def shape(obj: Any) -> tuple[str, str]:
+    """Signature and source of a function or class; of a table, its keys and values."""
+    if isinstance(obj, dict):
+        signature = "dict"
+        source = repr(sorted((k, getattr(v, "__qualname__", repr(v))) for k, v in obj.items()))
+    else:
+        signature, source = str(inspect.signature(obj)), inspect.getsource(obj)
+    return signature, hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+def test_every_patch_has_a_recorded_shape() -> None:
+    assert sorted(fixes.SHAPES) == sorted(RECORDED), (
+        "pynetdicom_fixes.SHAPES and RECORDED name different targets: record the shape of "
+        "each target a patch replaces or relies on"
+    )
+
+
+@pytest.mark.parametrize("target", sorted(RECORDED))
+def test_a_patched_target_still_has_the_shape_the_patch_expects(target: str) -> None:
+    found = shape(fixes.SHAPES[target])
+    assert found == RECORDED[target], (
+        f"pynetdicom {pynetdicom.__version__} changed {target}: re-check the patch in "
+        f"qrtui/dicom/pynetdicom_fixes.py (written against {fixes.WRITTEN_AGAINST}), then "
+        f"record {target!r}: {found!r}"
+    )
+
+
+def test_the_patches_are_installed() -> None:
+    """The replacements are what pynetdicom calls, and the originals are kept apart."""
+    for module in (ae, dimse_primitives, pdu_items, pdu_primitives, presentation):
+        assert module.set_uid is fixes._remembered_set_uid  # type: ignore[attr-defined]
+    assert PresentationContext.__deepcopy__ is fixes._copy_context  # type: ignore[attr-defined]
+    for module in (association, dimse_messages):
+        assert module.encode is fixes._quick_encode  # type: ignore[attr-defined]
+    assert dimse_messages.DIMSEMessage.message_to_primitive is fixes._quick_message_to_primitive
+    assert dimse_messages.DIMSEMessage.decode_msg is fixes._decode_msg_for
+    assert dimse_messages.NamedTemporaryFile is fixes._incoming_file  # type: ignore[attr-defined]
+    assert AssociationSocket.recv is fixes._bounded_recv
+    assert DIMSEServiceProvider.receive_primitive is fixes._bounded_receive_primitive
+    assert DULServiceProvider._is_transport_event is fixes._transport_event_held_back
+    assert DIMSEServiceProvider.get_msg is fixes._get_msg_unless_paused
+    replacements = {
+        fixes._remembered_set_uid, fixes._quick_encode, fixes._quick_message_to_primitive,
+        fixes._decode_msg_for,
+        fixes._bounded_recv, fixes._bounded_receive_primitive,
+        fixes._transport_event_held_back, fixes._get_msg_unless_paused,
+    }  # fmt: skip
+    assert not {id(f) for f in replacements} & {id(o) for o in fixes.SHAPES.values()}
+
+
+def test_the_installed_releases_are_the_pinned_ones() -> None:
+    assert pynetdicom.__version__.startswith("3.0."), pynetdicom.__version__
+    assert pydicom.__version__.startswith("3.0."), pydicom.__version__

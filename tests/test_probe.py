@@ -228,7 +228,7 @@ def plan_with_and_without_findings(config_path: Path, remote: str, **flags):
 @pytest.mark.parametrize("node", ["orthanc", "dcmqrscp"])
 def test_findings_ask_fewer_questions_for_the_same_plan(real_pacs, tmp_path, node, monkeypatch):
     # one series query a study, so that what the findings save is seen on its own
-    monkeypatch.setattr(funnel, "SERIES_PER_QUERY", 0)
+    monkeypatch.setattr(funnel.counts, "SERIES_PER_QUERY", 0)
     config = tmp_path / "config.toml"
     config.write_text(real_pacs.read_text())
     before, after = plan_with_and_without_findings(config, node, ct=True, mg=True, fl=True, dx=True)
@@ -281,7 +281,7 @@ def plans_with_and_without_shortcuts(config_path: Path, remote: str, monkeypatch
     node, store = config.remote(remote), config.stores[0]
     short = worker.plan(config, node, store, params)
     with monkeypatch.context() as patched:
-        patched.setattr(funnel, "SERIES_PER_QUERY", 0)
+        patched.setattr(funnel.counts, "SERIES_PER_QUERY", 0)
         patched.setattr(funnel.Funnel, "_sr_known_from_classes", lambda self, study: False)
         long = worker.plan(config, node, store, params)
     assert short.status == long.status == 0, (short.message, long.message)

@@ -1,5 +1,7 @@
 """Command line: `qrtui` starts the TUI; `qrtui VERB ...` runs one job (run, echo, probe,
-history, summary, verify, listen, demo); `qrtui --no-tui ...`, qrscu's flat form, stays."""
+history, summary, verify, listen, completion); `qrtui --no-tui ...`, qrscu's flat form,
+stays. A face: it may import the worker and the plain types below it, never Textual (the
+TUI is loaded only when it starts); `listen` runs the storage SCP itself."""
 
 from __future__ import annotations
 

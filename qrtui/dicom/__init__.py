@@ -1,4 +1,7 @@
-"""DICOM networking: associations, echo, find. Blocking code; callers run it in threads."""
+"""DICOM networking: associations, echo, find, C-GET/C-MOVE, the storage SCP, and the patches
+of pynetdicom (pynetdicom_fixes.py). Blocking code; callers run it in threads. Transport:
+it may import keeping (qrtui.store, qrtui.config) and read headers with qrtui.dose and
+qrtui.selection, never a part, the worker or a face."""
 
 from pynetdicom import _config as _pynetdicom_config
 

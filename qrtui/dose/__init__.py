@@ -8,7 +8,8 @@ name gives. What cannot be read becomes a stated reason, never an exception.
 Works on anything shaped like a pydicom Dataset (attribute access, `in`, `.get`).
 
 sr.py walks dose SRs, headers.py reads image headers and dose pages, model.py holds the
-summary of one object and study.py the columns of a study.
+summary of one object and study.py the columns of a study. Meaning layer: it may import
+qrtui.selection, nothing else of qrtui.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 It reports progress as events (qrtui.events) for the TUI and the scripted mode alike.
 
 Study level in studies.py, series and image level in series.py, the rules applied here
-(qrtui.selection decides); base.py has the plumbing, counts.py the counters.
+(qrtui.selection decides); base.py has the plumbing, counts.py the counters. A part: it may
+import transport (qrtui.dicom.find), keeping and meaning, never the worker or a face.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Executing a plan (retriever.py), checking what arrived against it (checks.py), and what
-became of it (outcome.py); plans.py says what a plan will receive."""
+became of it (outcome.py); plans.py says what a plan will receive. A part: it may import
+transport (qrtui.dicom), keeping (qrtui.store) and meaning, never the worker or a face."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Which objects of a study carry dose information: pure rules on plain dataclasses.
 
-The rules are those of docs/selection-rules.md: types.py holds the plain dataclasses, rules.py
+The rules are those of docs/selection-rules.md: model.py holds the plain dataclasses, rules.py
 decides per study, held.py takes out what the store holds or has inspected, kinds.py says what
 an object is from its header and settles a study after its probe. No I/O, no DICOM
 networking.

@@ -3,7 +3,8 @@
 Blocking (pynetdicom): the TUI runs these in thread workers, the scripted mode directly.
 Every way a job can stop becomes an exit status and one line for the user. job.py runs the
 whole job; planning.py the funnel, retrieving.py the retrieve, recording.py the history;
-lookups.py the small jobs the faces ask for.
+lookups.py the small jobs the faces ask for. It may import every part and layer below it,
+never a face.
 """
 
 from __future__ import annotations

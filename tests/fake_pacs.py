@@ -28,6 +28,8 @@ class FakePacs:
         self.image_series_uid = generate_uid()
         self.sop_uids = [generate_uid() for _ in range(count)]
         self.move_started = threading.Event()
+        self.first_stored = threading.Event()  # the first C-STORE was answered: it is stored
+        self.answered_cancel = threading.Event()  # honoured a C-CANCEL with 0xFE00
         self.cancel_seen = threading.Event()
         self.handler_ended = threading.Event()
         self._pace = threading.Event()  # never set: waiting on it paces the sub-operations
@@ -96,11 +98,13 @@ class FakePacs:
                 if event.is_cancelled:
                     self.cancel_seen.set()
                     if self.honour_cancel:
+                        self.answered_cancel.set()
                         yield 0xFE00, None
                         return
                 if not event.assoc.is_established:
                     return
                 yield 0xFF00, self.rdsr(uid)
+                self.first_stored.set()  # resumed once the sub-operation's answer came
                 self._pace.wait(0.1)
         finally:
             self.handler_ended.set()

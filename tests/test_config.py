@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -222,6 +225,35 @@ def test_save_round_trips_and_is_atomic(write_config, tmp_path):
     assert saved.remotes == config.remotes and saved.stores == config.stores
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
     assert [p.name for p in target.parent.iterdir()] == ["saved.toml"]
+
+
+def test_a_save_killed_halfway_leaves_the_old_file_whole(write_config):
+    """SIGKILL after the new text is written and synced, just before the rename: the old
+    file is still there, whole and valid (a writer that wrote in place would have cut it)."""
+    path = write_config(GOOD)
+    before = path.read_text()
+    child = textwrap.dedent(f"""
+        import os, sys, threading
+        from pathlib import Path
+        from qrtui.config import load_config, save_config
+        config = load_config(Path({str(path)!r}))
+        config = type(config)(config.path, config.client, config.remotes[:1], config.stores)
+        def stop(*args):
+            print("renaming", flush=True)
+            threading.Event().wait()
+        os.replace = stop
+        save_config(config)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "renaming\n"
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert path.read_text() == before
+    assert len(load_config(path).remotes) > 1  # the old nodes, parsed
 
 
 def test_save_refuses_invalid_config_and_keeps_the_old_file(write_config):

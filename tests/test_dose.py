@@ -339,11 +339,36 @@ def test_malformed_trees_give_reasons_not_exceptions():
     assert read_dose(Hostile()).kind == "none"
 
 
-def test_every_corpus_object_reads_without_an_exception():
+# What each kind of corpus file must give, by its name: the object's kind, and the headline
+# columns that must hold a number (each file's values are checked by hand in the tests above).
+KIND_BY_NAME = (
+    ("ESR_non-dose", "none", ()),
+    ("-ESR-", "ESR", ("dlp_total_mGycm", "ctdivol_max_mGy")),
+    ("CT-RDSR-", "RDSR", ("dlp_total_mGycm", "ctdivol_max_mGy")),
+    ("CT-SC-", "dose page", ("dlp_total_mGycm", "ctdivol_max_mGy")),
+    ("MG-RDSR-", "RDSR", ("agd_mGy",)),
+    ("MG-Im-", "image header", ("agd_mGy",)),
+    ("DX-Im-", "image header", ("dap_total_Gym2",)),
+    ("-RDSR-", "RDSR", ("dap_total_Gym2",)),
+    ("Dual-RDSR-", "RDSR", ("dap_total_Gym2",)),
+    ("RF-", "RDSR", ("dap_total_Gym2", "dose_rp_total_Gy", "fluoro_time_s")),
+)
+
+
+def test_every_corpus_object_reads_as_its_kind_with_its_headline_numbers():
+    checked = 0
     for path in sorted(require_corpus().glob("*.dcm")):
         dose = read_dose(pydicom.dcmread(path))
         assert DoseSummary.from_json(dose.to_json()) == dose, path.name
-        StudyDose(dose.study_uid, [dose]).row()
+        kind, columns = next((k, c) for part, k, c in KIND_BY_NAME if part in path.name)
+        assert dose.kind == kind, (path.name, dose.kind, dose.notes)
+        row = StudyDose(dose.study_uid, [dose]).row()
+        for column in columns:
+            assert float(row[column]) > 0, (path.name, column, row[column], dose.notes)
+        if kind == "none":
+            assert dose.notes, path.name  # said why
+        checked += 1
+    assert checked >= 40
 
 
 # ---------------------------------------------------------------- a study of several objects

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -272,12 +271,10 @@ def test_a_peer_that_stalls_mid_pdu_fails_within_the_timeout(tmp_path, stalling_
         f"[stores.local]\naet = 'STORE'\nport = {free_port()}\nbind = '127.0.0.1'\n"
         f"directory = '{tmp_path / 'store'}'\n"
     )
-    started = time.monotonic()
-    result = scripted(config, "pacs", "local", "-ct")
-    elapsed = time.monotonic() - started
+    result = scripted(config, "pacs", "local", "-ct")  # a hang would pass scripted()'s bound
     assert result.returncode == 3, result.stderr
     assert "pacs" in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert elapsed < 20, "bounded by the association timeout, not left hanging"
+    assert "within 2 s" in result.stderr, "ended by the association timeout, and says so"
     echo = scripted(config, "--echo")
     assert echo.returncode == 3
 

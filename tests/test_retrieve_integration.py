@@ -25,6 +25,7 @@ from tests.servers import (
     Orthanc,
     free_port,
     qrtui_modalities,
+    wait_until_listening,
 )
 from tests.studies import PATIENT_ID, PATIENT_NAME, PopulationBuilder, build_population
 
@@ -191,7 +192,8 @@ def test_unknown_move_destination_says_what_the_pacs_must_register(pacs, tmp_pat
     assert advice in result.stderr and result.stderr.count(advice) == 1
     assert "Traceback" not in result.stderr
     problems = [line for line in result.stdout.splitlines() if line.startswith("Problem:")]
-    assert len(problems) <= 4, "no retry loop: at most three failed requests, then the stop"
+    assert 1 <= len(problems) <= 4, "no retry loop: at most three failed requests, then the stop"
+    assert advice in problems[-1], "the last problem is the stop, with the advice"
 
 
 def test_c_get_needs_an_embedded_store(pacs, tmp_path):
@@ -258,11 +260,13 @@ def test_success_with_nothing_received_is_reported_as_a_gap(population, tmp_path
     require(ORTHANC_BIN and storescp, "Orthanc and DCMTK are needed")
     elsewhere, our_port = free_port(), free_port()
     (tmp_path / "elsewhere").mkdir()
-    other = subprocess.Popen(
-        [storescp, "-aet", STORE_AET, "-od", str(tmp_path / "elsewhere"), str(elsewhere)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "storescp.log"
+    with log.open("wb") as out:
+        other = subprocess.Popen(
+            [storescp, "-aet", STORE_AET, "-od", str(tmp_path / "elsewhere"), str(elsewhere)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    wait_until_listening(elsewhere, other, log)
     known = qrtui_modalities(STORE_AET, elsewhere)
     orthanc = Orthanc(tmp_path / "orthanc", modalities=known).start()
     try:
@@ -286,11 +290,13 @@ def test_move_to_an_external_store_names_it_as_destination(population, pacs, tmp
     require(storescp, "DCMTK is not installed (apt-get install dcmtk)")
     received = tmp_path / "dms"
     received.mkdir()
-    dms = subprocess.Popen(
-        [storescp, "-aet", STORE_AET, "-od", str(received), str(pacs.store_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "storescp.log"
+    with log.open("wb") as out:
+        dms = subprocess.Popen(
+            [storescp, "-aet", STORE_AET, "-od", str(received), str(pacs.store_port)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    wait_until_listening(pacs.store_port, dms, log)
     try:
         config = write_config(tmp_path, pacs)
         remotes_only = config.read_text().split("[stores.local]")[0]

@@ -257,8 +257,15 @@ def test_listen_stores_what_storescu_sends_and_stops_cleanly_on_sigterm(listener
         capture_output=True, timeout=60,
     )  # fmt: skip
     assert push.returncode == 0, push.stderr
+    assert proc.stdout
+    seen = ""
+    while "MODALITY from" not in seen:  # logged once the listener saw the release
+        line = proc.stdout.readline()
+        assert line, seen + (proc.stderr.read() if proc.stderr else "")
+        seen += line
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
+    out = seen + out
     assert proc.returncode == 0, err
     assert "MODALITY from 127.0.0.1: 3 stored" in out
     assert "stopped: 3 stored, 0 refused" in out

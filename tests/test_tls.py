@@ -3,10 +3,13 @@ query and C-GET retrieve on one verified connection; plain TCP and an untrusted 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
+import sqlite3
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -114,20 +117,73 @@ def config_for(tmp_path: Path, port: int, tls: str) -> Path:
     return path
 
 
+class CountingProxy:
+    """A TCP relay on loopback in front of the PACS: counts the connections made to it, and
+    keeps the first byte each client sent (0x16 opens a TLS handshake)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.first_bytes: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            first = client.recv(1)
+            self.first_bytes.append(first)
+            upstream.sendall(first)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
 def test_echo_query_and_c_get_over_verified_tls(tls_orthanc, tmp_path):
+    """Every connection of the job goes to the node's TLS port and opens with a handshake;
+    the store's port is held by someone else throughout, so nothing could connect back."""
     server, certs, _, population = tls_orthanc
-    config = config_for(tmp_path, server.dicom_port, f"tls = true\ntls_ca = '{certs['ca']}'\n")
-    echo = qrtui(config, "--echo")
-    assert echo.returncode == 0, echo.stdout + echo.stderr
-    result = qrtui(config, "pacs", "local", "-mg", "-f", "7d", "--json")
+    proxy = CountingProxy(server.dicom_port)
+    config = config_for(tmp_path, proxy.port, f"tls = true\ntls_ca = '{certs['ca']}'\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        text = config.read_text() + f"port = {taken.getsockname()[1]}\n"  # the store's
+        config.write_text(text)
+        try:
+            echo = qrtui(config, "--echo")
+            result = qrtui(config, "pacs", "local", "-mg", "-f", "7d", "--json")
+        finally:
+            proxy.close()
+    assert echo.returncode == 3, echo.stdout + echo.stderr  # the store's port is not ours
+    assert echo.stdout.startswith("remote pacs (ORTHANC") and "answered" in echo.stdout, echo.stdout
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)["retrieve"]
-    wanted = sum(
-        len(s.series[label].sop_uids) if idx is None else len(idx)
+    assert summary["failed"] == 0 and summary["method"] == "C-GET"
+    wanted = {
+        uid
         for s in population.studies.values() if s.group == "MG"
         for label, idx in s.expect.items()
-    )  # fmt: skip
-    assert summary["stored"] == wanted and summary["failed"] == 0
+        for n, uid in enumerate(s.series[label].sop_uids) if idx is None or n in idx
+    }  # fmt: skip
+    with sqlite3.connect(tmp_path / "store" / ".qrtui-index.sqlite") as db:
+        stored = {uid for (uid,) in db.execute("SELECT sop_instance_uid FROM instances")}
+    assert stored == wanted
+    assert proxy.first_bytes and set(proxy.first_bytes) == {b"\x16"}, proxy.first_bytes
 
 
 @pytest.mark.parametrize("how", ["plain", "untrusted"])

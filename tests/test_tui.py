@@ -314,7 +314,7 @@ async def test_quitting_during_a_retrieve_stops_the_association_first(tmp_path):
             await pilot.press("n", "f5")
             await settle(app, pilot)
             await pilot.press("r")
-            assert await asyncio.to_thread(fake.move_started.wait, 10)
+            assert await asyncio.to_thread(fake.first_stored.wait, 10)
             await pilot.press("ctrl+q")
             await pilot.pause()
         assert app.return_code == 0

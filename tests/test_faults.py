@@ -3,6 +3,7 @@ before any network traffic, a retrieve that never ends, unsolicited senders."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pydicom
@@ -386,3 +387,62 @@ def test_a_response_that_never_ends_is_cut_off_in_bounded_memory(tmp_path):
     assert status == 3, query.stderr
     assert len(query.stderr.strip().splitlines()) == 1, query.stderr
     assert peak_kb < 200 * 1024, f"peak RSS {peak_kb} kB"
+
+
+def test_sigterm_during_a_c_move_from_orthanc_stops_at_once_and_keeps_only_whole_files(
+    tmp_path,
+):
+    """Orthanc sends 250 MG images over its sub-association to our store; SIGTERM as soon
+    as the first is indexed. qrtui ends with 130; what it kept is whole and indexed; the
+    next run fetches the rest. (Orthanc stops sending once the request is aborted; a PACS
+    that holds its sub-association open is the C-MOVE case of the test above.)"""
+    import sqlite3
+
+    from tests.conftest import require
+    from tests.servers import ORTHANC_BIN, Orthanc, qrtui_modalities
+    from tests.studies import PopulationBuilder, synthetic_image
+    from tests.test_never_miss import STORE_AET, config_for
+
+    require(ORTHANC_BIN, "Orthanc is not installed (apt-get install orthanc)")
+    day = date(2026, 3, 9)
+    b = PopulationBuilder(None, tmp_path / "objects", day + timedelta(days=1))
+    study = b.study("mg", "MAMMO SCREENING", group="MG")
+    for _ in range(250):
+        b.add(study, "img", synthetic_image("1.2.840.10008.5.1.4.1.1.1.2", "MG"), "MG images")
+    store_port = free_port()
+    orthanc = Orthanc(tmp_path / "orthanc", modalities=qrtui_modalities(STORE_AET, store_port))
+    orthanc.start()
+    try:
+        orthanc.upload(b.files())
+        config = config_for(tmp_path, {"pacs": ("ORTHANC", orthanc.dicom_port)}, store_port)
+        command = [
+            sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config), "pacs",
+            "local", "-mg", "-sd", day.isoformat(),
+        ]  # fmt: skip
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        index = tmp_path / "store" / ".qrtui-index.sqlite"
+        try:
+            for _ in range(1200):  # until the first object is indexed (a bound, not a pace)
+                with (
+                    contextlib.suppress(sqlite3.Error),
+                    contextlib.closing(sqlite3.connect(f"file:{index}?mode=ro", uri=True)) as db,
+                ):
+                    if db.execute("SELECT COUNT(*) FROM instances").fetchone()[0]:
+                        break
+                threading.Event().wait(0.05)
+            assert proc.poll() is None, "the move ended before the signal: nothing proved"
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130 and "interrupted" in err, err
+        kept = _indexed(tmp_path / "store")
+        assert 0 < len(kept) < 250
+        for path in (tmp_path / "store").glob("*/*/*.dcm"):
+            assert path.stem in kept and pydicom.dcmread(path).SOPInstanceUID == path.stem
+        again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert _indexed(tmp_path / "store") == set(study.series["img"].sop_uids)
+    finally:
+        orthanc.stop()

@@ -10,6 +10,8 @@ from typing import TypeVar
 
 import platformdirs
 
+from qrtui.config.destinations import Destination
+
 APP_NAME = "qrtui"
 
 
@@ -70,6 +72,7 @@ class StoreNode:
     tls_ca: str | None = None  # when set, senders must show a certificate it signed
     tls_cert: str | None = None
     tls_key: str | None = None
+    forward: tuple[str, ...] = ()  # destinations every dose object stored here is delivered to
     set_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
@@ -101,6 +104,7 @@ class Profile:
     emptysr: bool = False
     dup: bool = False
     overlap: str = "1d"  # Nd or Nh: how far before the checkpoint --since-last looks again
+    forward: tuple[str, ...] | None = None  # destinations; None: the store's
 
 
 _N = TypeVar("_N", RemoteNode, StoreNode)
@@ -113,12 +117,26 @@ class Config:
     remotes: tuple[RemoteNode, ...]
     stores: tuple[StoreNode, ...]
     profiles: tuple[Profile, ...] = ()
+    destinations: tuple[Destination, ...] = ()
 
     def remote(self, ref: str) -> RemoteNode:
         return _pick(self.remotes, ref, "remote", self.path)
 
     def store(self, ref: str) -> StoreNode:
         return _pick(self.stores, ref, "store", self.path)
+
+    def destination(self, name: str) -> Destination:
+        for destination in self.destinations:
+            if destination.name == name:
+                return destination
+        known = ", ".join(d.name for d in self.destinations) or "none configured"
+        raise ConfigError(f"{self.path}: no destination {name!r} (known: {known})")
+
+    def forward_for(self, store: StoreNode, profile: Profile | None = None) -> tuple[str, ...]:
+        """Where a run into this store delivers: the profile's list, else the store's."""
+        if profile is not None and profile.forward is not None:
+            return profile.forward
+        return store.forward
 
     def profile(self, name: str) -> Profile:
         for profile in self.profiles:

@@ -15,15 +15,17 @@ from qrtui.config.checks import (
     _PROFILE_KEYS,
     _REMOTE_KEYS,
     _STORE_KEYS,
-    _read_table,
     parse_config,
 )
+from qrtui.config.destinations import Destination
+from qrtui.config.keys import read_table
 from qrtui.config.nodes import ClientConfig, Config, ConfigError, Profile, RemoteNode, StoreNode
+from qrtui.config.sending import destination_from
 from qrtui.config.textedit import update_text
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
-    def node_dict(node: RemoteNode | StoreNode) -> dict[str, Any]:
+    def node_dict(node: RemoteNode | StoreNode | Destination) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for spec in fields(node):
             value = getattr(node, spec.name)
@@ -56,6 +58,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     }
     if config.profiles:
         data["profiles"] = {p.name: profile_dict(p) for p in config.profiles}
+    if config.destinations:
+        data["destinations"] = {d.name: node_dict(d) for d in config.destinations}
     return data
 
 
@@ -67,19 +71,21 @@ def _meaning(key: tuple[str, ...], table: Mapping[str, Any]) -> object:
 
     try:
         if key == ("client",):
-            return ClientConfig(**_read_table(table, _CLIENT_KEYS, "client", fail))
+            return ClientConfig(**read_table(table, _CLIENT_KEYS, "client", fail))
         if len(key) != 2:
             return dict(table)
         section, name = key
         if section == "remotes":
-            return RemoteNode(name=name, **_read_table(table, _REMOTE_KEYS, "", fail))
+            return RemoteNode(name=name, **read_table(table, _REMOTE_KEYS, "", fail))
         if section == "stores":
-            values = _read_table(table, _STORE_KEYS, "", fail)
+            values = read_table(table, _STORE_KEYS, "", fail)
             if "directory" in values:
                 values["directory"] = Path(values["directory"]).expanduser()
             return StoreNode(name=name, **values)
+        if section == "destinations":
+            return destination_from(name, table, "", fail)
         if section == "profiles":
-            values = _read_table(table, _PROFILE_KEYS, "", fail)
+            values = read_table(table, _PROFILE_KEYS, "", fail)
             values["groups"] = tuple(g.lower() for g in values.get("groups", ()))
             return Profile(name=name, **values)
     except (ConfigError, TypeError):

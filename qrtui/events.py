@@ -36,7 +36,17 @@ class RetrieveProgress:
     bytes: int
 
 
-Event = FunnelProgress | Notice | RetrieveProgress
+@dataclass(frozen=True)
+class DeliveryProgress:
+    """Delivery to one destination so far."""
+
+    destination: str
+    sent: int
+    refused: int
+    left: int  # still queued for it, this pass included
+
+
+Event = FunnelProgress | Notice | RetrieveProgress | DeliveryProgress
 Emit = Callable[[Event], None]
 
 

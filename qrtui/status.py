@@ -9,6 +9,8 @@ EXIT_OK = 0
 EXIT_PARTIAL = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_UNDELIVERED = 4  # fetched, but dose objects wait for a destination (or it refused them)
+EXIT_BUSY = 5  # another qrtui holds the store: this run did nothing; the next catches up
 
 
 def usage_problem(remote: RemoteNode, store_node: StoreNode) -> str:

@@ -1,7 +1,7 @@
 """Command line: `qrtui` starts the TUI; `qrtui VERB ...` runs one job (run, echo, probe,
-history, summary, verify, listen, completion); `qrtui --no-tui ...`, qrscu's flat form,
-stays. A face: it may import the worker and the plain types below it, never Textual (the
-TUI is loaded only when it starts); `listen` runs the storage SCP itself."""
+history, summary, verify, listen, forward, trace, completion); `qrtui --no-tui ...`,
+qrscu's flat form, stays. A face: it may import the worker and the plain types below it,
+never Textual (the TUI is loaded only when it starts); `listen` runs the storage SCP itself."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from qrtui.cli.delivery import forward_job, trace_job
 from qrtui.cli.flags import build_parser
 from qrtui.cli.jobs import echo_job, history_job, listen_job, probe_job, summary_job, verify_job
 from qrtui.cli.run import run_demo, scripted
@@ -89,4 +90,8 @@ def _job(parser: argparse.ArgumentParser, args: argparse.Namespace, config: Conf
         return summary_job(config, args)
     if args.verify:
         return verify_job(config, args.verify, repair=args.repair, as_json=args.json)
+    if args.forward:
+        return forward_job(config, args)
+    if args.trace:
+        return trace_job(config, args.trace, as_json=args.json)
     return scripted(parser, args, config)

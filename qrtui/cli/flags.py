@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Query and retrieve radiation-dose objects (RDSR, Enhanced SR, "
         "dose pages, DX/MG/CR headers) from PACS and modalities.",
         epilog=verbs_epilog() + "\n\nExit status: 0 done, 1 some objects failed, 2 usage or "
-        "configuration error, 3 a node could not be reached.",
+        "configuration error, 3 a node could not be reached, 4 fetched but not all delivered "
+        "to the destinations, 5 skipped: another qrtui holds the store.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
@@ -105,8 +106,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --probe: also C-MOVE one SR series to the store (STORE, else the first), "
         "received into a throwaway directory",
     )
+    add_forward_arguments(parser)
+    parser.add_argument(
+        "--trace",
+        metavar="STUDY_UID",
+        help="with --no-tui: one study's chain of custody from every embedded store's index: "
+        "what the PACS listed, what the rules chose and why, what arrived and where it was "
+        "delivered (--json)",
+    )
     add_run_arguments(parser)
     return parser
+
+
+def add_forward_arguments(parser: argparse.ArgumentParser, *, flat: bool = True) -> None:
+    if flat:
+        parser.add_argument(
+            "--forward",
+            metavar="STORE",
+            help="with --no-tui: deliver what STORE holds queued to its destinations; exit 0 "
+            "when nothing is left queued, 4 when some is",
+        )
+    parser.add_argument(
+        "--resend",
+        action="store_true",
+        help="with --forward: queue again the objects of --only-study UID or of study dates "
+        "-f/-t, delivered or not, then deliver them",
+    )
+    parser.add_argument(
+        "--to",
+        dest="destinations",
+        action="append",
+        metavar="DESTINATION",
+        help="with --forward: only this destination (repeatable); --resend queues for these "
+        "(default: the store's forward list)",
+    )
 
 
 def add_config(parser: argparse.ArgumentParser) -> None:
@@ -118,8 +151,20 @@ def add_config(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another qrtui holds the store, wait up to this long for it (default: "
+        "do not wait: exit 5, the next run catches up)",
+    )
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """What a run asks: qrscu's flags, a profile, --since-last, --dry-run, --json."""
+    add_wait(parser)
     parser.add_argument(
         "--profile",
         metavar="NAME",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from qrtui.events import Event, FunnelProgress, RetrieveProgress, size_text
+from qrtui.events import DeliveryProgress, Event, FunnelProgress, RetrieveProgress, size_text
 
 
 def ignore(event: Event) -> None:
@@ -23,6 +23,11 @@ class StderrProgress:
                 f"\r\033[Kretrieve: study {event.studies_done}/{event.studies_total}, "
                 f"{event.completed} completed, {event.failed} failed, "
                 f"{size_text(event.bytes)}"
+            )
+        elif isinstance(event, DeliveryProgress):
+            sys.stderr.write(
+                f"\r\033[Kforward to {event.destination}: {event.sent} sent, "
+                f"{event.refused} refused, {event.left} left"
             )
         else:
             sys.stderr.write(f"\r\033[K{event.text}\n")

@@ -80,7 +80,12 @@ def scripted(
         return EXIT_USAGE
     from qrtui.worker import RunContext, SinceLast, query_key
 
-    context = RunContext(face=face, profile=profile.name if profile else None)
+    context = RunContext(
+        face=face,
+        profile=profile.name if profile else None,
+        forward=config.forward_for(store, profile),
+        wait=args.wait or 0.0,
+    )
     if since is not None:
         overlap, first_from = since
         key = profile.name if profile else query_key(remote.name, store.name, params)
@@ -184,6 +189,8 @@ def run_query(
                  "reason": o.reason()}
                 for o in outcome.summary.missing()
             ]  # fmt: skip
+        if outcome.delivery is not None:
+            document["forward"] = outcome.delivery.to_json()
         document["run_id"] = outcome.run_id
         json.dump(document, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -191,5 +198,7 @@ def run_query(
         lines = plan_lines(remote.name, store_node.name, outcome.result)
         if outcome.summary is not None:
             lines += retrieve_lines(outcome.summary)
+        if outcome.delivery is not None:
+            lines += ["", "Delivered:"] + [d.line() for d in outcome.delivery.destinations]
         print("\n".join(lines))
     return outcome.status

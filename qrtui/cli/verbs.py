@@ -1,6 +1,7 @@
 """One verb per job, each with its own help and an example: `qrtui run REMOTE STORE -ct`,
 `qrtui echo`, `qrtui probe REMOTE`, `qrtui history STORE`, `qrtui summary STORE`,
-`qrtui verify STORE`, `qrtui listen STORE`, `qrtui completion bash|zsh`.
+`qrtui verify STORE`, `qrtui listen STORE`, `qrtui forward STORE`, `qrtui trace STUDY_UID`,
+`qrtui completion bash|zsh`.
 
 A verb's arguments land in the namespace the flat form (`qrtui --no-tui --probe REMOTE`)
 gives, so both run the same code and qrscu-style cron lines keep working."""
@@ -12,7 +13,14 @@ import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from qrtui.cli.flags import UsageParser, add_config, add_run_arguments, build_parser
+from qrtui.cli.flags import (
+    UsageParser,
+    add_config,
+    add_forward_arguments,
+    add_run_arguments,
+    add_wait,
+    build_parser,
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,23 @@ def _listen(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("listen", metavar="STORE", help="embedded store (name or number)")
 
 
+def _forward(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("forward", metavar="STORE", help="embedded store (name or number)")
+    add_forward_arguments(parser, flat=False)
+    add_wait(parser)
+    parser.add_argument(
+        "--only-study", dest="only_studies", action="append", metavar="UID",
+        help="with --resend: this study (repeatable)",
+    )  # fmt: skip
+    _dates(parser, "with --resend: studies")
+    _json(parser)
+
+
+def _trace(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("trace", metavar="STUDY_UID", help="the study's Study Instance UID")
+    _json(parser)
+
+
 def _completion(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete in")
 
@@ -95,8 +120,12 @@ VERBS = {
              "qrtui summary local -f 30d --csv > doses.csv", _summary),
         Verb("verify", "check a store's files against its index (and --repair it)",
              "qrtui verify local --repair", _verify),
-        Verb("listen", "run a store as a Storage SCP until Ctrl-C, for pushes",
+        Verb("listen", "run a store as a Storage SCP until Ctrl-C, for pushes (and forward)",
              "qrtui listen local", _listen),
+        Verb("forward", "deliver what a store holds queued to its destinations",
+             "qrtui forward local --json", _forward),
+        Verb("trace", "one study's chain of custody: listed, chosen, arrived, delivered",
+             "qrtui trace 1.2.826.0.1.3680043.9.1", _trace),
         Verb("completion", "print a completion script for bash or zsh",
              'eval "$(qrtui completion bash)"', _completion),
     )

@@ -6,15 +6,17 @@ import ssl
 from pathlib import Path
 
 from qrtui.config import ConfigError, RemoteNode, StoreNode
+from qrtui.config.destinations import Destination
 
 
-def _file(node: RemoteNode | StoreNode, key: str) -> str | None:
+def _file(node: RemoteNode | StoreNode | Destination, key: str) -> str | None:
     value: str | None = getattr(node, key)
     return str(Path(value).expanduser()) if value else None
 
 
-def _context(node: RemoteNode | StoreNode, purpose: ssl.Purpose) -> ssl.SSLContext:
-    kind = "remote" if isinstance(node, RemoteNode) else "store"
+def _context(node: RemoteNode | StoreNode | Destination, purpose: ssl.Purpose) -> ssl.SSLContext:
+    kinds = {RemoteNode: "remote", StoreNode: "store", Destination: "destination"}
+    kind = kinds[type(node)]
     try:
         context = ssl.create_default_context(purpose, cafile=_file(node, "tls_ca"))
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -27,7 +29,7 @@ def _context(node: RemoteNode | StoreNode, purpose: ssl.Purpose) -> ssl.SSLConte
     return context
 
 
-def client_context(node: RemoteNode) -> ssl.SSLContext | None:
+def client_context(node: RemoteNode | Destination) -> ssl.SSLContext | None:
     """Verifies the node's certificate and host name; None without tls."""
     return _context(node, ssl.Purpose.SERVER_AUTH) if node.tls else None
 

@@ -34,20 +34,21 @@ from qrtui.store.files import (
     safe_uid,
     sync_directory,
 )
+from qrtui.store.ledger import Ledger
 from qrtui.store.runs import History
-from qrtui.store.schema import SCHEMA
+from qrtui.store.schema import ADDED_COLUMNS, SCHEMA
 
 
 class Store:
     """Files and index of an embedded store. Thread-safe: one connection, one lock."""
 
-    def __init__(self, directory: Path, *, lock: bool = True) -> None:
+    def __init__(self, directory: Path, *, lock: bool = True, wait: float = 0.0) -> None:
         self.directory = directory
         self._lock_file: int | None = None
         try:
             directory.mkdir(parents=True, exist_ok=True)
             if lock:
-                self._take_lock()
+                self._take_lock(wait)
                 for area in (INCOMING, PROBE):  # leftovers of a killed run: never indexed
                     shutil.rmtree(directory / area, ignore_errors=True)
             for area in (INCOMING, PROBE):
@@ -60,11 +61,14 @@ class Store:
             self._db.execute("PRAGMA busy_timeout=10000")
             self._set_aside_old_keys()
             self._db.executescript(SCHEMA)
+            self._add_columns()
             self._rekey()
         except (OSError, sqlite3.Error) as exc:
             self._release_lock()
             raise StoreError(f"cannot open store {directory}: {reason(exc)}") from None
         self._mutex = threading.Lock()
+        # destinations every object indexed from now on is queued for (the ledger)
+        self.forward_to: tuple[str, ...] = ()
 
     def _set_aside_old_keys(self) -> None:
         """Stores made before 2026-12 keyed instances on the SOP Instance UID alone, so two
@@ -78,6 +82,11 @@ class Store:
                 self._db.execute("ALTER TABLE instances ADD COLUMN kind TEXT")
             self._db.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
 
+    def _add_columns(self) -> None:
+        for table, column, declaration in ADDED_COLUMNS:
+            if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
     def _rekey(self) -> None:
         """Rows of tables set aside are copied over (again, after a crash: nothing doubles)."""
         for (old,) in self._db.execute(
@@ -90,16 +99,25 @@ class Store:
             )
             self._db.execute(f"DROP TABLE {old}")
 
-    def _take_lock(self) -> None:
+    def _take_lock(self, wait: float) -> None:
+        """The store's lock; held by another process, asked for again until `wait` s pass."""
         fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise StoreBusy(
-                f"store {self.directory} is in use by another qrtui process (pid {holder})"
-            ) from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+                    continue
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                waited = f" (waited {wait:g} s)" if wait else ""
+                raise StoreBusy(
+                    f"store {self.directory} is in use by another qrtui process "
+                    f"(pid {holder}){waited}"
+                ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_file = fd
@@ -121,6 +139,10 @@ class Store:
     @property
     def doses(self) -> DoseIndex:
         return DoseIndex(self)
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self)
 
     def __enter__(self) -> Store:
         return self
@@ -244,6 +266,11 @@ class Store:
                     "INSERT OR REPLACE INTO dose VALUES (?, ?, ?)",
                     (i.sop_instance_uid, i.study_uid, i.dose),
                 )
+            self._db.executemany(  # a row already there (sent, say) stays as it is
+                "INSERT OR IGNORE INTO deliveries (destination, study_uid, sop_instance_uid, "
+                "state, queued_at) VALUES (?, ?, ?, 'queued', ?)",
+                [(d, i.study_uid, i.sop_instance_uid, received_at) for d in self.forward_to],
+            )
         others = sorted(study for (study,) in twins)
         return None if not others or i.study_uid in others else others[0]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ class RunRecord:
     notices: tuple[str, ...] = ()
     missing: tuple[Missing, ...] = ()
     id: int | None = None
+    delivery: dict[str, Any] | None = None  # per destination: sent, queued, refused
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +61,7 @@ class RunRecord:
             "notices": list(self.notices),
             "studies_planned": self.studies_planned,
             "retrieve": self.retrieve,
+            "forward": self.delivery,
             "missing": [
                 {"study_instance_uid": m.study_uid, "study_date": m.study_date, "reason": m.reason}
                 for m in self.missing
@@ -81,9 +84,11 @@ class History:
         checkpoint: str | None = None,
         owed: tuple[Missing, ...] | None = None,
         settled: frozenset[str] = frozenset(),
+        studies: Sequence[tuple[str, str]] = (),
     ) -> int:
         """The run, and with a query key its checkpoint (when given) and its owed studies
-        (replaced by `owed` where given, less the `settled` ones), in one transaction."""
+        (replaced by `owed` where given, less the `settled` ones), and what its plan said of
+        each study (`studies`: UID, JSON), in one transaction."""
         with self._mutex, self._store._transaction():
             cursor = self._db.execute(
                 "INSERT INTO runs (started, finished, face, remote, store, profile, "
@@ -104,6 +109,10 @@ class History:
                 "INSERT INTO run_missing VALUES (?, ?, ?, ?)",
                 [(run_id, m.study_uid, m.study_date, m.reason) for m in run.missing],
             )
+            self._db.executemany(
+                "INSERT INTO run_studies VALUES (?, ?, ?)",
+                [(run_id, uid, entry) for uid, entry in studies],
+            )
             key = run.query_key
             if key is not None and checkpoint is not None:
                 self._db.execute(
@@ -121,6 +130,26 @@ class History:
                     [(key, m.study_uid, m.study_date, m.reason) for m in owed],
                 )
         return run_id
+
+    def set_delivery(
+        self, run_id: int, delivery: dict[str, Any], status: int, message: str
+    ) -> None:
+        """What the run's delivery pass came to, and the run's exit status after it."""
+        with self._mutex:
+            self._db.execute(
+                "UPDATE runs SET delivery = ?, exit_status = ?, message = ? WHERE id = ?",
+                (json.dumps(delivery), status, message, run_id),
+            )
+
+    def plans_of(self, study_uid: str) -> list[tuple[int, str, dict[str, Any]]]:
+        """(run id, its start, what its plan said) for every run that listed the study."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT s.run_id, r.started, s.entry FROM run_studies s JOIN runs r "
+                "ON r.id = s.run_id WHERE s.study_uid = ? ORDER BY s.run_id",
+                (study_uid,),
+            ).fetchall()
+        return [(run_id, started, json.loads(entry)) for run_id, started, entry in rows]
 
     def checkpoint(self, key: str) -> str | None:
         with self._mutex:
@@ -144,7 +173,7 @@ class History:
             rows = self._db.execute(
                 "SELECT id, started, finished, face, remote, store, profile, query_key, "
                 "window_from, window_until, query, counts, retrieve, studies_planned, "
-                "exit_status, message, notices FROM runs ORDER BY id DESC LIMIT ?",
+                "exit_status, message, notices, delivery FROM runs ORDER BY id DESC LIMIT ?",
                 (-1 if limit is None else limit,),
             ).fetchall()
             missing: dict[int, list[Missing]] = {}
@@ -157,12 +186,14 @@ class History:
         out = []
         for row in rows:
             (run_id, started, finished, face, remote, store, profile, key, w_from, w_until,
-             query, counts, retrieve, planned, status, message, notices) = row  # fmt: skip
+             query, counts, retrieve, planned, status, message, notices,
+             delivery) = row  # fmt: skip
             record = RunRecord(
                 started, finished, face, remote, store, profile, key, w_from, w_until,
                 json.loads(query), json.loads(counts),
                 None if retrieve is None else json.loads(retrieve), planned, status,
                 message, tuple(json.loads(notices)), tuple(missing.get(run_id, ())), run_id,
+                None if delivery is None else json.loads(delivery),
             )  # fmt: skip
             out.append(record)
         return out

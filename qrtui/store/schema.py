@@ -1,4 +1,7 @@
-"""The index's tables. Instances are keyed on study and SOP Instance UID: one UID may stand
+"""The index's tables. deliveries is the ledger: one row per dose object and destination,
+queued in the transaction that indexes the object (state queued, sent or refused).
+run_studies keeps what each run's plan said of each study, for a study's chain of custody.
+Instances are keyed on study and SOP Instance UID: one UID may stand
 in two studies (qrtui.store.index rekeys stores made before)."""
 
 from __future__ import annotations
@@ -69,4 +72,26 @@ CREATE TABLE IF NOT EXISTS owed (
     reason TEXT NOT NULL,
     PRIMARY KEY (query_key, study_uid)
 );
+CREATE TABLE IF NOT EXISTS deliveries (
+    destination TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    sop_instance_uid TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    status INTEGER,
+    reason TEXT NOT NULL DEFAULT '',
+    queued_at TEXT NOT NULL,
+    sent_at TEXT,
+    PRIMARY KEY (destination, study_uid, sop_instance_uid)
+);
+CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state, destination);
+CREATE TABLE IF NOT EXISTS run_studies (
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    study_uid TEXT NOT NULL,
+    entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS run_studies_study ON run_studies (study_uid);
 """
+
+# Columns added after stores were first made: (table, column, its declaration).
+ADDED_COLUMNS = (("runs", "delivery", "TEXT"),)

@@ -10,6 +10,7 @@ from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the fac
 from qrtui.events import Emit, Notice
 from qrtui.query import QueryParams
 from qrtui.status import (  # noqa: F401  (re-exported for the faces)
+    EXIT_BUSY,
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_UNREACHABLE,
@@ -17,6 +18,7 @@ from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     usage_problem,
 )
 from qrtui.store import Missing, StoreBusy, StoreError
+from qrtui.worker.delivering import deliver_after_run
 from qrtui.worker.outcome import JobOutcome, RunContext, _ignore, incomplete_message
 from qrtui.worker.planning import opened_store, plan, store_problem
 from qrtui.worker.recording import record, since_last_window
@@ -47,7 +49,9 @@ def run(
     if problem:
         return JobOutcome(status, problem)
     try:
-        with opened_store(store_node, for_writing=not dry_run) as store:
+        with opened_store(store_node, for_writing=not dry_run, wait=context.wait) as store:
+            if store is not None and context.forward is not None:
+                store.forward_to = context.forward
             owed: tuple[Missing, ...] = ()
             since = context.since_last
             notice = ""
@@ -82,6 +86,9 @@ def run(
                     store, context, remote, store_node, params, outcome, owed=owed
                 )
                 _unrecorded(outcome, store_node)
+                deliver_after_run(config, store, outcome, emit=emit, cancel=cancel)
             return outcome
-    except (StoreBusy, StoreError) as exc:
+    except StoreBusy as exc:
+        return JobOutcome(EXIT_BUSY, f"skipped: {exc}; the next run catches up")
+    except StoreError as exc:
         return JobOutcome(EXIT_UNREACHABLE, str(exc))

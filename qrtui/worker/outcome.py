@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 
 from qrtui import clock
 from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
+from qrtui.forward import DeliveryReport
 from qrtui.funnel import FunnelResult
 from qrtui.query import QueryParams
 from qrtui.retrieve import RetrieveSummary
@@ -29,6 +30,7 @@ class JobOutcome:
     summary: RetrieveSummary | None = None
     params: QueryParams | None = None  # as run: a --since-last window filled in
     run_id: int | None = None  # its entry in the store's history
+    delivery: DeliveryReport | None = None  # what its delivery pass came to
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class RunContext:
     profile: str | None = None
     since_last: SinceLast | None = None
     started: datetime = field(default_factory=clock.now)
+    forward: tuple[str, ...] | None = None  # destinations (a profile's); None: the store's
+    wait: float = 0.0  # seconds to wait for a store another qrtui holds
 
 
 def query_key(remote: str, store: str, params: QueryParams) -> str:

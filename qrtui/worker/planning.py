@@ -54,12 +54,16 @@ def store_problem(remote: RemoteNode, store_node: StoreNode) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
-def opened_store(node: StoreNode, *, for_writing: bool) -> Iterator[Store | None]:
-    """The embedded store, locked, for writing; else only an existing index, unlocked."""
+def opened_store(
+    node: StoreNode, *, for_writing: bool, wait: float = 0.0
+) -> Iterator[Store | None]:
+    """The embedded store, locked, for writing (what it indexes queued for the store's
+    destinations); else only an existing index, unlocked."""
     if node.directory is None:
         yield None
     elif for_writing:
-        with Store(node.directory) as store:
+        with Store(node.directory, wait=wait) as store:
+            store.forward_to = node.forward
             yield store
     elif (node.directory / INDEX_NAME).exists():
         with Store(node.directory, lock=False) as store:

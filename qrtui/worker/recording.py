@@ -18,6 +18,7 @@ from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     usage_problem,
 )
 from qrtui.store import Missing, RunRecord, Store, StoreBusy, StoreError
+from qrtui.worker.custody import plan_entries
 from qrtui.worker.outcome import JobOutcome, RunContext, SinceLast
 from qrtui.worker.planning import opened_store
 
@@ -96,9 +97,10 @@ def record(
         missing=missing,
     )
     try:
+        studies = plan_entries(result, summary)
         if context.since_last is None or result is None:
             # without --since-last, or nothing asked: the checkpoint and what is owed stay
-            return store.history.record(run)
+            return store.history.record(run, studies=studies)
         planned = {m.study_uid for m in missing}
         settled = frozenset(m.study_uid for m in owed if m.study_uid not in planned)
         return store.history.record(
@@ -106,6 +108,7 @@ def record(
             checkpoint=run.started if outcome.status == EXIT_OK else None,
             owed=missing,
             settled=settled | frozenset(result.owed_gone),
+            studies=studies,
         )
     except sqlite3.Error:
         return None

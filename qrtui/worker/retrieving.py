@@ -27,6 +27,7 @@ from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     usage_problem,
 )
 from qrtui.store import Store, StoreBusy, StoreError
+from qrtui.worker.delivering import deliver_after_run
 from qrtui.worker.outcome import (
     JobOutcome,
     RunContext,
@@ -65,6 +66,8 @@ def retrieve(
         if context is not None and params is not None and store is not None:
             outcome.run_id = record(store, context, remote, store_node, params, outcome)
             _unrecorded(outcome, store_node)
+        if store is not None:
+            deliver_after_run(config, store, outcome, emit=emit, cancel=cancel)
         return outcome
 
 

@@ -101,7 +101,8 @@ class Orthanc:
 
     def start(self) -> Orthanc:
         assert ORTHANC_BIN
-        self.dicom_port, self.http_port = free_port(), free_port()
+        self.dicom_port = self.dicom_port or free_port()  # set: a node that comes back
+        self.http_port = free_port()
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = {
             "Name": "qrtui-test",

@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from qrtui import clock
 from qrtui.cli.progress import StderrProgress
@@ -198,24 +200,34 @@ def listen_job(config: Config, ref: str) -> int:
         return EXIT_USAGE
     stop = threading.Event()
 
+    arrived = threading.Event()  # an object came in: wakes the forwarder
+
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
+        arrived.set()
 
     def log(line: str) -> None:
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}", flush=True)
 
     try:
         with Store(node.directory) as store:
-            receiver = Receiver(store)
+            store.forward_to = node.forward
+            receiver = Receiver(store, on_received=lambda received: arrived.set())
+            forwarder = threading.Thread(
+                target=forward_while_listening, args=(config, store, arrived, stop, log),
+                name="forward", daemon=True,
+            )  # fmt: skip
             with StorageSCP(node, receiver, log=log):
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(signum, on_signal)
+                forwarder.start()
                 log(
                     f"store {node.name} listening as {node.aet} on {node.address}, into "
                     f"{node.directory}; Ctrl-C stops"
                 )
                 while not stop.wait(0.5):
                     pass
+                forwarder.join()
             log(f"stopped: {len(receiver.received)} stored, {receiver.refused} refused")
     except (StoreBusy, StoreError) as exc:
         print(f"qrtui: {exc}", file=sys.stderr)
@@ -224,3 +236,31 @@ def listen_job(config: Config, ref: str) -> int:
         print(f"qrtui: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
+
+
+RETRY_SECONDS = 60.0  # how often a listener tries again what a destination did not take
+GATHER_SECONDS = 1.0  # objects of one push are delivered together
+
+
+def forward_while_listening(
+    config: Config,
+    store: Any,
+    arrived: threading.Event,
+    stop: threading.Event,
+    log: Callable[[str], None],
+) -> None:
+    """Deliver what is queued when objects arrive, and again every RETRY_SECONDS."""
+    from qrtui.forward import deliver
+
+    arrived.set()  # what earlier runs left queued goes first
+    while not stop.is_set():
+        arrived.wait(RETRY_SECONDS)  # an arrival, a stop, or time to try again
+        if stop.wait(GATHER_SECONDS):
+            return
+        arrived.clear()
+        if stop.is_set() or not store.ledger.destinations_waiting():
+            continue
+        report = deliver(config, store, cancel=stop)
+        for part in report.destinations:
+            if part.sent or part.refused or part.stopped:
+                log(part.line())

@@ -67,9 +67,25 @@ def spreadsheet_safe(text: str) -> str:
     return _CONTROLS.sub("\ufffd", quoted)
 
 
+def with_delivery(table: list[dict[str, str]], store: Store) -> list[dict[str, str]]:
+    """Each row with a `delivery` column: per destination, how many of the study's objects
+    were sent, are queued or were refused (empty: queued for no destination)."""
+    ledger = store.ledger.by_study()
+    out = []
+    for row in table:
+        parts = ledger.get(row["study_instance_uid"], {})
+        told = [
+            f"{name}: " + ", ".join(f"{state} {count}" for state, count in sorted(states.items()))
+            for name, states in sorted(parts.items())
+        ]
+        out.append({**row, "delivery": "; ".join(told)})
+    return out
+
+
 def csv_text(table: list[dict[str, str]]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
+    columns = [*COLUMNS, "delivery"] if table and "delivery" in table[0] else list(COLUMNS)
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
     for row in table:  # numbers as written: a negative value is not a formula
         writer.writerow({k: v if k in _NUMBERS else spreadsheet_safe(v) for k, v in row.items()})
@@ -109,5 +125,6 @@ def text_lines(store: str, table: list[dict[str, str]]) -> list[str]:
         lines.append(
             f"{row['study_date'] or '-':10} {row['group'] or '-':2} {row['model'][:18]:18} "
             f"{row['dose_object']:12} {shown}"
+            + (f"  -> {row['delivery'] or 'not queued'}" if "delivery" in row else "")
         )
     return lines

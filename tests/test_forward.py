@@ -191,6 +191,9 @@ def test_a_stopped_destination_leaves_objects_queued_until_the_next_run(tmp_path
         assert f"openrem: sent 0, queued {len(stored)}" in done.stderr
         assert doc["forward"]["openrem"]["queued"] == len(stored)
         assert any("connection refused" in why for why in doc["forward"]["openrem"]["reasons"])
+        waiting = qrtui(config.path, "--summary", "demo-store", "--delivery", "--json")
+        studies = json.loads(waiting.stdout)["studies"]
+        assert studies and all(s["delivery"].startswith("openrem: queued ") for s in studies)
 
         openrem.dicom_port = port
         openrem.start()
@@ -203,6 +206,13 @@ def test_a_stopped_destination_leaves_objects_queued_until_the_next_run(tmp_path
         }  # fmt: skip
         assert sorted(line.split()[1] for line in openrem.received()) == sorted(stored)
 
+    delivered = qrtui(config.path, "--summary", "demo-store", "--delivery", "--csv").stdout
+    header, *rows = delivered.strip().splitlines()
+    assert header.endswith(",delivery") and rows
+    assert all(row.rsplit(",", 1)[1].startswith("openrem: sent ") for row in rows)
+    lines = qrtui(config.path, "--history", "demo-store").stdout
+    assert f"-> openrem: sent {len(stored)}, queued 0, refused 0" in lines
+    assert f"-> openrem: sent 0, queued {len(stored)}, refused 0 (connection refused" in lines
     history = json.loads(qrtui(config.path, "--history", "demo-store", "--json").stdout)
     newest, first = history["runs"][0], history["runs"][1]
     assert (first["exit_status"], first["forward"]["openrem"]["queued"]) == (4, len(stored))

@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--csv", action="store_true", help="with --summary: CSV (RFC 4180)")
     parser.add_argument(
+        "--delivery",
+        action="store_true",
+        help="with --summary: a last column saying, per destination, how many of each "
+        "study's dose objects were sent, are queued or were refused",
+    )
+    parser.add_argument(
         "--verify",
         metavar="STORE",
         help="with --no-tui: check an embedded store's files against its index",

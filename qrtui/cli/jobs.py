@@ -140,6 +140,8 @@ def summary_job(config: Config, args: argparse.Namespace) -> int:
     try:
         with Store(node.directory, lock=False) as store:
             table = summary.rows(summary.study_doses(store, start, end))
+            if args.delivery:
+                table = summary.with_delivery(table, store)
     except (StoreBusy, StoreError) as exc:
         print(f"qrtui: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE

@@ -67,6 +67,10 @@ def _summary(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("summary", metavar="STORE", help="embedded store (name or number)")
     _dates(parser, "studies")
     parser.add_argument("--csv", action="store_true", help="CSV (RFC 4180)")
+    parser.add_argument(
+        "--delivery", action="store_true",
+        help="a last column: per destination, each study's objects sent, queued, refused",
+    )  # fmt: skip
     _json(parser)
 
 

@@ -160,6 +160,7 @@ def test_a_profile_run_delivers_every_dose_object_once_routed_by_sop_class(tmp_p
         assert set(stored) == dose_uids(pacs.studies, [g.upper() for g in GROUPS], YESTERDAY)
         assert doc["forward"]["openrem"]["sent"] == len(stored)
         assert doc["forward"]["openrem"]["queued"] == 0
+        assert doc["retrieve"]["discarded_after_inspection"] > 0  # fetched, read, not queued
         received = openrem.received()
         assert sorted(line.split()[1] for line in received) == sorted(stored)  # each once
         assert openrem.instance_uids() == set(stored)
@@ -474,3 +475,35 @@ def test_a_run_that_finds_the_store_held_is_skipped_with_status_5(tmp_path):
     assert "the next run catches up" in done.stderr
     assert waited.returncode == 5 and "(waited 0.3 s)" in waited.stderr
     assert forward.returncode == 5
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "words"),
+    [
+        (0x0000, "sent", ""),
+        (0xB000, "sent", "warning 0xB000"),
+        (0xB007, "sent", "warning 0xB007"),
+        (0xA700, "queued", "refused 0xA700 (out of resources)"),
+        (0xA701, "queued", "refused 0xA701 (out of resources)"),
+        (0xC000, "queued", "refused 0xC000 (cannot understand)"),
+        (0x0110, "queued", "refused 0x0110"),
+        (0xA900, "refused", "refused 0xA900 (data set does not match the SOP class)"),
+        (0x0122, "refused", "refused 0x0122 (SOP class not supported)"),
+        (0x0124, "refused", "refused 0x0124 (not authorized)"),
+    ],
+)
+def test_what_each_store_status_means_for_the_ledger(status, state, words):
+    from qrtui.forward import judge
+
+    got_state, reason = judge(status, "said the node")
+    assert got_state == state
+    assert reason.startswith(words) and (not words or reason.endswith(": said the node"))
+
+
+def test_no_answer_stays_queued_and_an_unaccepted_class_is_refused():
+    from qrtui.forward import judge
+
+    assert judge(None, "the association ended without an answer") == (
+        "queued", "the association ended without an answer",
+    )  # fmt: skip
+    assert judge(None, "the destination does not accept X", never=True)[0] == "refused"

@@ -211,8 +211,8 @@ def test_a_store_in_use_is_refused_before_any_query(pacs, tmp_path):
     config = write_config(tmp_path, pacs)
     with Store(tmp_path / "store"):
         result = qrtui(config, "orthanc", "local", "-ct")
-    assert result.returncode == 3
-    assert "in use by another qrtui process" in result.stderr
+    assert result.returncode == 5  # skipped, not failed: the next run catches up
+    assert "skipped: store" in result.stderr and "in use by another qrtui process" in result.stderr
 
 
 @pytest.fixture

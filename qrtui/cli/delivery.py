@@ -178,7 +178,7 @@ def trace_lines(study_uid: str, chain: dict[str, Any]) -> list[str]:
         why = f" ({d['reason']})" if d["reason"] else ""
         lines.append(
             f"  -> {d['destination']}: {d['state']} {when} {d['sop_instance_uid']}"
-            f" after {d['attempts']} attempts{why}"
+            f" after {d['attempts']} attempt{'' if d['attempts'] == 1 else 's'}{why}"
         )
     if not chain["deliveries"]:
         lines.append("  delivered nowhere (no destination queued)")

@@ -22,7 +22,7 @@ class Destination:
     tls_key: str | None = None
     timeout: float = 5.0  # TCP connect and association
     dimse_timeout: float = 60.0  # each C-STORE response
-    max_associations: int = 2  # objects sent in parallel
+    max_associations: int = 4  # objects sent in parallel
     # a folder: DIR/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm, hard-linked where it can
     directory: Path | None = None
     # a command: argv, the file's path appended; no shell; a timeout per object

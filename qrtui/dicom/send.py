@@ -48,10 +48,51 @@ Hand = Callable[[Answer], None]
 def _context_of(path: Path) -> tuple[str, str] | str:
     """(SOP class, transfer syntax) from the file meta, or why they cannot be read."""
     try:
+        with open(path, "rb") as file:
+            head = file.read(META_BYTES)
+    except OSError as exc:
+        return f"the stored file cannot be read ({exc.strerror or exc})"
+    quick = _meta_uids(head)
+    if quick is not None:
+        return quick
+    try:
         meta = read_file_meta_info(path)
         return str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID)
     except (OSError, InvalidDicomError, AttributeError) as exc:
         return f"the stored file cannot be read ({getattr(exc, 'strerror', None) or exc})"
+
+
+META_BYTES = 2048  # a file meta group is a few hundred bytes
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
+             b"UT", b"UV"}  # fmt: skip
+
+
+def _meta_uids(head: bytes) -> tuple[str, str] | None:
+    """(0002,0002) and (0002,0010) read straight from the bytes of a Part 10 file's meta
+    group (always explicit VR little endian, PS3.10 7.1): pydicom's reader took ten times
+    as long. None where anything is unusual: pydicom reads it then."""
+    if head[128:132] != b"DICM":
+        return None
+    found: dict[int, str] = {}
+    at = 132
+    while at + 8 <= len(head):
+        group = int.from_bytes(head[at : at + 2], "little")
+        if group != 0x0002:
+            break
+        element = int.from_bytes(head[at + 2 : at + 4], "little")
+        vr = head[at + 4 : at + 6]
+        if vr in _LONG_VRS:
+            length, at = int.from_bytes(head[at + 8 : at + 12], "little"), at + 12
+        else:
+            length, at = int.from_bytes(head[at + 6 : at + 8], "little"), at + 8
+        if at + length > len(head):
+            return None
+        if element in (0x0002, 0x0010):
+            found[element] = head[at : at + length].rstrip(b"\0 ").decode("ascii", "replace")
+        at += length
+    if 0x0002 not in found or 0x0010 not in found:
+        return None
+    return found[0x0002], found[0x0010]
 
 
 def send_files(

@@ -17,7 +17,7 @@ from qrtui.forward.report import DeliveryReport, DestinationReport, judge
 from qrtui.store import Store
 from qrtui.store.ledger import QUEUED, REFUSED, SENT, Handed, Parcel
 
-PAGE = 500  # objects read from the ledger at a time
+PAGE = 2000  # objects read from the ledger at a time
 
 
 def _ignore(event: object) -> None:

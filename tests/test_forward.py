@@ -507,3 +507,19 @@ def test_no_answer_stays_queued_and_an_unaccepted_class_is_refused():
         "queued", "the association ended without an answer",
     )  # fmt: skip
     assert judge(None, "the destination does not accept X", never=True)[0] == "refused"
+
+
+def test_echo_checks_every_destination(tmp_path):
+    pacs = DemoPacs(today=TODAY)
+    with pacs:
+        config = configure(
+            tmp_path, pacs, dicom_destination("openrem", "OPENREM", free_port()),
+            Destination("folder", directory=tmp_path / "import-folder"),
+            Destination("importer", command=("/nonexistent/openrem_rdsr.py",)),
+        )  # fmt: skip
+        done = qrtui(config.path, "--echo")
+    assert done.returncode == 3
+    lines = {line.split(" (")[0]: line for line in done.stdout.splitlines()}
+    assert "connection refused" in lines["destination openrem"]
+    assert "ready (folder writable)" in lines["destination folder"]
+    assert "no such program" in lines["destination importer"]

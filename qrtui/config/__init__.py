@@ -14,6 +14,7 @@ from qrtui.config.checks import (
     parse_config,
     parse_overlap,
 )
+from qrtui.config.destinations import Destination
 from qrtui.config.nodes import (
     APP_NAME,
     CONFIG_ENV,
@@ -43,6 +44,7 @@ __all__ = [
     "ClientConfig",
     "Config",
     "ConfigError",
+    "Destination",
     "Profile",
     "RemoteNode",
     "StoreNode",

@@ -1,9 +1,11 @@
-"""C-ECHO every node in parallel; an embedded store reports whether it can serve."""
+"""C-ECHO every node in parallel; an embedded store reports whether it can serve, a folder
+or command destination whether it can take objects."""
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -14,6 +16,7 @@ from pathlib import Path
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from qrtui.config import Config, ConfigError, RemoteNode, StoreNode
+from qrtui.config.destinations import Destination
 from qrtui.dicom.assoc import AssociationFailed, Outcome, Peer, associate, make_ae, release
 from qrtui.dicom.tls import client_context
 
@@ -86,6 +89,31 @@ def echo_store(config: Config, node: StoreNode) -> EchoResult:
     return _check_embedded(config, node)
 
 
+def echo_destination(config: Config, node: Destination) -> EchoResult:
+    """A DICOM destination is echoed; a folder must be writable; a command must exist."""
+
+    def result(outcome: Outcome, detail: str = "", rtt: float | None = None) -> EchoResult:
+        return EchoResult(node.name, "destination", node.aet or node.kind, node.address,
+                          outcome, detail, rtt)  # fmt: skip
+
+    if node.host is not None and node.aet is not None:
+        try:
+            tls = client_context(node)
+        except ConfigError as exc:
+            return result(Outcome.TLS_FAILED, str(exc))
+        peer = Peer(node.aet, node.host, node.port, node.timeout, node.timeout, tls)
+        return result(*echo_peer(config.client.aet, peer))
+    if node.directory is not None:
+        problem = directory_problem(node.directory)
+        return result(Outcome.UNREACHABLE, problem) if problem else result(
+            Outcome.READY, "folder writable"
+        )  # fmt: skip
+    program = node.command[0]
+    if shutil.which(program) is None:
+        return result(Outcome.UNREACHABLE, f"{program}: no such program (or not executable)")
+    return result(Outcome.READY, "command found")
+
+
 def _check_embedded(config: Config, node: StoreNode) -> EchoResult:
     def result(outcome: Outcome, detail: str) -> EchoResult:
         return EchoResult(node.name, "embedded store", node.aet, node.address, outcome, detail)
@@ -135,6 +163,7 @@ def echo_all(
     jobs: list[Callable[[], EchoResult]] = [
         *(lambda n=n: echo_remote(config, n) for n in config.remotes),
         *(lambda n=n: echo_store(config, n) for n in config.stores),
+        *(lambda d=d: echo_destination(config, d) for d in config.destinations),
     ]
     if not jobs:
         return []

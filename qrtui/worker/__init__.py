@@ -12,7 +12,14 @@ from __future__ import annotations
 from qrtui.dicom.echo import EchoResult
 from qrtui.status import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE, EXIT_USAGE, usage_problem
 from qrtui.worker.job import run
-from qrtui.worker.lookups import echo, history, patient_context, study_doses
+from qrtui.worker.lookups import (
+    deliveries,
+    echo,
+    history,
+    patient_context,
+    queue_sizes,
+    study_doses,
+)
 from qrtui.worker.outcome import (
     JobOutcome,
     RunContext,
@@ -34,6 +41,7 @@ __all__ = [
     "JobOutcome",
     "RunContext",
     "SinceLast",
+    "deliveries",
     "echo",
     "history",
     "incomplete_message",
@@ -43,6 +51,7 @@ __all__ = [
     "patient_context",
     "plan",
     "query_key",
+    "queue_sizes",
     "record",
     "record_alone",
     "retrieve",

@@ -1,10 +1,10 @@
-"""Small jobs the faces ask for: echo, history, patient context, study doses."""
+"""Small jobs the faces ask for: echo, history, patient context, study doses, deliveries."""
 
 from __future__ import annotations
 
-from qrtui.config import Config, RemoteNode, StoreNode
+from qrtui.config import Config, Destination, RemoteNode, StoreNode
 from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
-from qrtui.dicom.echo import echo_remote, echo_store
+from qrtui.dicom.echo import echo_destination, echo_remote, echo_store
 from qrtui.dicom.find import FindSession, identifier, text
 from qrtui.dose import StudyDose
 from qrtui.status import (  # noqa: F401  (re-exported for the faces)
@@ -15,13 +15,17 @@ from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     usage_problem,
 )
 from qrtui.store import RunRecord
+from qrtui.store.ledger import QUEUED, REFUSED, SENT, Delivery
 from qrtui.worker.planning import opened_store
 
 
-def echo(config: Config, node: RemoteNode | StoreNode) -> EchoResult:
-    """C-ECHO a remote or external store; check that an embedded store can serve."""
+def echo(config: Config, node: RemoteNode | StoreNode | Destination) -> EchoResult:
+    """C-ECHO a remote, an external store or a DICOM destination; check that an embedded
+    store can serve, a folder be written, a command be run."""
     if isinstance(node, RemoteNode):
         return echo_remote(config, node)
+    if isinstance(node, Destination):
+        return echo_destination(config, node)
     return echo_store(config, node)
 
 
@@ -70,3 +74,40 @@ def study_doses(store_node: StoreNode, study_uids: list[str]) -> dict[str, Study
         if store is None:
             return {}
         return {s.study_uid: s for s in read(store, studies=study_uids)}
+
+
+def deliveries(store_node: StoreNode, study_uids: list[str]) -> dict[str, list[str]]:
+    """Study UID -> one line per destination saying what became of its objects there
+    ("-> openrem: sent 2", "-> openrem: queued 1 (connection refused ...)")."""
+    if not store_node.embedded:
+        return {}
+    with opened_store(store_node, for_writing=False) as store:
+        if store is None:
+            return {}
+        out: dict[str, list[str]] = {}
+        for uid in study_uids:
+            by_destination: dict[str, list[Delivery]] = {}
+            for row in store.ledger.of_study(uid):
+                by_destination.setdefault(row.destination, []).append(row)
+            out[uid] = [delivery_line(name, rows) for name, rows in by_destination.items()]
+        return out
+
+
+def queue_sizes(store_node: StoreNode) -> dict[str, int]:
+    """Destination -> objects the store holds queued for it."""
+    if not store_node.embedded:
+        return {}
+    with opened_store(store_node, for_writing=False) as store:
+        if store is None:
+            return {}
+        return {name: c.get(QUEUED, 0) for name, c in store.ledger.counts().items()}
+
+
+def delivery_line(destination: str, rows: list[Delivery]) -> str:
+    states: dict[str, int] = {}
+    for row in rows:
+        states[row.state] = states.get(row.state, 0) + 1
+    told = ", ".join(f"{state} {states[state]}" for state in (SENT, QUEUED, REFUSED)
+                     if state in states)  # fmt: skip
+    why = next((r.reason for r in rows if r.state != SENT and r.reason), "")
+    return f"-> {destination}: {told}" + (f" ({why})" if why else "")

@@ -582,3 +582,37 @@ async def test_every_action_is_in_the_command_palette(tmp_path):
         await hits[0].command()
         await pilot.pause()
         assert isinstance(app.screen, ChoiceScreen)
+
+
+async def test_the_node_screen_lists_destinations_with_echo_and_queue(tmp_path, closed_port):
+    """Issue 25: destinations beside the nodes, each checked, and what waits for each."""
+    from qrtui.store import Store, StoredInstance
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"[stores.local]\naet = 'QRTUI_STORE'\nport = {free_port()}\nbind = '127.0.0.1'\n"
+        f"directory = '{tmp_path / 'store'}'\nforward = ['openrem', 'folder']\n"
+        f"[destinations.openrem]\naet = 'OPENREM'\nhost = '127.0.0.1'\nport = {closed_port}\n"
+        f"[destinations.folder]\ndirectory = '{tmp_path / 'import'}'\n"
+    )
+    with Store(tmp_path / "store") as store:
+        store.forward_to = ("openrem", "folder")
+        for n in (1, 2):
+            final = store.path_for("1.2.3", "1.2.3.4", f"1.2.3.4.{n}")
+            store.add(b"\0" * 10, StoredInstance(
+                f"1.2.3.4.{n}", "1.2.840.10008.5.1.4.1.1.88.67", "1.2.3", "1.2.3.4", "SR",
+                final, 10, "PACS",
+            ))  # fmt: skip
+    app = app_for(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.query_one("#nodes", DataTable)
+        echo = {str(key.value): str(table.get_row(key)[-1]) for key in table.rows}
+        assert echo["d:openrem"].startswith("connection refused")
+        assert echo["d:folder"].startswith("ready")
+        table.move_cursor(row=table.get_row_index("d:openrem"))
+        await settle(app, pilot)
+        detail = str(app.screen.query_one("#node-detail", Static).render())
+        assert "openrem: queued 2 in local" in detail
+        assert not app.screen.check_action("edit", ())  # edited in config.toml
+        await pilot.press("q")

@@ -1,4 +1,4 @@
-"""The first screen: every remote and store with its echo status."""
+"""The first screen: every remote, store and destination with its echo status."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from qrtui.config import Config, ConfigError, RemoteNode, StoreNode
+from qrtui.config import Config, ConfigError, Destination, RemoteNode, StoreNode
 from qrtui.events import size_text
 from qrtui.learned import learned_summary
 from qrtui.store import store_summary
@@ -38,11 +38,14 @@ class NodesScreen(Screen[None]):
         Binding("o", "path", "Path"),
         Binding("q", "app.quit", "Quit"),
     ]
-    HELP = """Every remote (a PACS or modality qrtui queries) and every store (where the objects
-go) of the configuration, with the answer to a C-ECHO; an embedded store shows
-whether it can listen and write. The line under the table tells more of the node
-under the cursor: what a probe learned of a remote, a store's objects and size.
-Some keys apply to one kind of node: p to remotes, h and o to embedded stores."""
+    HELP = """Every remote (a PACS or modality qrtui queries), every store (where the objects
+go) and every destination (where a store delivers its dose objects) of the
+configuration, with the answer to a C-ECHO; an embedded store shows whether it can
+listen and write, a folder destination whether it can be written. The line under
+the table tells more of the node under the cursor: what a probe learned of a
+remote, a store's objects and size, how many objects wait for a destination.
+Some keys apply to one kind of node: p to remotes, h and o to embedded stores;
+destinations are edited in the configuration file."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -75,6 +78,12 @@ Some keys apply to one kind of node: p to remotes, h and o to embedded stores.""
             table.add_row(
                 store.name, role, store.aet, store.address, waiting, key=f"s:{store.name}"
             )
+        for destination in config.destinations:
+            table.add_row(
+                destination.name, f"destination ({destination.kind})",
+                destination.aet or "-", destination.address, waiting,
+                key=f"d:{destination.name}",
+            )  # fmt: skip
         hint = self.query_one("#hint", Static)
         hint.update("No nodes yet: a adds a remote or a store.")
         hint.display = not (config.remotes or config.stores)
@@ -94,12 +103,19 @@ Some keys apply to one kind of node: p to remotes, h and o to embedded stores.""
 
         config = app_of(self).config
         kind, name = key.split(":", 1)
-        node = config.remote(name) if kind == "r" else config.store(name)
+        node: RemoteNode | StoreNode | Destination
+        if kind == "r":
+            node = config.remote(name)
+        elif kind == "d":
+            node = config.destination(name)
+        else:
+            node = config.store(name)
         self.post_message(EchoAnswered(worker.echo(config, node)))
 
     def on_echo_answered(self, message: EchoAnswered) -> None:
         result = message.result
-        key = f"{'r' if result.role == 'remote' else 's'}:{result.node}"
+        kind = {"remote": "r", "destination": "d"}.get(result.role, "s")
+        key = f"{kind}:{result.node}"
         table = self.query_one("#nodes", DataTable)
         if key in table.rows:
             table.update_cell(key, table.ordered_columns[-1].key, echo_text(result))
@@ -138,6 +154,9 @@ Some keys apply to one kind of node: p to remotes, h and o to embedded stores.""
             return self._selected_embedded_store() is not None
         if action == "probe":
             return self._selected_remote() is not None
+        if action in ("edit", "delete"):  # destinations are edited in config.toml
+            selected = self._selected()
+            return selected is None or selected[0] != "d"
         return True
 
     def on_screen_resume(self) -> None:
@@ -153,12 +172,32 @@ Some keys apply to one kind of node: p to remotes, h and o to embedded stores.""
         if remote is not None:
             line.update(learned_summary(app_of(self).config, remote))
             return
+        selected = self._selected()
+        if selected is not None and selected[0] == "d":
+            line.update(f"{selected[1]}: counting what waits for it…")
+            self._queue_of(selected[1])
+            return
         store = self._selected_embedded_store()
         if store is None:
             line.update("")
             return
         line.update(f"{store.name}: {store.directory}")
         self._store_summary(store)
+
+    @work(thread=True, group="store-summary", exclusive=True)
+    def _queue_of(self, destination: str) -> None:
+        from qrtui import worker
+
+        config = app_of(self).config
+        waiting = {
+            store.name: worker.queue_sizes(store).get(destination, 0)
+            for store in config.stores
+            if store.embedded
+        }
+        told = ", ".join(f"{n} in {name}" for name, n in waiting.items() if n)
+        text = f"{destination}: " + (f"queued {told}" if told else "nothing queued")
+        text += " (edit destinations in the configuration file)"
+        self.post_message(NodeDetail(f"d:{destination}", text))
 
     @work(thread=True, group="store-summary", exclusive=True)
     def _store_summary(self, store: StoreNode) -> None:
@@ -171,7 +210,10 @@ Some keys apply to one kind of node: p to remotes, h and o to embedded stores.""
 
     def on_node_detail(self, message: NodeDetail) -> None:
         store = self._selected_embedded_store()
-        if store is not None and store.name == message.node:
+        selected = self._selected()
+        if (store is not None and store.name == message.node) or (
+            selected is not None and f"{selected[0]}:{selected[1]}" == message.node
+        ):
             self.query_one("#node-detail", Static).update(message.text)
 
     def action_history(self) -> None:

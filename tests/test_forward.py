@@ -523,3 +523,59 @@ def test_echo_checks_every_destination(tmp_path):
     assert "connection refused" in lines["destination openrem"]
     assert "ready (folder writable)" in lines["destination folder"]
     assert "no such program" in lines["destination importer"]
+
+
+def test_more_kinds_of_object_than_one_association_can_propose_are_all_sent(tmp_path):
+    """130 SOP classes: pynetdicom proposes at most 128 contexts, so they go in turn."""
+    require(STORESCP, "DCMTK is not installed (apt-get install dcmtk)")
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pynetdicom import AllStoragePresentationContexts
+
+    from qrtui.config import ClientConfig
+    from qrtui.forward import deliver
+    from qrtui.store import StoredInstance
+
+    classes = sorted({str(c.abstract_syntax) for c in AllStoragePresentationContexts})[:130]
+    assert len(classes) == 130
+    out = tmp_path / "dcmtk-received"
+    out.mkdir()
+    port = free_port()
+    log = tmp_path / "storescp.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [STORESCP, "-aet", "DCMTK", "-od", str(out), "-uf", str(port)],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until_listening(port, proc, log)
+        destination = dicom_destination("dcmtk", "DCMTK", port)
+        config = Config(tmp_path / "c.toml", ClientConfig(), (), (), destinations=(destination,))
+        with Store(tmp_path / "store") as store:
+            store.forward_to = ("dcmtk",)
+            for cls in classes:
+                ds = Dataset()
+                ds.SOPClassUID, ds.SOPInstanceUID = cls, generate_uid()
+                ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+                ds.file_meta = FileMetaDataset()
+                ds.file_meta.MediaStorageSOPClassUID = cls
+                ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+                ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+                written = tmp_path / "one.dcm"
+                ds.save_as(written, enforce_file_format=True)
+                final = store.path_for(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                       ds.SOPInstanceUID)  # fmt: skip
+                store.add(written, StoredInstance(
+                    ds.SOPInstanceUID, cls, ds.StudyInstanceUID, ds.SeriesInstanceUID, "OT",
+                    final, written.stat().st_size, "PACS",
+                ))  # fmt: skip
+            report = deliver(config, store)
+        part = report.destinations[0]
+        assert (part.sent + part.refused, part.queued) == (130, 0), part.reasons
+        assert len(list(out.iterdir())) == part.sent
+        assert all("does not accept" in why for why in part.reasons)  # storescp's own list
+        beyond = {str(pydicom.dcmread(f).SOPClassUID) for f in out.iterdir()} & set(classes[128:])
+        assert beyond == set(classes[128:])  # Basic Text SR, Enhanced SR: the 129th, 130th
+    finally:
+        proc.kill()
+        proc.wait()

@@ -108,16 +108,35 @@ def send_files(
     (from the sending threads) as it arrives. Returns '' when every file was tried, else
     why the rest was not (the node cannot be reached, or cancelled); those get no answer."""
     cancel = cancel or threading.Event()
-    contexts: set[tuple[str, str]] = set()
-    todo: queue.SimpleQueue[tuple[Outgoing, tuple[str, str]]] = queue.SimpleQueue()
+    by_context: dict[tuple[str, str], list[Outgoing]] = {}
     for item in files:
         context = _context_of(item.path)
         if isinstance(context, str):
             hand(Answer(item.key, None, context))
-            continue
-        contexts.add(context)
-        todo.put((item, context))
-    proposed = sorted(contexts)[:MAX_CONTEXTS]
+        else:
+            by_context.setdefault(context, []).append(item)
+    ordered = sorted(by_context)
+    for first in range(0, len(ordered), MAX_CONTEXTS):  # more kinds: associations in turn
+        proposed = ordered[first : first + MAX_CONTEXTS]
+        todo: queue.SimpleQueue[tuple[Outgoing, tuple[str, str]]] = queue.SimpleQueue()
+        for context in proposed:
+            for item in by_context[context]:
+                todo.put((item, context))
+        stopped = _on_associations(calling_aet, peer, proposed, todo, hand, associations, cancel)
+        if stopped:
+            return stopped
+    return ""
+
+
+def _on_associations(
+    calling_aet: str,
+    peer: Peer,
+    proposed: list[tuple[str, str]],
+    todo: queue.SimpleQueue[tuple[Outgoing, tuple[str, str]]],
+    hand: Hand,
+    associations: int,
+    cancel: threading.Event,
+) -> str:
     stopped: list[str] = []
 
     def one_association() -> None:
@@ -143,8 +162,14 @@ def send_files(
     ]
     for worker in workers:
         worker.start()
-    for worker in workers:
-        worker.join()
+    try:
+        for worker in workers:
+            worker.join()
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the associations are aborted, then we go
+        cancel.set()
+        for worker in workers:
+            worker.join()
+        raise
     if todo.empty():
         return ""
     if cancel.is_set():

@@ -579,3 +579,33 @@ def test_more_kinds_of_object_than_one_association_can_propose_are_all_sent(tmp_
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_run_that_waits_for_the_store_goes_on_once_it_is_free(tmp_path):
+    """--wait: the run says that it waits; the other process lets go; the run completes."""
+    pacs = DemoPacs(today=TODAY)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; "
+         "from qrtui.store import Store; s = Store(Path(sys.argv[1])); print('held', "
+         "flush=True); sys.stdin.read()", str(tmp_path / "store")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pacs:
+            config = configure(tmp_path, pacs)
+            run = subprocess.Popen(
+                [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config.path),
+                 "demo", "demo-store", "-ct", "--wait", "120", *WINDOW],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert run.stderr is not None
+            told = run.stderr.readline()
+            assert "is in use by another qrtui process" in told and "waiting up to 120 s" in told
+            holder.communicate("")  # lets go of the store
+            _, rest = run.communicate(timeout=240)
+        assert run.returncode == 0, told + rest
+        assert held(config)
+    finally:
+        holder.kill()
+        holder.wait()

@@ -17,6 +17,10 @@ from qrtui.query import QueryError, parse_date
 from qrtui.status import EXIT_BUSY, EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE, EXIT_USAGE
 
 
+def say(line: str) -> None:
+    print(f"qrtui: {line}", file=sys.stderr, flush=True)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -49,7 +53,7 @@ def forward_job(config: Config, args: argparse.Namespace) -> int:
     progress = StderrProgress() if sys.stderr.isatty() else None
     cancel = threading.Event()
     try:
-        with Store(node.directory, wait=args.wait or 0.0) as store:
+        with Store(node.directory, wait=args.wait or 0.0, on_wait=say) as store:
             store.forward_to = node.forward
             if args.resend:
                 studies = set(args.only_studies or ())

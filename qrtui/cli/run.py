@@ -85,6 +85,7 @@ def scripted(
         profile=profile.name if profile else None,
         forward=config.forward_for(store, profile),
         wait=args.wait or 0.0,
+        on_wait=say,
     )
     if since is not None:
         overlap, first_from = since
@@ -94,6 +95,10 @@ def scripted(
     return run_query(
         config, remote, store, params, as_json=args.json, dry_run=args.dry_run, context=context
     )
+
+
+def say(line: str) -> None:
+    print(f"qrtui: {line}", file=sys.stderr, flush=True)
 
 
 def apply_profile(args: argparse.Namespace, profile: Profile) -> None:

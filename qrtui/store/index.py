@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from qrtui.selection import Known
@@ -42,13 +42,20 @@ from qrtui.store.schema import ADDED_COLUMNS, SCHEMA
 class Store:
     """Files and index of an embedded store. Thread-safe: one connection, one lock."""
 
-    def __init__(self, directory: Path, *, lock: bool = True, wait: float = 0.0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        lock: bool = True,
+        wait: float = 0.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         self.directory = directory
         self._lock_file: int | None = None
         try:
             directory.mkdir(parents=True, exist_ok=True)
             if lock:
-                self._take_lock(wait)
+                self._take_lock(wait, on_wait)
                 for area in (INCOMING, PROBE):  # leftovers of a killed run: never indexed
                     shutil.rmtree(directory / area, ignore_errors=True)
             for area in (INCOMING, PROBE):
@@ -99,16 +106,25 @@ class Store:
             )
             self._db.execute(f"DROP TABLE {old}")
 
-    def _take_lock(self, wait: float) -> None:
-        """The store's lock; held by another process, asked for again until `wait` s pass."""
+    def _take_lock(self, wait: float, on_wait: Callable[[str], None] | None) -> None:
+        """The store's lock; held by another process, asked for again until `wait` s pass
+        (`on_wait` is told once that it waits)."""
         fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + wait
+        told = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() < deadline:
+                    if on_wait is not None and not told:
+                        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                        on_wait(
+                            f"store {self.directory} is in use by another qrtui process "
+                            f"(pid {holder or 'unknown'}): waiting up to {wait:g} s"
+                        )
+                        told = True
                     time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
                     continue
                 holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"

@@ -49,7 +49,9 @@ def run(
     if problem:
         return JobOutcome(status, problem)
     try:
-        with opened_store(store_node, for_writing=not dry_run, wait=context.wait) as store:
+        with opened_store(
+            store_node, for_writing=not dry_run, wait=context.wait, on_wait=context.on_wait
+        ) as store:
             if store is not None and context.forward is not None:
                 store.forward_to = context.forward
             owed: tuple[Missing, ...] = ()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -52,6 +53,7 @@ class RunContext:
     started: datetime = field(default_factory=clock.now)
     forward: tuple[str, ...] | None = None  # destinations (a profile's); None: the store's
     wait: float = 0.0  # seconds to wait for a store another qrtui holds
+    on_wait: Callable[[str], None] | None = field(default=None, compare=False)  # told once
 
 
 def query_key(remote: str, store: str, params: QueryParams) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from qrtui import clock
@@ -55,14 +55,18 @@ def store_problem(remote: RemoteNode, store_node: StoreNode) -> tuple[int, str]:
 
 @contextlib.contextmanager
 def opened_store(
-    node: StoreNode, *, for_writing: bool, wait: float = 0.0
+    node: StoreNode,
+    *,
+    for_writing: bool,
+    wait: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Iterator[Store | None]:
     """The embedded store, locked, for writing (what it indexes queued for the store's
     destinations); else only an existing index, unlocked."""
     if node.directory is None:
         yield None
     elif for_writing:
-        with Store(node.directory, wait=wait) as store:
+        with Store(node.directory, wait=wait, on_wait=on_wait) as store:
             store.forward_to = node.forward
             yield store
     elif (node.directory / INDEX_NAME).exists():

@@ -273,3 +273,37 @@ async def test_nothing_is_cut_at_80x24(tmp_path):
             await settle(app, pilot)
             problems += fits(app.screen)
     assert problems == []
+
+
+async def test_a_study_shows_where_its_dose_objects_were_delivered(tmp_path):
+    """Issue 25: after a retrieve, the log says what each destination took, and a study's
+    detail says what became of its objects at each destination, and why not."""
+    from dataclasses import replace
+
+    from qrtui.config import Destination, save_config
+    from tests.servers import free_port
+
+    with DemoPacs() as pacs:
+        config = demo_config(tmp_path, pacs)
+        config = save_config(replace(
+            config,
+            stores=(replace(config.stores[0], forward=("folder", "openrem")),),
+            destinations=(
+                Destination("folder", directory=tmp_path / "import-folder"),
+                Destination("openrem", aet="OPENREM", host="127.0.0.1", port=free_port()),
+            ),
+        ))  # fmt: skip
+        app = create_app(config, start="query", demo=True, cursor_blink=False,
+                         echo_on_start=False)  # fmt: skip
+        async with app.run_test(size=(80, 24)) as pilot:
+            results = await planned(app, pilot)
+            await pilot.press("r")
+            await settle(app, pilot)
+            log = " ".join(str(line) for line in results.query_one("#log", RichLog).lines)
+            assert "delivered -> folder: sent" in log
+            assert "delivered -> openrem: sent 0, queued" in log
+            cursor_to(results, study_uid(pacs, "ct_rdsr"))
+            await pilot.press("enter")
+            detail = str(app.screen.query_one("#study-detail", Static).render())
+            assert "-> folder: sent 1" in detail, detail
+            assert "-> openrem: queued 1 (connection refused" in detail, detail

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from qrtui.events import FunnelProgress, RetrieveProgress
+from qrtui.events import DeliveryProgress, FunnelProgress, RetrieveProgress
 
 if TYPE_CHECKING:
     from qrtui import worker
+    from qrtui.dose import StudyDose
     from qrtui.worker import EchoResult
 
 
@@ -50,3 +51,26 @@ class JobDone(Message):
 class NodeDetail(Message):
     node: str
     text: str
+
+
+@dataclass
+class DeliveryUpdate(Message):
+    event: DeliveryProgress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, DeliveryUpdate)
+
+
+@dataclass
+class DosesRead(Message):
+    doses: dict[str, StudyDose]
+
+
+@dataclass
+class DeliveriesRead(Message):
+    lines: dict[str, list[str]]  # study UID -> one line per destination
+
+
+@dataclass
+class PatientsRead(Message):
+    patients: dict[str, tuple[str, str, str]]

@@ -38,14 +38,15 @@ class NodesScreen(Screen[None]):
         Binding("o", "path", "Path"),
         Binding("q", "app.quit", "Quit"),
     ]
-    HELP = """Every remote (a PACS or modality qrtui queries), every store (where the objects
-go) and every destination (where a store delivers its dose objects) of the
-configuration, with the answer to a C-ECHO; an embedded store shows whether it can
-listen and write, a folder destination whether it can be written. The line under
-the table tells more of the node under the cursor: what a probe learned of a
-remote, a store's objects and size, how many objects wait for a destination.
-Some keys apply to one kind of node: p to remotes, h and o to embedded stores;
-destinations are edited in the configuration file."""
+    HELP = """Every remote (a PACS or modality qrtui queries), every store (where the
+objects go) and every destination (where a store delivers its dose
+objects) of the configuration, with the answer to a C-ECHO; an embedded
+store shows whether it can listen and write, a folder destination whether
+it can be written. The line under the table tells more of the node under
+the cursor: what a probe learned of a remote, a store's objects and size,
+how many objects wait for a destination. Some keys apply to one kind of
+node: p to remotes, h and o to embedded stores; destinations are edited in
+the configuration file."""
 
     def compose(self) -> ComposeResult:
         yield Header()

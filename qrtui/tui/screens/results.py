@@ -4,23 +4,24 @@ and each study's fate and dose."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, RichLog, Static
 
 from qrtui.config import RemoteNode, StoreNode
-from qrtui.events import Event, FunnelProgress, Notice, RetrieveProgress, size_text
 from qrtui.query import QueryParams
-from qrtui.status import EXIT_UNREACHABLE
-from qrtui.tui.context import app_of, stop_blinking
-from qrtui.tui.messages import FunnelUpdate, JobDone, LogLine, RetrieveUpdate
+from qrtui.tui.context import stop_blinking
+from qrtui.tui.messages import (
+    DosesRead,
+    JobDone,
+    PatientsRead,
+)
+from qrtui.tui.screens.running import RunningScreen
 from qrtui.tui.screens.study import StudyDetailScreen, TextScreen
 from qrtui.tui.widgets.cells import fixed_columns
 from qrtui.tui.widgets.plan import PlanRow, matches_filter, plan_status, row_cells
@@ -33,17 +34,7 @@ PLAN_COLUMNS = ("", "Date", "Grp", "Description", "Ser", "Inst", "Decision")
 DONE_COLUMNS = ("", "Date", "Grp", "Description", "Outcome", "Dose")
 
 
-@dataclass
-class DosesRead(Message):
-    doses: dict[str, StudyDose]
-
-
-@dataclass
-class PatientsRead(Message):
-    patients: dict[str, tuple[str, str, str]]
-
-
-class ResultsScreen(Screen[None]):
+class ResultsScreen(RunningScreen):
     SUB_TITLE = "Results"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "pick", "Pick"),
@@ -96,6 +87,7 @@ never in logs, JSON, history or snapshots; off at each start."""
         self.shown: list[PlanRow] = []  # the rows the filter lets through, in table order
         self.filter = ""
         self.doses: dict[str, StudyDose] = {}
+        self.deliveries: dict[str, list[str]] = {}  # study UID -> a line per destination
         self.patients: dict[str, tuple[str, str, str]] | None = None  # None: PHI hidden
 
     def compose(self) -> ComposeResult:
@@ -137,87 +129,6 @@ never in logs, JSON, history or snapshots; off at each start."""
         if action == "back":
             return not self.busy
         return True
-
-    # ------------------------------------------------------------ workers
-
-    def _emit(self, event: Event) -> None:
-        if isinstance(event, FunnelProgress):
-            self.post_message(FunnelUpdate(event))
-        elif isinstance(event, RetrieveProgress):
-            self.post_message(RetrieveUpdate(event))
-        elif isinstance(event, Notice):
-            self.post_message(LogLine(event.text))
-
-    @work(thread=True, group="job", exit_on_error=False)
-    def _plan(self) -> None:
-        from qrtui import worker
-
-        config = app_of(self).config
-        self.context = worker.RunContext(face="tui", profile=self.profile)
-        outcome = worker.plan(
-            config, self.remote, self.store, self.params, emit=self._emit, cancel=self.cancel
-        )
-        if outcome.status == EXIT_UNREACHABLE:
-            worker.record_alone(self.store, self.context, self.remote, self.params, outcome)
-        self.post_message(JobDone("plan", outcome))
-
-    @work(thread=True, group="job", exit_on_error=False)
-    def _retrieve(self, chosen: Any, params: QueryParams) -> None:
-        from qrtui import worker
-
-        config = app_of(self).config
-        done = worker.retrieve(
-            config, self.remote, self.store, chosen, emit=self._emit, cancel=self.cancel,
-            context=self.context, params=params,
-        )  # fmt: skip
-        self.post_message(JobDone("retrieve", done))
-        fetched = [uid for uid, o in (done.summary.studies if done.summary else {}).items()]
-        if fetched:
-            self.post_message(DosesRead(worker.study_doses(self.store, fetched)))
-
-    @work(thread=True, group="patients", exclusive=True, exit_on_error=False)
-    def _read_patients(self, uids: list[str]) -> None:
-        from qrtui import worker
-
-        try:
-            found = worker.patient_context(app_of(self).config, self.remote, uids)
-        except Exception as exc:  # the PACS went away: say so, show nothing
-            self.post_message(LogLine(f"patient context not available: {type(exc).__name__}"))
-            found = {}
-        self.post_message(PatientsRead(found))
-
-    # ------------------------------------------------------------ updates
-
-    def _log(self, line: str) -> None:
-        self.query_one("#log", RichLog).write(line)
-
-    def on_log_line(self, message: LogLine) -> None:
-        self._log(message.text)
-
-    def on_funnel_update(self, message: FunnelUpdate) -> None:
-        event = message.event
-        total = f"/{event.total}" if event.total is not None else ""
-        self._status(f"Querying {self.remote.name}: {event.stage} {event.done}{total}")
-        self._show_counts(event.counts)
-
-    def _status(self, text: str) -> None:
-        badge = "[PHI shown] " if self.patients is not None else ""
-        self.query_one("#status", Static).update(badge + text)
-        self.status_text = text
-
-    def _show_counts(self, counts: dict[str, int] | Any) -> None:
-        parts = [f"{name} {value}" for name, value in counts.items() if value]
-        self.query_one("#funnel", Static).update(" · ".join(parts))
-
-    def on_retrieve_update(self, message: RetrieveUpdate) -> None:
-        e = message.event
-        bar = self.query_one("#progress", ProgressBar)
-        bar.update(total=max(e.studies_total, 1), progress=e.studies_done)
-        left = f", {e.remaining} left" if e.remaining is not None else ""
-        self.query_one("#retrieve-status", Static).update(
-            f"{e.completed} done, {e.failed} failed, {e.warning} warn{left}, {size_text(e.bytes)}"
-        )
-        self._status(f"Retrieving: {e.current}")
 
     def on_job_done(self, message: JobDone) -> None:
         self.busy = False
@@ -353,7 +264,9 @@ never in logs, JSON, history or snapshots; off at each start."""
         summary = self.retrieve_outcome.summary if self.retrieve_outcome else None
         outcome = summary.studies.get(row.uid) if summary else None
         patient = self.patients.get(row.uid) if self.patients is not None else None
-        self.app.push_screen(StudyDetailScreen(row, outcome, self.doses.get(row.uid), patient))
+        self.app.push_screen(StudyDetailScreen(
+            row, outcome, self.doses.get(row.uid), patient, self.deliveries.get(row.uid, [])
+        ))  # fmt: skip
 
     def action_patients(self) -> None:
         if self.patients is not None:
@@ -410,6 +323,8 @@ never in logs, JSON, history or snapshots; off at each start."""
         )
         if summary.methods:
             self._log(f"retrieved with {summary.method}")
+        for part in outcome.delivery.destinations if outcome.delivery else ():
+            self._log(f"delivered {part.line()}")
         if summary.cancelled:
             self._log(
                 "the association was cancelled (C-CANCEL, then aborted if needed); "

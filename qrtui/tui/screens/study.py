@@ -24,6 +24,7 @@ def study_lines(
     outcome: StudyOutcome | None,
     dose: StudyDose | None,
     patient: tuple[str, str, str] | None,
+    delivery: list[str] | None = None,
 ) -> list[str]:
     study, plan = row.study, row.plan
     time = study.study_time[:4]
@@ -77,6 +78,8 @@ def study_lines(
         lines += [f"- {p}" for p in outcome.problems]
     if dose is not None:
         lines += ["", *dose_lines(dose)]
+    if delivery:
+        lines += ["", "Delivery:", *delivery]
     return lines
 
 
@@ -123,9 +126,10 @@ class StudyDetailScreen(Screen[None]):
         outcome: StudyOutcome | None,
         dose: StudyDose | None,
         patient: tuple[str, str, str] | None,
+        delivery: list[str] | None = None,
     ) -> None:
         super().__init__()
-        self.lines = study_lines(row, outcome, dose, patient)
+        self.lines = study_lines(row, outcome, dose, patient, delivery)
 
     def compose(self) -> ComposeResult:
         yield Header()

@@ -609,3 +609,33 @@ def test_a_run_that_waits_for_the_store_goes_on_once_it_is_free(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_an_orphan_file_indexed_by_repair_is_queued_and_a_removed_destination_fails_nothing(
+    tmp_path,
+):
+    """A file the index lost (a crash before its row) is delivered once `verify --repair`
+    indexes it; rows for a destination taken out of the configuration wait for nobody."""
+    pacs = DemoPacs(today=TODAY)
+    folder = Destination("folder", directory=tmp_path / "import-folder")
+    with pacs:
+        config = configure(tmp_path, pacs, folder)
+        done = qrtui(config.path, "demo", "demo-store", "-ct", *WINDOW)
+        assert done.returncode == 0, done.stderr
+    stored = held(config)
+    lost_uid, lost = sorted(stored.items())[0]
+    with sqlite3.connect(tmp_path / "store" / INDEX_NAME) as db:
+        db.execute("DELETE FROM instances WHERE sop_instance_uid = ?", (lost_uid,))
+        db.execute("DELETE FROM deliveries WHERE sop_instance_uid = ?", (lost_uid,))
+        db.execute("UPDATE deliveries SET destination = 'retired', state = 'queued'")
+    delivered = tmp_path / "import-folder" / lost.parent.parent.name / lost.parent.name
+    (delivered / lost.name).unlink()
+    repair = qrtui(config.path, "--verify", "demo-store", "--repair")
+    assert repair.returncode == 0, repair.stderr
+    forward = qrtui(config.path, "--forward", "demo-store", "--json")
+    assert forward.returncode == 0, forward.stderr  # 'retired' is gone: nobody waits
+    report = json.loads(forward.stdout)["forward"]
+    assert report["folder"]["sent"] == 1
+    assert report["retired"]["queued"] == len(stored) - 1
+    assert "no longer in the configuration" in report["retired"]["stopped"]
+    assert (delivered / lost.name).read_bytes() == lost.read_bytes()

@@ -168,6 +168,7 @@ def verify_job(config: Config, ref: str, *, repair: bool, as_json: bool) -> int:
         return EXIT_USAGE
     try:  # repairing writes: the store is locked against a run
         with Store(node.directory, lock=repair) as store:
+            store.forward_to = node.forward  # an orphan indexed now was never queued
             report = verify(store, repair=repair)
     except (StoreBusy, StoreError) as exc:
         print(f"qrtui: {exc}", file=sys.stderr)

@@ -43,8 +43,9 @@ def deliver(
         report.destinations.append(part)
         try:
             destination = config.destination(name)
-        except ConfigError:
-            part.stopped = f"destination {name} is not in the configuration"
+        except ConfigError:  # kept queued: put it back in the configuration to deliver them
+            part.stopped = "no longer in the configuration: not delivered, not counted"
+            part.configured = False
         else:
             _pass(config, store, destination, part, emit, cancel)
         counts = ledger.counts().get(name, {})

@@ -42,6 +42,7 @@ class DestinationReport:
     warnings: int = 0
     reasons: dict[str, int] = field(default_factory=dict)  # why objects are queued or refused
     stopped: str = ""  # why the pass ended before everything was tried
+    configured: bool = True  # False: rows for a destination taken out of the configuration
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,14 +82,15 @@ class DeliveryReport:
 
     @property
     def undelivered(self) -> bool:
-        """Objects wait, or were refused in this pass: not a clean night."""
-        return self.queued > 0 or self.refused > 0
+        """Objects wait for a configured destination, or were refused in this pass: not a
+        clean night. Rows of a destination taken out of the configuration wait for nobody."""
+        return any((d.queued or d.refused) and d.configured for d in self.destinations)
 
     def to_json(self) -> dict[str, Any]:
         return {d.name: d.to_json() for d in self.destinations}
 
     def message(self) -> str:
-        waiting = [d for d in self.destinations if d.queued or d.refused]
+        waiting = [d for d in self.destinations if (d.queued or d.refused) and d.configured]
         if not waiting:
             return ""
         return "not delivered: " + "; ".join(d.line().removeprefix("-> ") for d in waiting)

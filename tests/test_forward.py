@@ -639,3 +639,61 @@ def test_an_orphan_file_indexed_by_repair_is_queued_and_a_removed_destination_fa
     assert report["retired"]["queued"] == len(stored) - 1
     assert "no longer in the configuration" in report["retired"]["stopped"]
     assert (delivered / lost.name).read_bytes() == lost.read_bytes()
+
+
+def _rdsr_store(directory: Path, count: int, destination: str) -> list[str]:
+    """An embedded store of `count` RDSRs, one study each, queued for `destination`."""
+    from qrtui.demo.studies import StudyBuilder, rdsr
+    from qrtui.store import StoredInstance
+
+    builder = StudyBuilder(TODAY)
+    uids = []
+    with Store(directory) as store:
+        store.forward_to = (destination,)
+        for n in range(count):
+            study = builder.study(f"s{n}", "CT DOSE", "CT")
+            builder.add(study, 1, rdsr(), "Dose Report", dose=True)
+            ds = study.objects[0]
+            written = directory / "one.dcm"
+            ds.save_as(written, enforce_file_format=True)
+            final = store.path_for(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+            store.add(written, StoredInstance(
+                ds.SOPInstanceUID, str(ds.SOPClassUID), ds.StudyInstanceUID,
+                ds.SeriesInstanceUID, "SR", final, written.stat().st_size, "PACS",
+            ))  # fmt: skip
+            uids.append(str(ds.SOPInstanceUID))
+    return uids
+
+
+def test_sigkill_while_sending_to_openrem_repeats_at_most_the_objects_in_flight(tmp_path, openrem):
+    """400 RDSRs to OpenREM's store node on 4 associations, qrtui killed after the 50th
+    arrived: the next pass sends the rest; what Orthanc took twice was in flight (at most
+    one per association)."""
+    openrem.start()
+    uids = _rdsr_store(tmp_path / "store", 400, "openrem")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"[stores.local]\naet = 'LOCAL'\ndirectory = '{tmp_path / 'store'}'\n"
+        f"forward = ['openrem']\n[destinations.openrem]\naet = 'OPENREM'\n"
+        f"host = '127.0.0.1'\nport = {openrem.dicom_port}\nmax_associations = 4\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qrtui", "forward", "--config", str(config), "local"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        while len(openrem.received()) < 50:  # Orthanc's own log of what it took
+            if proc.poll() is not None:
+                pytest.fail("qrtui finished before it could be killed: more objects needed")
+            threading.Event().wait(0.005)
+    finally:
+        proc.kill()
+        proc.wait()
+    before = len(openrem.received())
+    assert before < len(uids)
+    again = qrtui(config, "--forward", "local", "--json")
+    assert again.returncode == 0, again.stderr
+    received = [line.split()[1] for line in openrem.received()]
+    assert set(received) == set(uids)
+    twice = len(received) - len(set(received))
+    assert twice <= 4, twice

@@ -144,10 +144,7 @@ def history_lines(store: str, runs: list[RunRecord]) -> list[str]:
             f"{run.remote} -> {run.store} ({label})  {window}  {counts}"
             + (f"  {run.message}" if run.message else "")
         )
-        for name, part in (run.delivery or {}).items():
-            told = [f"{state} {part.get(state, 0)}" for state in ("sent", "queued", "refused")]
-            why = part.get("stopped") or next(iter(part.get("reasons") or {}), "")
-            lines.append(f"    -> {name}: {', '.join(told)}" + (f" ({why})" if why else ""))
+        lines += [f"    {line}" for line in run.delivery_lines()]
         for missing in run.missing[:MISSING_SHOWN]:
             lines.append(
                 f"    owed: {missing.study_date or '-'} {missing.study_uid} ({missing.reason})"

@@ -44,6 +44,15 @@ class RunRecord:
     id: int | None = None
     delivery: dict[str, Any] | None = None  # per destination: sent, queued, refused
 
+    def delivery_lines(self) -> list[str]:
+        """The run's delivery: one line per destination."""
+        lines = []
+        for name, part in (self.delivery or {}).items():
+            told = [f"{state} {part.get(state, 0)}" for state in ("sent", "queued", "refused")]
+            why = part.get("stopped") or next(iter(part.get("reasons") or {}), "")
+            lines.append(f"-> {name}: {', '.join(told)}" + (f" ({why})" if why else ""))
+        return lines
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,

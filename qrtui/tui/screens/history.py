@@ -167,6 +167,8 @@ def run_detail_lines(run: RunRecord) -> list[str]:
             f"{retrieve.get('received', 0)} received ({size_text(int(retrieve.get('bytes', 0)))}), "
             f"{retrieve.get('skipped_already_held', 0)} already held"
         )
+    if run.delivery:
+        lines += ["Delivered:", *run.delivery_lines()]
     sections = (
         ("Gaps", retrieve.get("gaps", [])),
         ("Problems", retrieve.get("problems", [])),

@@ -283,3 +283,27 @@ def build_population(corpus: Path | None, out: Path, today: date) -> PopulationB
     b.add(s, "rdsr", b.corpus_object("CT-RDSR-Siemens-Multi-3.dcm"))
     s.expect = {"rdsr": None}
     return b
+
+
+def rdsr_store(directory: Path, count: int, destination: str) -> list[str]:
+    """An embedded store of `count` RDSRs, one study each, queued for `destination`."""
+    from qrtui.demo.studies import StudyBuilder, rdsr
+    from qrtui.store import Store, StoredInstance
+
+    builder = StudyBuilder(date(2026, 3, 10))
+    uids = []
+    with Store(directory) as store:
+        store.forward_to = (destination,)
+        for n in range(count):
+            study = builder.study(f"s{n}", "CT DOSE", "CT")
+            builder.add(study, 1, rdsr(), "Dose Report", dose=True)
+            ds = study.objects[0]
+            written = directory / "one.dcm"
+            ds.save_as(written, enforce_file_format=True)
+            final = store.path_for(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+            store.add(written, StoredInstance(
+                ds.SOPInstanceUID, str(ds.SOPClassUID), ds.StudyInstanceUID,
+                ds.SeriesInstanceUID, "SR", final, written.stat().st_size, "PACS",
+            ))  # fmt: skip
+            uids.append(str(ds.SOPInstanceUID))
+    return uids

@@ -31,6 +31,7 @@ from qrtui.demo.studies import dose_uids
 from qrtui.store import INDEX_NAME, Store
 from tests.conftest import qrtui, require
 from tests.servers import ORTHANC_BIN, Orthanc, free_port, wait_until_listening
+from tests.studies import rdsr_store
 
 TODAY = date(2026, 3, 10)
 YESTERDAY = TODAY - timedelta(days=1)
@@ -641,36 +642,12 @@ def test_an_orphan_file_indexed_by_repair_is_queued_and_a_removed_destination_fa
     assert (delivered / lost.name).read_bytes() == lost.read_bytes()
 
 
-def _rdsr_store(directory: Path, count: int, destination: str) -> list[str]:
-    """An embedded store of `count` RDSRs, one study each, queued for `destination`."""
-    from qrtui.demo.studies import StudyBuilder, rdsr
-    from qrtui.store import StoredInstance
-
-    builder = StudyBuilder(TODAY)
-    uids = []
-    with Store(directory) as store:
-        store.forward_to = (destination,)
-        for n in range(count):
-            study = builder.study(f"s{n}", "CT DOSE", "CT")
-            builder.add(study, 1, rdsr(), "Dose Report", dose=True)
-            ds = study.objects[0]
-            written = directory / "one.dcm"
-            ds.save_as(written, enforce_file_format=True)
-            final = store.path_for(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-            store.add(written, StoredInstance(
-                ds.SOPInstanceUID, str(ds.SOPClassUID), ds.StudyInstanceUID,
-                ds.SeriesInstanceUID, "SR", final, written.stat().st_size, "PACS",
-            ))  # fmt: skip
-            uids.append(str(ds.SOPInstanceUID))
-    return uids
-
-
 def test_sigkill_while_sending_to_openrem_repeats_at_most_the_objects_in_flight(tmp_path, openrem):
     """400 RDSRs to OpenREM's store node on 4 associations, qrtui killed after the 50th
     arrived: the next pass sends the rest; what Orthanc took twice was in flight (at most
     one per association)."""
     openrem.start()
-    uids = _rdsr_store(tmp_path / "store", 400, "openrem")
+    uids = rdsr_store(tmp_path / "store", 400, "openrem")
     config = tmp_path / "config.toml"
     config.write_text(
         f"[stores.local]\naet = 'LOCAL'\ndirectory = '{tmp_path / 'store'}'\n"

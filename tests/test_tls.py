@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from qrtui import clock
 from tests.conftest import corpus_if_present, qrtui, require, require_corpus
 from tests.servers import ORTHANC_BIN, Orthanc
-from tests.studies import build_population
+from tests.studies import build_population, rdsr_store
 
 OPENSSL = shutil.which("openssl")
 
@@ -233,3 +234,33 @@ def test_the_embedded_store_listens_with_tls_for_dcmtk_storescu(tmp_path):
         with socket.create_connection(("127.0.0.1", node.port)):
             assert send("+tla", "+cf", str(certs["ca"])) == 0
         assert len(list(store.instances())) == 1
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_a_destination_over_tls_is_delivered_only_to_a_trusted_certificate(
+    tls_orthanc, tmp_path, trusted
+):
+    """Issue 25: forwarding verifies the destination's certificate as a query does."""
+    server, certs, other, _ = tls_orthanc
+    uids = rdsr_store(tmp_path / "store", 2, "secure")
+    ca = certs["ca"] if trusted else other["ca"]
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"[stores.local]\naet = 'LOCAL'\ndirectory = '{tmp_path / 'store'}'\n"
+        f"forward = ['secure']\n[destinations.secure]\naet = 'ORTHANC'\nhost = '127.0.0.1'\n"
+        f"port = {server.dicom_port}\ntls = true\ntls_ca = '{ca}'\n"
+    )
+    done = qrtui(config, "--forward", "local", "--json")
+    report = json.loads(done.stdout)["forward"]["secure"]
+    if trusted:
+        assert done.returncode == 0, done.stderr
+        assert report["sent"] == 2
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{server.http_port}/instances?expand", timeout=30
+        ) as answer:
+            held = {i["MainDicomTags"]["SOPInstanceUID"] for i in json.load(answer)}
+        assert set(uids) <= held
+    else:
+        assert done.returncode == 4
+        assert (report["sent"], report["queued"]) == (0, 2)
+        assert "TLS failed" in report["stopped"], report

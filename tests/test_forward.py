@@ -674,3 +674,27 @@ def test_sigkill_while_sending_to_openrem_repeats_at_most_the_objects_in_flight(
     assert set(received) == set(uids)
     twice = len(received) - len(set(received))
     assert twice <= 4, twice
+
+
+def test_a_profile_forward_list_wins_in_the_tui_s_retrieve_too(tmp_path):
+    """The TUI plans, then retrieves with its RunContext: the profile's list is the one used."""
+    from qrtui import worker
+    from qrtui.query import build_query
+
+    folder = Destination("folder", directory=tmp_path / "import-folder")
+    pacs = DemoPacs(today=TODAY)
+    with pacs:
+        config = configure(tmp_path, pacs, folder, on_profile=True)  # the store forwards nowhere
+        remote, store = config.remote("demo"), config.store("demo-store")
+        params = build_query(today=TODAY, ct=True, date_from=YESTERDAY.isoformat(),
+                             date_until=TODAY.isoformat())  # fmt: skip
+        planned = worker.plan(config, remote, store, params)
+        assert planned.result is not None
+        context = worker.RunContext(
+            face="tui", profile="nightly",
+            forward=config.forward_for(store, config.profile("nightly")),
+        )  # fmt: skip
+        done = worker.retrieve(config, remote, store, planned.result, context=context,
+                               params=params)  # fmt: skip
+    assert done.status == 0, done.message
+    assert done.delivery is not None and done.delivery.sent == len(held(config)) > 0

@@ -59,6 +59,8 @@ def retrieve(
                 store = stack.enter_context(opened_store(store_node, for_writing=True))
             except (StoreBusy, StoreError) as exc:
                 return JobOutcome(EXIT_UNREACHABLE, str(exc), result)
+            if store is not None and context.forward is not None:
+                store.forward_to = context.forward  # a profile's list wins
         outcome = _retrieve(
             config, remote, store_node, result, emit=emit, cancel=cancel, store=store
         )

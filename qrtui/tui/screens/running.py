@@ -67,7 +67,10 @@ class RunningScreen(Screen[None]):
         from qrtui import worker
 
         config = app_of(self).config
-        self.context = worker.RunContext(face="tui", profile=self.profile)
+        profile = next((p for p in config.profiles if p.name == self.profile), None)
+        self.context = worker.RunContext(
+            face="tui", profile=self.profile, forward=config.forward_for(self.store, profile)
+        )
         outcome = worker.plan(
             config, self.remote, self.store, self.params, emit=self._emit, cancel=self.cancel
         )

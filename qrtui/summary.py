@@ -7,7 +7,9 @@ import csv
 import io
 import json
 import re
+import statistics
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -128,3 +130,63 @@ def text_lines(store: str, table: list[dict[str, str]]) -> list[str]:
             + (f"  -> {row['delivery'] or 'not queued'}" if "delivery" in row else "")
         )
     return lines
+
+
+# The headline quantity of each group: what a physicist audits it by.
+AUDITED = {
+    "CT": ("dlp_total_mGycm", "DLP", "mGy.cm"),
+    "MG": ("agd_mGy", "AGD", "mGy"),
+    "FL": ("dap_total_Gym2", "DAP", "Gy.m2"),
+    "DX": ("dap_total_Gym2", "DAP", "Gy.m2"),
+}
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The audited quantity of one station and study description: its values, sorted."""
+
+    group: str
+    station: str
+    description: str
+    quantity: str
+    unit: str
+    values: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def line(self, width: int = 12) -> str:
+        bars = "".join(_bar(v, self.values[-1]) for v in self.values[-width:])
+        return (
+            f"{self.group:2} {self.station[:12]:12} {self.description[:18]:18} "
+            f"n {len(self.values):<3} "
+            f"{self.quantity} {self.median:.4g} ({self.values[0]:.4g}-{self.values[-1]:.4g}) "
+            f"{self.unit} {bars}"
+        )
+
+
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+def _bar(value: float, most: float) -> str:
+    return _BARS[max(1, round(8 * value / most))] if most > 0 else _BARS[1]
+
+
+def spreads(table: Iterable[dict[str, str]]) -> list[Spread]:
+    """Per group, station and study description, the values of the group's audited quantity
+    (CT DLP, MG AGD, FL and DX DAP), most studies first; studies without it are left out."""
+    found: dict[tuple[str, str, str], list[float]] = {}
+    for row in table:
+        audited = AUDITED.get(row["group"])
+        if audited is None or not row[audited[0]]:
+            continue
+        key = (row["group"], row["station"] or "-", row["study_description"] or "-")
+        found.setdefault(key, []).append(float(row[audited[0]]))
+    out = [
+        Spread(
+            group, station, description, AUDITED[group][1], AUDITED[group][2], tuple(sorted(values))
+        )
+        for (group, station, description), values in found.items()
+    ]
+    return sorted(out, key=lambda s: (-len(s.values), s.group, s.station, s.description))

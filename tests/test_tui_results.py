@@ -272,6 +272,10 @@ async def test_nothing_is_cut_at_80x24(tmp_path):
             await pilot.press("h")
             await settle(app, pilot)
             problems += fits(app.screen)
+            await pilot.press("escape", "s")  # the store's Summary
+            await settle(app, pilot)
+            assert app.screen.SUB_TITLE == "Summary"
+            problems += fits(app.screen)
     assert problems == []
 
 
@@ -307,3 +311,45 @@ async def test_a_study_shows_where_its_dose_objects_were_delivered(tmp_path):
             detail = str(app.screen.query_one("#study-detail", Static).render())
             assert "-> folder: sent 1" in detail, detail
             assert "-> openrem: queued 1 (connection refused" in detail, detail
+
+
+async def test_the_summary_screen_spreads_doses_filters_and_exports_the_cli_s_csv(tmp_path):
+    """Issue 27, item 15: per station the spread of the audited value, one row per study,
+    a group filter, and the CSV of `qrtui summary --csv` written where the user confirms."""
+    from qrtui.tui.screens.summary import AskScreen, SummaryScreen
+
+    with DemoPacs() as pacs:
+        app = demo_app(tmp_path, pacs)
+        config = app.config
+        async with app.run_test(size=(80, 24)) as pilot:
+            await planned(app, pilot)
+            await pilot.press("r")
+            await settle(app, pilot)
+            await pilot.press("escape", "escape")
+            nodes = app.screen
+            table = nodes.query_one("#nodes", DataTable)
+            table.move_cursor(row=table.get_row_index(f"s:{DEMO_STORE}"))
+            await pilot.press("s")
+            await settle(app, pilot)
+            summary = app.screen
+            assert isinstance(summary, SummaryScreen)
+            rows = summary.query_one("#summary-table", DataTable)
+            assert rows.row_count == len(summary.rows) > 0
+            spreads = str(summary.query_one("#spreads", Static).render())
+            assert "CT DEMO_CT" in spreads and "DLP" in spreads and "mGy.cm" in spreads
+            target = tmp_path / "summary.csv"
+            await pilot.press("e")
+            ask = app.screen
+            assert isinstance(ask, AskScreen)
+            ask.query_one("#answer", Input).value = str(target)
+            await pilot.press("enter")
+            await pilot.pause()
+            await pilot.press("g")  # CT only
+            assert {r["group"] for r in summary.shown} == {"CT"}
+            assert rows.row_count == len(summary.shown) < len(summary.rows)
+            assert "MG " not in str(summary.query_one("#spreads", Static).render())
+    cli = subprocess.run(
+        [sys.executable, "-m", "qrtui", "summary", "--config", str(config.path), DEMO_STORE,
+         "--csv"], capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert target.read_bytes() == cli.stdout.replace("\n", "\r\n").encode()

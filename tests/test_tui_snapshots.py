@@ -158,6 +158,29 @@ def test_history_screens(snap_compare, tmp_path, size, view):
     assert snap_compare(app, terminal_size=size, run_before=open_history)
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_summary_screen(snap_compare, tmp_path, size):
+    """A demo run's store: the spread per station and description, then the studies."""
+    from qrtui import worker
+    from qrtui.demo import demo_config
+    from qrtui.demo.pacs import DemoPacs
+    from qrtui.query import build_query
+
+    with DemoPacs(today=fixed_today()) as pacs:
+        config = demo_config(tmp_path, pacs)
+        params = build_query(today=fixed_today(), ct=True, mg=True, fl=True, dx=True,
+                             date_from="yesterday", date_until="today")  # fmt: skip
+        done = worker.run(config, config.remotes[0], config.stores[0], params, dry_run=False)
+        assert done.status == 0, done.message
+    app = create_app(config, today=fixed_today, cursor_blink=False, echo_on_start=False)
+
+    async def open_summary(pilot):
+        await pilot.press("down", "s")
+        await settle(pilot.app, pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=open_summary)
+
+
 # ---------------------------------------------------------------- the rest of the screens
 
 

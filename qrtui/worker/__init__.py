@@ -14,6 +14,7 @@ from qrtui.status import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE, EXIT_USAGE, us
 from qrtui.worker.job import run
 from qrtui.worker.lookups import (
     deliveries,
+    dose_table,
     echo,
     history,
     patient_context,
@@ -42,6 +43,7 @@ __all__ = [
     "RunContext",
     "SinceLast",
     "deliveries",
+    "dose_table",
     "echo",
     "history",
     "incomplete_message",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from qrtui.config import Config, Destination, RemoteNode, StoreNode
 from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
 from qrtui.dicom.echo import echo_destination, echo_remote, echo_store
@@ -111,3 +113,17 @@ def delivery_line(destination: str, rows: list[Delivery]) -> str:
                      if state in states)  # fmt: skip
     why = next((r.reason for r in rows if r.state != SENT and r.reason), "")
     return f"-> {destination}: {told}" + (f" ({why})" if why else "")
+
+
+def dose_table(
+    store_node: StoreNode, date_from: date | None = None, date_until: date | None = None
+) -> list[dict[str, str]]:
+    """The rows `qrtui summary` prints, for the TUI's Summary screen (read without the lock)."""
+    from qrtui import summary
+
+    if not store_node.embedded:
+        return []
+    with opened_store(store_node, for_writing=False) as store:
+        if store is None:
+            return []
+        return summary.rows(summary.study_doses(store, date_from, date_until))

@@ -22,6 +22,7 @@ from qrtui.tui.screens.editor import NodeEditorScreen
 from qrtui.tui.screens.history import HistoryScreen
 from qrtui.tui.screens.probe import ProbeScreen
 from qrtui.tui.screens.query import QueryScreen
+from qrtui.tui.screens.summary import SummaryScreen
 from qrtui.tui.widgets.cells import echo_text
 
 
@@ -32,9 +33,10 @@ class NodesScreen(Screen[None]):
         Binding("e", "echo", "Echo"),
         Binding("enter", "edit", "Edit", priority=True),
         Binding("a", "add", "Add"),
-        Binding("d", "delete", "Delete"),
+        Binding("d", "delete", "Del"),
         Binding("p", "probe", "Probe"),
-        Binding("h", "history", "History"),
+        Binding("h", "history", "Runs"),
+        Binding("s", "summary", "Doses"),
         Binding("o", "path", "Path"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -45,8 +47,8 @@ store shows whether it can listen and write, a folder destination whether
 it can be written. The line under the table tells more of the node under
 the cursor: what a probe learned of a remote, a store's objects and size,
 how many objects wait for a destination. Some keys apply to one kind of
-node: p to remotes, h and o to embedded stores; destinations are edited in
-the configuration file."""
+node: p to remotes, h, s and o to embedded stores; destinations are edited
+in the configuration file."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -151,7 +153,7 @@ the configuration file."""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Shown where they apply: the footer fits 80 columns."""
-        if action in ("history", "path"):
+        if action in ("history", "path", "summary"):
             return self._selected_embedded_store() is not None
         if action == "probe":
             return self._selected_remote() is not None
@@ -221,6 +223,11 @@ the configuration file."""
         store = self._selected_embedded_store()
         if store is not None:
             self.app.push_screen(HistoryScreen(store))
+
+    def action_summary(self) -> None:
+        store = self._selected_embedded_store()
+        if store is not None:
+            self.app.push_screen(SummaryScreen(store))
 
     def action_probe(self) -> None:
         remote = self._selected_remote()

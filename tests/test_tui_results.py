@@ -93,7 +93,7 @@ async def test_two_studies_left_out_are_not_fetched_and_the_history_says_so(tmp_
             assert results.retrieve_outcome.status == 0
             outcomes = column(results, "Outcome")
             assert outcomes[left_out[0]] == "left out"
-            assert outcomes[study_uid(pacs, "rf_images_only")] == "dropped"
+            assert outcomes[study_uid(pacs, "rf_images_only")] == "dropped: no dose"
             assert outcomes[study_uid(pacs, "ct_philips")].startswith("stored")
     wanted = dose_uids(pacs.studies, ALL, clock.today() - timedelta(days=1))
     skipped = {

@@ -88,10 +88,12 @@ class RunningScreen(Screen[None]):
             context=self.context, params=params,
         )  # fmt: skip
         self.post_message(JobDone("retrieve", done))
-        fetched = [uid for uid, o in (done.summary.studies if done.summary else {}).items()]
-        if fetched:
-            self.post_message(DosesRead(worker.study_doses(self.store, fetched)))
-            self.post_message(DeliveriesRead(worker.deliveries(self.store, fetched)))
+        # every study of the plan, fetched or held before: the store has the dose of both
+        studies = [p.study.study_instance_uid for p in chosen.plans]
+        studies += [study.study_instance_uid for study, _ in chosen.dropped]
+        if studies:
+            self.post_message(DosesRead(worker.study_doses(self.store, studies)))
+            self.post_message(DeliveriesRead(worker.deliveries(self.store, studies)))
 
     @work(thread=True, group="patients", exclusive=True, exit_on_error=False)
     def _read_patients(self, uids: list[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qrtui.selection import Decision, Study, StudyPlan
+from qrtui.selection import GROUP_ORDER, SR_ONLY, Decision, Study, StudyPlan, study_group
 from qrtui.tui.widgets.cells import date_text
 
 if TYPE_CHECKING:
@@ -32,9 +32,11 @@ class PlanRow:
 
     @property
     def group(self) -> str:
-        if self.plan is not None:
+        """The rules' group (CT, MG, FL, DX; SR for SR only), never a modality string."""
+        if self.plan is not None and self.plan.group in (*GROUP_ORDER, SR_ONLY):
             return self.plan.group
-        return "/".join(self.study.modalities[:2]) or "-"
+        group = study_group(self.study.modalities, GROUP_ORDER)
+        return group or ("SR" if set(self.study.modalities) == {"SR"} else "-")
 
 
 def decision_word(row: PlanRow) -> str:
@@ -57,22 +59,25 @@ def decision_word(row: PlanRow) -> str:
         return "dropped: no dose"
     if plan.decision is Decision.UNDECIDED:
         return "inspect"
-    reason = plan.reason
-    for phrase, word in (
+    for start, word in (  # the rule's own words (selection/rules.py), by how they begin
         ("RDSR", "RDSR"),
+        ("images", "images"),  # "images (no RDSR)": not an RDSR
         ("Enhanced SR", "ESR"),
-        ("Dose Info", "dose page"),
+        ("Philips Dose Info", "dose page"),
         ("Toshiba", "first images"),
-        ("images", "images"),
+        ("forced in", "forced in"),
     ):
-        if phrase in reason:
+        if plan.reason.startswith(start):
             return word
     return "fetch"
 
 
 def outcome_word(row: PlanRow, outcome: StudyOutcome | None) -> str:
     if not row.included:
-        return "left out" if row.plan is not None else "dropped"
+        if row.plan is not None:
+            return "left out"
+        word = decision_word(row)  # the rule's reason stays after the run
+        return "held" if word == "dropped: held" else word
     if outcome is None:
         return "-"
     state = outcome.state

@@ -74,8 +74,11 @@ def parse_date(text: str, today: date) -> date:
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         try:
             return date.fromisoformat(value)
-        except ValueError:
-            pass
+        except ValueError:  # the form is right, the calendar is not: say which part
+            year, month, day = (int(part) for part in value.split("-"))
+            if not 1 <= month <= 12:
+                raise QueryError(f"date {text!r}: month {month} is not 1-12") from None
+            raise QueryError(f"date {text!r}: {year}-{month:02d} has no day {day}") from None
     raise QueryError(f"date {text!r} is not yyyy-mm-dd, today, yesterday or Nd (N days ago)")
 
 

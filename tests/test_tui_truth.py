@@ -66,3 +66,73 @@ async def test_groups_are_groups_never_modality_strings(tmp_path):
             assert set(column(results, "Grp").values()) <= GROUPS
             status = str(results.query_one("#status", Static).render())
             assert "/" not in status.split("(")[1].split(")")[0], status
+
+
+def _shown(select) -> str:
+    """What a Select shows on screen (not its value)."""
+    from textual.widgets._select import SelectCurrent
+
+    return str(select.query_one(SelectCurrent).query_one("#label", Static).render())
+
+
+async def test_the_remembered_nodes_are_shown_not_select(tmp_path):
+    """Item 2: the form shows which PACS and store F5 will use, on every start and after
+    a profile is loaded."""
+    from textual.widgets import Select
+
+    from qrtui.config import Profile, RemoteNode, save_config
+    from qrtui.tui.app import create_app
+    from qrtui.uistate import remember_choice
+
+    with DemoPacs() as pacs:
+        from qrtui.demo import demo_config
+
+        config = demo_config(tmp_path, pacs)
+        other = RemoteNode("other", "OTHER_PACS", "127.0.0.1", 1)
+        config = save_config(
+            config.__class__(
+                config.path, config.client, (*config.remotes, other), config.stores,
+                (Profile("p", "demo", config.stores[0].name, groups=("ct",)),),
+            )
+        )  # fmt: skip
+        remember_choice(config.path, remote="other", store=config.stores[0].name)
+        app = create_app(config, start="query", cursor_blink=False, echo_on_start=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            form = app.screen
+            remote, store = form.query_one("#remote", Select), form.query_one("#store", Select)
+            assert remote.value == "other"
+            assert "other" in _shown(remote) and "Select" not in _shown(remote)
+            assert config.stores[0].name in _shown(store)
+            await pilot.press("f6")
+            await pilot.pause()
+            await pilot.press("enter")  # the one profile
+            await pilot.pause()
+            assert remote.value == "demo" and _shown(remote).startswith("demo")
+
+
+async def test_status_lines_follow_the_cursor_and_the_fixed_field(tmp_path):
+    """Item 5: after a run the line over the table speaks of the study under the cursor; a
+    refused date's message goes once the date is fixed, and says what was wrong."""
+    from textual.widgets import Input
+
+    with DemoPacs() as pacs:
+        app = demo_app(tmp_path, pacs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            form = app.screen
+            form.query_one("#date_from", Input).value = "2026-13-01"
+            await pilot.press("f5")
+            error = form.query_one("#error", Static)
+            assert "month 13 is not 1-12" in str(error.render())
+            form.query_one("#date_from", Input).value = "yesterday"
+            await pilot.pause()
+            assert str(error.render()) == ""
+            results = await planned(app, pilot)
+            await pilot.press("r")
+            await settle(app, pilot)
+            line = results.query_one("#funnel", Static)
+            cursor_to(results, study_uid(pacs, "ct_rdsr_and_report"))
+            await pilot.pause()
+            assert str(line.render()).startswith("CT ABDOMEN PELVIS: stored")
+            cursor_to(results, study_uid(pacs, "ct_images_only"))
+            await pilot.pause()
+            assert str(line.render()) == "CT LUMBAR SPINE: dropped: no dose"

@@ -49,11 +49,13 @@ class QueryScreen(Screen[None]):
         stores = [(f"{n.name} ({n.aet})", n.name) for n in config.stores]
         last = last_choice(config.path)
         # the last choice made with this file, where it still names a node
-        remote: Select[str] = Select(remotes, id="remote", compact=True, allow_blank=False)
-        store: Select[str] = Select(stores, id="store", compact=True, allow_blank=False)
-        for select, options, name in ((remote, remotes, "remote"), (store, stores, "store")):
-            if last.get(name) in dict(options).values():
-                select.value = last[name]
+        chosen = {  # given at construction: a value set before mount is not shown
+            name: last[name] if last.get(name) in dict(options).values() else options[0][1]
+            for name, options in (("remote", remotes), ("store", stores))
+            if options
+        }
+        remote: Select[str] = _select(remotes, "remote", chosen.get("remote"))
+        store: Select[str] = _select(stores, "store", chosen.get("store"))
         every = app.demo  # the demo shows every rule: every modality ticked
         yield Header()
         with VerticalScroll(id="form"):
@@ -121,7 +123,16 @@ class QueryScreen(Screen[None]):
 
     @on(Input.Changed)
     def _check_field(self, event: Input.Changed) -> None:
-        event.input.set_class(bool(self._field_problem(event.input)), "-invalid")
+        problem = self._field_problem(event.input)
+        event.input.set_class(bool(problem), "-invalid")
+        error = self.query_one("#error", Static)
+        if str(error.render()).startswith("Cannot run:"):  # F5 refused: say why as it is now
+            try:
+                self.params()
+            except QueryError as exc:
+                error.update(f"Cannot run: {exc}")
+            else:
+                error.update("")
 
     def _field_problem(self, field: Input) -> str:
         value = field.value.strip()
@@ -285,3 +296,9 @@ class QueryScreen(Screen[None]):
             profile = loaded.name  # run as the saved query: its history says so
         remember_choice(config.path, remote=remote.name, store=store.name)
         self.app.push_screen(ResultsScreen(remote, store, params, profile))
+
+
+def _select(options: list[tuple[str, str]], name: str, value: str | None) -> Select[str]:
+    if value is None:  # no node of the kind yet
+        return Select(options, id=name, compact=True, allow_blank=False)
+    return Select(options, id=name, compact=True, allow_blank=False, value=value)

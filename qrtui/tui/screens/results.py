@@ -24,7 +24,13 @@ from qrtui.tui.messages import (
 from qrtui.tui.screens.running import RunningScreen
 from qrtui.tui.screens.study import StudyDetailScreen, TextScreen
 from qrtui.tui.widgets.cells import fixed_columns
-from qrtui.tui.widgets.plan import PlanRow, matches_filter, plan_status, row_cells
+from qrtui.tui.widgets.plan import (
+    PlanRow,
+    matches_filter,
+    outcome_word,
+    plan_status,
+    row_cells,
+)
 
 if TYPE_CHECKING:
     from qrtui import worker
@@ -210,10 +216,16 @@ never in logs, JSON, history or snapshots; off at each start."""
         self.action_detail()  # Enter on the table; in the filter field, Enter ends the filter
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """The line over the table speaks of the study under the cursor, in every phase."""
         row = self._row()
-        if row is not None and self.phase == "planned":
-            why = row.plan.reason if row.plan is not None and not row.forced else row.reason
-            self.query_one("#funnel", Static).update(f"{row.study.description}: {why}")
+        if row is None or self.phase not in ("planned", "done"):
+            return
+        why = row.plan.reason if row.plan is not None and not row.forced else row.reason
+        if self.phase == "done":
+            summary = self.retrieve_outcome.summary if self.retrieve_outcome else None
+            outcome = summary.studies.get(row.uid) if summary else None
+            why = outcome.reason() if outcome is not None else outcome_word(row, None)
+        self.query_one("#funnel", Static).update(f"{row.study.description}: {why}")
 
     # ------------------------------------------------------------ acting on the plan
 

@@ -140,8 +140,9 @@ def history_lines(store: str, runs: list[RunRecord]) -> list[str]:
         )
         label = f"profile {run.profile}" if run.profile else run.face
         lines.append(
-            f"#{run.id} {run.started[:16].replace('T', ' ')}  exit {run.exit_status}  "
-            f"{run.remote} -> {run.store} ({label})  {window}  {counts}"
+            f"#{run.id} {run.started[:16].replace('T', ' ')}  exit {run.exit_status}"
+            + (f" ({run.cancelled_by})" if run.cancelled_by else "")
+            + f"  {run.remote} -> {run.store} ({label})  {window}  {counts}"
             + (f"  {run.message}" if run.message else "")
         )
         lines += [f"    {line}" for line in run.delivery_lines()]

@@ -136,3 +136,40 @@ async def test_status_lines_follow_the_cursor_and_the_fixed_field(tmp_path):
             cursor_to(results, study_uid(pacs, "ct_images_only"))
             await pilot.pause()
             assert str(line.render()) == "CT LUMBAR SPINE: dropped: no dose"
+
+
+async def test_a_run_the_user_cancelled_reads_cancelled_in_the_history(tmp_path):
+    """Item 6: not `exit 1` alone: who stopped it."""
+    import asyncio
+
+    from textual.widgets import DataTable
+
+    from qrtui.demo import DEMO_STORE
+    from qrtui.demo.pacs import Faults
+    from qrtui.store import Store
+
+    with DemoPacs(faults=Faults(hold_after=1)) as pacs:
+        app = demo_app(tmp_path, pacs)
+        try:
+            async with app.run_test(size=(80, 24)) as pilot:
+                await planned(app, pilot)
+                await pilot.press("r")
+                assert await asyncio.to_thread(pacs.holding.wait, 60)
+                await pilot.press("c")
+                pacs.release()
+                await settle(app, pilot)
+                await pilot.press("escape", "escape")  # results, form: the nodes
+                nodes = app.screen
+                table = nodes.query_one("#nodes", DataTable)
+                table.move_cursor(row=table.get_row_index(f"s:{DEMO_STORE}"))
+                await pilot.press("h")
+                await settle(app, pilot)
+                runs = app.screen.query_one(DataTable)
+                assert str(runs.get_row_at(0)[2]) == "cancel"
+                await pilot.press("enter")
+                detail = str(app.screen.query_one("#run-detail", Static).render())
+                assert detail.startswith("Run #1: exit 1, cancelled by the user"), detail
+        finally:
+            pacs.release()
+    with Store(tmp_path / "store", lock=False) as store:
+        assert store.history.runs()[0].cancelled_by.startswith("cancelled by the user")

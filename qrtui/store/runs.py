@@ -44,6 +44,16 @@ class RunRecord:
     id: int | None = None
     delivery: dict[str, Any] | None = None  # per destination: sent, queued, refused
 
+    @property
+    def cancelled_by(self) -> str:
+        """Who stopped a cancelled run ('' for one that ran to its end): a cancel is not a
+        failure, though its exit status is 1 (the next run fetches the rest)."""
+        if not (self.retrieve or {}).get("cancelled"):
+            return ""
+        if self.face == "tui":
+            return "cancelled by the user (c or quit in the TUI)"
+        return "interrupted (Ctrl-C or SIGTERM)"
+
     def delivery_lines(self) -> list[str]:
         """The run's delivery: one line per destination."""
         lines = []

@@ -48,7 +48,7 @@ def run_row(run: RunRecord) -> tuple[str, ...]:
     return (
         str(run.id),
         run.started[5:16].replace("T", " "),
-        str(run.exit_status),
+        "cancel" if run.cancelled_by else str(run.exit_status),
         run_query(run)[:16],
         run_window(run),
         str(run.studies_planned),
@@ -140,7 +140,9 @@ def run_detail_lines(run: RunRecord) -> list[str]:
     until = run.window_until or "any date"
     until = "the start of the run" if "T" in until else until
     lines = [
-        f"Run #{run.id}: exit {run.exit_status}" + (f", {run.message}" if run.message else ""),
+        f"Run #{run.id}: exit {run.exit_status}"
+        + (f", {run.cancelled_by}" if run.cancelled_by else "")
+        + (f", {run.message}" if run.message else ""),
         f"Started {when(run.started)}, finished {when(run.finished)} ({run.face})",
         f"{run.remote} -> {run.store}" + (f", profile {run.profile}" if run.profile else ""),
         f"Window: {run.window_from or 'any date'} to {until}",

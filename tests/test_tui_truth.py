@@ -173,3 +173,37 @@ async def test_a_run_the_user_cancelled_reads_cancelled_in_the_history(tmp_path)
             pacs.release()
     with Store(tmp_path / "store", lock=False) as store:
         assert store.history.runs()[0].cancelled_by.startswith("cancelled by the user")
+
+
+async def test_enter_pressed_three_times_opens_one_study(tmp_path):
+    """Item 9: one Study screen, left with one Escape."""
+    from qrtui.tui.screens import ResultsScreen
+
+    with DemoPacs() as pacs:
+        app = demo_app(tmp_path, pacs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            results = await planned(app, pilot)
+            for _ in range(3):  # a burst: keys that arrive before the screen is shown
+                results.action_detail()
+            await pilot.pause()
+            assert sum(isinstance(s, StudyDetailScreen) for s in app.screen_stack) == 1
+            await pilot.press("escape")
+            assert isinstance(app.screen, ResultsScreen)
+
+
+async def test_a_failed_echo_s_reason_is_readable_at_80_columns(tmp_path, closed_port):
+    """Item 10: the line under the table gives the whole reason of the selected node."""
+    from textual.widgets import DataTable
+
+    from tests.test_tui import app_for, node_config
+    from tests.test_tui import settle as settle_all
+
+    path = node_config(tmp_path, closed_port, closed_port + 1 if closed_port < 65535 else 1)
+    app = app_for(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle_all(app, pilot)
+        table = app.screen.query_one("#nodes", DataTable)
+        table.move_cursor(row=table.get_row_index("r:pacs"))
+        await pilot.pause()
+        line = str(app.screen.query_one("#node-detail", Static).render())
+        assert line == f"pacs: connection refused: nothing listens on port {closed_port}"

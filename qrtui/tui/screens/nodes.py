@@ -59,6 +59,7 @@ in the configuration file."""
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
+        self.failed_echo: dict[str, str] = {}  # row key -> why its echo failed
         table = self.query_one("#nodes", DataTable)
         table.add_columns("Node", "Role", "AE title", "Address", "Echo")
         self.reload(echo=app_of(self).echo_on_start)
@@ -122,6 +123,13 @@ in the configuration file."""
         table = self.query_one("#nodes", DataTable)
         if key in table.rows:
             table.update_cell(key, table.ordered_columns[-1].key, echo_text(result))
+        if result.usable:
+            self.failed_echo.pop(key, None)
+        else:  # the cell is cut at 80 columns: the line under the table gives it whole
+            self.failed_echo[key] = f"{result.outcome}: {result.detail}".rstrip(": ")
+        selected = self._selected()
+        if selected is not None and f"{selected[0]}:{selected[1]}" == key:
+            self._show_detail()
 
     def _selected(self) -> tuple[str, str] | None:
         table = self.query_one("#nodes", DataTable)
@@ -171,6 +179,11 @@ in the configuration file."""
 
     def _show_detail(self) -> None:
         line = self.query_one("#node-detail", Static)
+        selected = self._selected()
+        failed = self.failed_echo.get(f"{selected[0]}:{selected[1]}") if selected else None
+        if selected is not None and failed:
+            line.update(f"{selected[1]}: {failed}")
+            return
         remote = self._selected_remote()
         if remote is not None:
             line.update(learned_summary(app_of(self).config, remote))

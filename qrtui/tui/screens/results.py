@@ -271,8 +271,8 @@ never in logs, JSON, history or snapshots; off at each start."""
 
     def action_detail(self) -> None:
         row = self._row()
-        if row is None:
-            return
+        if row is None or any(isinstance(s, StudyDetailScreen) for s in self.app.screen_stack):
+            return  # a burst of Enter opens one study, not one per key
         summary = self.retrieve_outcome.summary if self.retrieve_outcome else None
         outcome = summary.studies.get(row.uid) if summary else None
         patient = self.patients.get(row.uid) if self.patients is not None else None

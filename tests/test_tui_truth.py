@@ -207,3 +207,38 @@ async def test_a_failed_echo_s_reason_is_readable_at_80_columns(tmp_path, closed
         await pilot.pause()
         line = str(app.screen.query_one("#node-detail", Static).render())
         assert line == f"pacs: connection refused: nothing listens on port {closed_port}"
+
+
+async def test_quitting_during_a_retrieve_says_so_at_once_and_exits_as_cancelled(tmp_path):
+    """Item 11: q on Results (and Ctrl+C, Ctrl+Q anywhere) cancels the retrieve, says so on
+    the status line at once, and the app ends with the status of an interrupted run."""
+    import asyncio
+
+    from qrtui.demo.pacs import Faults
+
+    with DemoPacs(faults=Faults(hold_after=1)) as pacs:
+        app = demo_app(tmp_path, pacs)
+        try:
+            async with app.run_test(size=(80, 24)) as pilot:
+                results = await planned(app, pilot)
+                await pilot.press("r")
+                assert await asyncio.to_thread(pacs.holding.wait, 60)
+                await pilot.press("q")
+                status = str(results.query_one("#status", Static).render())
+                assert status.startswith("Stopping: cancelling the retrieve"), status
+                pacs.release()
+                quitting = [w for w in app.workers if w.group == "quit"]
+                assert quitting
+                await quitting[0].wait()  # the retrieve stopped, then the app exits
+        finally:
+            pacs.release()
+    assert app.return_code == 130
+
+
+async def test_ctrl_c_quits_like_q_not_with_textual_s_prompt(tmp_path):
+    with DemoPacs() as pacs:
+        app = demo_app(tmp_path, pacs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("ctrl+c")
+            await pilot.pause()
+            assert app.return_code == 0  # set by exit(): quitting, not a prompt

@@ -18,13 +18,17 @@ from qrtui.config import Config
 from qrtui.tui.commands import ScreenActions
 from qrtui.tui.screens import HelpScreen, NodesScreen, QueryScreen, ResultsScreen
 
+EXIT_INTERRUPTED = 130  # as the scripted mode after Ctrl-C: the run was cancelled
+QUIT_WAIT_SECONDS = 15  # for a node that ignores C-CANCEL: then the association is cut
+
 
 class QrtuiApp(App[int]):
     CSS_PATH = "qrtui.tcss"
     TITLE = "qrtui"
     COMMANDS = App.COMMANDS | {ScreenActions}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+q,ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("q", "quit", "Quit", show=False),  # typed as a letter in a text field
         Binding("question_mark,f1", "help", "Help"),
     ]
 
@@ -69,15 +73,25 @@ class QrtuiApp(App[int]):
             self.push_screen(HelpScreen(self.screen))
 
     async def action_quit(self) -> None:
-        """Stop running jobs first: their associations are aborted, not cut."""
+        """Stop running jobs first (their associations are aborted, not cut), saying so at
+        once; then exit with the status of a cancelled run."""
         running = [s for s in self.screen_stack if isinstance(s, ResultsScreen) and s.busy]
+        if not running:
+            self.exit(0)
+            return
         for screen in running:
-            screen.cancel.set()
-        if running:
-            self.notify("Stopping the running job…")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.workers.wait_for_complete(), timeout=15)
-        self.exit(0)
+            screen.stop_for_quit()
+        self.run_worker(self._exit_when_stopped(running), group="quit", exclusive=True)
+
+    async def _exit_when_stopped(self, running: list[ResultsScreen]) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._until_idle(running), timeout=QUIT_WAIT_SECONDS)
+        self.exit(return_code=EXIT_INTERRUPTED)
+
+    @staticmethod
+    async def _until_idle(running: list[ResultsScreen]) -> None:
+        while any(screen.busy for screen in running):
+            await asyncio.sleep(0.05)
 
 
 def create_app(

@@ -181,7 +181,7 @@ in the configuration file."""
         line = self.query_one("#node-detail", Static)
         selected = self._selected()
         failed = self.failed_echo.get(f"{selected[0]}:{selected[1]}") if selected else None
-        if selected is not None and failed:
+        if selected is not None and failed and selected[0] != "d":
             line.update(f"{selected[1]}: {failed}")
             return
         remote = self._selected_remote()
@@ -211,7 +211,9 @@ in the configuration file."""
             if store.embedded
         }
         told = ", ".join(f"{n} in {name}" for name, n in waiting.items() if n)
-        text = f"{destination}: " + (f"queued {told}" if told else "nothing queued")
+        failed = self.failed_echo.get(f"d:{destination}")
+        text = f"{destination}: " + (f"{failed}; " if failed else "")
+        text += f"queued {told}" if told else "nothing queued"
         text += " (edit destinations in the configuration file)"
         self.post_message(NodeDetail(f"d:{destination}", text))
 

@@ -364,6 +364,11 @@ never in logs, JSON, history or snapshots; off at each start."""
         self.cancel.set()
         self._log("cancelling: C-CANCEL sent; the association is aborted if the node does not stop")
 
+    def stop_for_quit(self) -> None:
+        """Quitting while the job runs: cancel it and say so at once."""
+        self.action_cancel()
+        self._status("Stopping: cancelling the retrieve, then quitting…")
+
     def action_back(self) -> None:
         if self.busy:
             self.notify("Cancel the running job first (c).", severity="warning")

@@ -242,3 +242,53 @@ async def test_ctrl_c_quits_like_q_not_with_textual_s_prompt(tmp_path):
             await pilot.press("ctrl+c")
             await pilot.pause()
             assert app.return_code == 0  # set by exit(): quitting, not a prompt
+
+
+def _footer_keys(screen) -> dict[str, str]:
+    """Footer label -> key, of the bindings shown now."""
+    return {
+        b.binding.description: key
+        for key, b in screen.active_bindings.items()
+        if b.enabled and b.binding.show
+    }
+
+
+async def test_after_a_cancel_g_lists_what_is_missing_and_r_fetches_it(tmp_path):
+    """Item 13: after a run, r fetches what is still missing (the footer says Fetch missing,
+    then Nothing left) and g lists the studies not reached; Enter and g in the footer."""
+    import asyncio
+
+    from qrtui.demo.pacs import Faults
+    from qrtui.demo.studies import dose_uids
+    from qrtui.tui.screens.study import TextScreen
+    from tests.test_tui_results import stored
+
+    with DemoPacs(faults=Faults(hold_after=1)) as pacs:
+        app = demo_app(tmp_path, pacs)
+        try:
+            async with app.run_test(size=(80, 24)) as pilot:
+                results = await planned(app, pilot)
+                await pilot.press("r")
+                assert await asyncio.to_thread(pacs.holding.wait, 60)
+                await pilot.press("c")
+                pacs.release()
+                await settle(app, pilot)
+                pacs.faults = Faults()
+                keys = _footer_keys(results)
+                assert keys.get("Fetch missing") == "r" and keys.get("Problems") == "g"
+                assert keys.get("Open") == "enter"
+                await pilot.press("g")
+                assert isinstance(app.screen, TextScreen)
+                text = str(app.screen.query_one("#text", Static).render())
+                assert "Not fetched whole:" in text and "not reached" in text
+                await pilot.press("escape", "r")
+                await settle(app, pilot)
+                assert _footer_keys(results).get("Nothing left") == "r"
+                before = stored(tmp_path)
+                await pilot.press("r")  # nothing more is fetched
+                await settle(app, pilot)
+                assert stored(tmp_path) == before
+        finally:
+            pacs.release()
+    since = max(study.study_date for study in pacs.studies)  # the form's window: yesterday
+    assert dose_uids(pacs.studies, ("CT", "MG", "FL", "DX"), since) <= stored(tmp_path)

@@ -23,7 +23,7 @@ from qrtui.tui.messages import (
 )
 from qrtui.tui.screens.running import RunningScreen
 from qrtui.tui.screens.study import StudyDetailScreen, TextScreen
-from qrtui.tui.widgets.cells import fixed_columns
+from qrtui.tui.widgets.cells import date_text, fixed_columns
 from qrtui.tui.widgets.plan import (
     PlanRow,
     matches_filter,
@@ -47,8 +47,10 @@ class ResultsScreen(RunningScreen):
         Binding("a", "include_all", "All"),
         Binding("x", "exclude_dropped", "Drop"),
         Binding("slash", "filter", "Filter"),
-        Binding("enter", "detail", "Open"),
+        Binding("enter", "detail", "Open", priority=True),  # shown over the table's own
         Binding("r", "retrieve", "Fetch"),
+        Binding("r", "refetch", "Fetch missing"),  # after a run: one of these two shows
+        Binding("r", "nothing_left", "Nothing left"),
         Binding("c", "cancel", "Cancel"),
         Binding("g", "problems", "Problems"),
         Binding("P", "patients", "PHI"),
@@ -94,6 +96,7 @@ never in logs, JSON, history or snapshots; off at each start."""
         self.filter = ""
         self.doses: dict[str, StudyDose] = {}
         self.deliveries: dict[str, list[str]] = {}  # study UID -> a line per destination
+        self.only: set[str] | None = None  # after a run: the studies fetched again
         self.patients: dict[str, tuple[str, str, str]] | None = None  # None: PHI hidden
 
     def compose(self) -> ComposeResult:
@@ -127,10 +130,14 @@ never in logs, JSON, history or snapshots; off at each start."""
             return planned and any(r.included for r in self.rows)
         if action == "cancel":
             return self.busy
+        if action in ("refetch", "nothing_left"):
+            after = self.phase == "done" and not self.busy and self.retrieve_outcome is not None
+            return after and bool(self._missing()) == (action == "refetch")
         if action == "problems":
-            summary = self.retrieve_outcome.summary if self.retrieve_outcome else None
-            return summary is not None and bool(summary.gaps or summary.problems)
-        if action in ("detail", "filter", "patients"):
+            return self.phase == "done" and not self.busy
+        if action == "detail":  # in the filter field, Enter ends the filter
+            return bool(self.rows) and not isinstance(self.focused, Input)
+        if action in ("filter", "patients"):
             return bool(self.rows)
         if action == "back":
             return not self.busy
@@ -143,6 +150,9 @@ never in logs, JSON, history or snapshots; off at each start."""
             self.plan_outcome = outcome
             self._show_plan(outcome)
         else:
+            before = self.retrieve_outcome.summary if self.retrieve_outcome else None
+            if before is not None and outcome.summary is not None:  # a fetch of what was missing
+                outcome.summary.studies = {**before.studies, **outcome.summary.studies}
             self.retrieve_outcome = outcome
             self._show_retrieved(outcome)
         self.refresh_bindings()
@@ -213,7 +223,7 @@ never in logs, JSON, history or snapshots; off at each start."""
         return self.shown[table.cursor_row]
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.action_detail()  # Enter on the table; in the filter field, Enter ends the filter
+        self.action_detail()  # a click on a row
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """The line over the table speaks of the study under the cursor, in every phase."""
@@ -293,11 +303,44 @@ never in logs, JSON, history or snapshots; off at each start."""
 
     def action_problems(self) -> None:
         summary = self.retrieve_outcome.summary if self.retrieve_outcome else None
-        if summary is None:
+        gaps, problems = (summary.gaps, summary.problems) if summary else ([], [])
+        missing = self._missing()
+        if not (gaps or problems or missing):
+            self.notify("No gaps: every chosen study arrived whole.")
             return
-        lines = [f"Gaps: {len(summary.gaps)}", *(f"- {g}" for g in summary.gaps), ""]
-        lines += [f"Problems: {len(summary.problems)}", *(f"- {p}" for p in summary.problems)]
+        lines = [f"Gaps: {len(gaps)}", *(f"- {g}" for g in gaps), ""]
+        lines += [f"Problems: {len(problems)}", *(f"- {p}" for p in problems), ""]
+        lines += [f"Not fetched whole: {len(missing)} (r fetches them)"]
+        lines += [f"- {date_text(r.study.study_date)} {r.group} {r.study.description}: {why}"
+                  for r, why in missing]  # fmt: skip
         self.app.push_screen(TextScreen("Problems", lines))
+
+    def _missing(self) -> list[tuple[PlanRow, str]]:
+        """Chosen studies the run did not bring in whole, with why."""
+        outcome = self.retrieve_outcome
+        if outcome is None:
+            return []
+        summary = outcome.summary
+        found = []
+        for row in self.rows:
+            if not row.included or (row.plan is None and not row.forced):
+                continue
+            studied = summary.studies.get(row.uid) if summary else None
+            if studied is None or not studied.complete:
+                found.append((row, studied.reason() if studied else "not reached"))
+        return found
+
+    def action_refetch(self) -> None:
+        """After a run: fetch again what it did not bring in whole."""
+        if self.plan_outcome is None or self.plan_outcome.result is None:
+            return
+        self.only = {row.uid for row, _ in self._missing()}
+        self._log(f"fetching again what is missing: {len(self.only)} studies")
+        self.phase = "planned"
+        self.action_retrieve()
+
+    def action_nothing_left(self) -> None:
+        self.notify("Nothing left to fetch: every chosen study arrived whole.")
 
     # ------------------------------------------------------------ retrieving
 
@@ -305,7 +348,11 @@ never in logs, JSON, history or snapshots; off at each start."""
         """The plan as chosen, and the query as the history should record it."""
         assert self.plan_outcome is not None and self.plan_outcome.result is not None
         excluded = {r.uid for r in self.rows if r.plan is not None and not r.included}
-        forced = {r.uid for r in self.rows if r.forced}
+        if self.only is not None:  # fetching again what a run left missing
+            excluded |= {r.uid for r in self.rows if r.plan is not None} - self.only
+        forced = {
+            r.uid for r in self.rows if r.forced and (self.only is None or r.uid in self.only)
+        }
         result = self.plan_outcome.result.chosen(excluded, forced)
         params = replace(self.params, exclude_studies=tuple(sorted(excluded)))
         return result, params
@@ -348,6 +395,7 @@ never in logs, JSON, history or snapshots; off at each start."""
         if not self.check_action("retrieve", ()) or self.plan_outcome is None:
             return
         chosen, params = self.chosen()
+        self.cancel = threading.Event()  # a cancel of an earlier retrieve is spent
         self.phase = "retrieve"
         self.busy = True
         self.query_one("#progress-row").display = True

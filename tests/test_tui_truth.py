@@ -292,3 +292,31 @@ async def test_after_a_cancel_g_lists_what_is_missing_and_r_fetches_it(tmp_path)
             pacs.release()
     since = max(study.study_date for study in pacs.studies)  # the form's window: yesterday
     assert dose_uids(pacs.studies, ("CT", "MG", "FL", "DX"), since) <= stored(tmp_path)
+
+
+async def test_escape_peels_one_layer_and_asks_before_choices_are_lost(tmp_path):
+    """Item 8: with a filter and the focus in the table, Esc clears the filter; then, with
+    choices made, it asks before leaving the plan."""
+    from textual.widgets import DataTable, Input
+
+    from qrtui.tui.screens import QueryScreen, ResultsScreen
+    from qrtui.tui.screens.confirm import ConfirmScreen
+
+    with DemoPacs() as pacs:
+        app = demo_app(tmp_path, pacs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            results = await planned(app, pilot)
+            table = results.query_one("#studies", DataTable)
+            await pilot.press("space")  # one study left out
+            await pilot.press("slash", *"mammo", "enter")  # the filter, then the table
+            assert table.has_focus and table.row_count < len(results.rows)
+            await pilot.press("escape")
+            assert isinstance(app.screen, ResultsScreen)
+            assert results.query_one("#filter", Input).value == ""
+            assert table.row_count == len(results.rows)
+            await pilot.press("escape")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")
+            assert isinstance(app.screen, ResultsScreen)
+            await pilot.press("escape", "y")
+            assert isinstance(app.screen, QueryScreen)

@@ -21,6 +21,7 @@ from qrtui.tui.messages import (
     JobDone,
     PatientsRead,
 )
+from qrtui.tui.screens.confirm import ConfirmScreen
 from qrtui.tui.screens.running import RunningScreen
 from qrtui.tui.screens.study import StudyDetailScreen, TextScreen
 from qrtui.tui.widgets.cells import date_text, fixed_columns
@@ -421,9 +422,24 @@ never in logs, JSON, history or snapshots; off at each start."""
         if self.busy:
             self.notify("Cancel the running job first (c).", severity="warning")
             return
-        if self.query_one("#filter", Input).has_focus:
-            self.query_one("#filter", Input).value = ""
-            self.query_one("#filter", Input).display = False
+        field = self.query_one("#filter", Input)
+        if field.has_focus or self.filter:  # one layer at a time: the filter first
+            field.value = ""
+            field.display = False
             self.query_one("#studies", DataTable).focus()
             return
-        self.app.pop_screen()
+        left_out = sum(1 for r in self.rows if r.plan is not None and not r.included)
+        forced = sum(1 for r in self.rows if r.forced)
+        if self.phase != "planned" or not (left_out or forced):
+            self.app.pop_screen()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.pop_screen()
+
+        self.app.push_screen(
+            ConfirmScreen(f"Leave this plan? Your choices ({left_out} left out, {forced} "
+                          "forced in) are not kept."),
+            answered,
+        )  # fmt: skip

@@ -320,3 +320,37 @@ async def test_escape_peels_one_layer_and_asks_before_choices_are_lost(tmp_path)
             assert isinstance(app.screen, ResultsScreen)
             await pilot.press("escape", "y")
             assert isinstance(app.screen, QueryScreen)
+
+
+async def test_the_node_editor_says_what_is_wrong_where_the_eye_is(tmp_path):
+    """Item 7 (and 18): a wrong field is marked at once and said on a line that stays in
+    view at 80x24; the 17th character of an AE title is refused; the first field has the
+    focus; Esc asks before edits are lost."""
+    from textual.widgets import Input
+
+    from qrtui.tui.screens import NodeEditorScreen, NodesScreen
+    from qrtui.tui.screens.confirm import ConfirmScreen
+    from tests.test_tui import app_for, node_config
+
+    app = app_for(node_config(tmp_path, 104, 11112), echo_on_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("enter")  # the remote's editor
+        editor = app.screen
+        assert isinstance(editor, NodeEditorScreen)
+        assert editor.query_one("#name", Input).has_focus
+        port = editor.query_one("#port", Input)
+        port.value = "99999"
+        await pilot.pause()
+        error = editor.query_one("#error", Static)
+        assert str(error.render()) == "port: port 99999 is outside 1-65535"
+        assert port.has_class("-invalid")
+        assert 0 < error.region.y < 23 and error.region.height >= 1  # above the footer
+        aet = editor.query_one("#aet", Input)
+        aet.focus()
+        aet.value = ""
+        await pilot.press(*"ABCDEFGHIJKLMNOPQ")
+        assert aet.value == "ABCDEFGHIJKLMNOP"
+        await pilot.press("escape")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        assert isinstance(app.screen, NodesScreen)

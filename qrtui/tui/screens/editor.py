@@ -13,10 +13,18 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Select, Static
 
-from qrtui.config import Config, ConfigError, RemoteNode, StoreNode
+from qrtui.config import (
+    Config,
+    ConfigError,
+    RemoteNode,
+    StoreNode,
+    check_aet,
+    check_port,
+    name_problem,
+)
 from qrtui.tui.context import app_of, stop_blinking
 from qrtui.tui.messages import EchoAnswered
-from qrtui.tui.screens.confirm import save_asking
+from qrtui.tui.screens.confirm import ConfirmScreen, save_asking
 from qrtui.tui.widgets.cells import echo_text
 from qrtui.tui.widgets.tick import Tick
 
@@ -26,6 +34,35 @@ _REMOTE_FIELDS = (
 )  # fmt: skip
 _STORE_FIELDS = ("name", "aet", "port", "directory", "host", "bind", "timeout")
 _TLS_FIELDS = ("tls_ca", "tls_cert", "tls_key")
+# What each field is called on screen: the configuration's key names do not fit 13 columns.
+_LABELS = {
+    "name": "name", "aet": "AE title", "host": "host", "port": "port",
+    "timeout": "timeout (s)", "dimse_timeout": "DIMSE timeout", "retrieve_deadline": "deadline (s)",
+    "max_associations": "associations", "directory": "directory", "bind": "bind address",
+    "tls_ca": "TLS CA file", "tls_cert": "TLS cert file", "tls_key": "TLS key file",
+}  # fmt: skip
+
+
+def field_problem(field: str, value: str) -> str:
+    """What is wrong with one field as typed, or ''."""
+    value = value.strip()
+    if field == "name":
+        return (name_problem(value) or "") if value else "a node needs a name"
+    if field == "aet":
+        return check_aet(value) or ""
+    if field in ("port", "max_associations"):
+        if not value.isdigit():
+            return f"{value!r} is not a whole number" if value else "a number is needed"
+        if field == "port":
+            return check_port(int(value)) or ""
+        return "" if 1 <= int(value) <= 16 else f"{value} must be between 1 and 16"
+    if field in ("timeout", "dimse_timeout", "retrieve_deadline"):
+        try:
+            number = float(value)
+        except ValueError:
+            return f"{value!r} is not a number of seconds"
+        return "" if number > 0 else "must be above 0"
+    return ""
 
 
 class NodeEditorScreen(Screen[bool]):
@@ -59,8 +96,9 @@ class NodeEditorScreen(Screen[bool]):
             for field in fields:
                 value = getattr(node or blank, field)
                 with Horizontal(classes="row"):
-                    yield Label(field, classes="label")
-                    yield Input("" if value is None else str(value), id=field, compact=True)
+                    yield Label(_LABELS[field], classes="label")
+                    yield Input("" if value is None else str(value), id=field, compact=True,
+                                max_length=16 if field == "aet" else 0)  # fmt: skip
             if self.kind == "remote":
                 with Horizontal(classes="row"):
                     yield Label("retrieve", classes="label")
@@ -76,14 +114,20 @@ class NodeEditorScreen(Screen[bool]):
             for field in _TLS_FIELDS:
                 value = getattr(node or blank, field)
                 with Horizontal(classes="row"):
-                    yield Label(field, classes="label")
+                    yield Label(_LABELS[field], classes="label")
                     yield Input(value or "", id=field, compact=True, placeholder="a file path")
-            yield Static(id="error", markup=False)
-            yield Static(id="echo", markup=False)
+        # below the fields, always in view at 80x24: what is wrong, what an echo said
+        yield Static(id="error", markup=False)
+        yield Static(id="echo", markup=False)
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         stop_blinking(self)
+        self.query_one("#name", Input).focus()
+        self.as_opened = self._typed()
+
+    def _typed(self) -> dict[str, str]:
+        return {str(field.id): field.value for field in self.query(Input)}
 
     def built(self) -> RemoteNode | StoreNode:
         """The node as typed; ConfigError for what the type check alone can tell."""
@@ -131,8 +175,21 @@ class NodeEditorScreen(Screen[bool]):
             tls=tls_on, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
         )  # fmt: skip
 
-    def on_input_changed(self) -> None:
-        self.query_one("#error", Static).update("")
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Each field is checked as it is typed: marked, and said on the line in view."""
+        field = str(event.input.id)
+        problem = field_problem(field, event.value)
+        event.input.set_class(bool(problem), "-invalid")
+        error = self.query_one("#error", Static)
+        if problem:
+            error.update(f"{_LABELS.get(field, field)}: {problem}")
+            return
+        others = [
+            f"{_LABELS.get(str(f.id), f.id)}: {field_problem(str(f.id), f.value)}"
+            for f in self.query(Input)
+            if field_problem(str(f.id), f.value)
+        ]
+        error.update(others[0] if others else "")
 
     def action_save(self) -> None:
         app = app_of(self)
@@ -168,7 +225,15 @@ class NodeEditorScreen(Screen[bool]):
         self.query_one("#echo", Static).update(f"Echo: {echo_text(message.result)}")
 
     def action_leave(self) -> None:
-        self.dismiss(False)
+        if self._typed() == self.as_opened:
+            self.dismiss(False)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.dismiss(False)
+
+        self.app.push_screen(ConfirmScreen("Leave without saving your changes?"), answered)
 
 
 def _with_node(

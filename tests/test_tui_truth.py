@@ -354,3 +354,20 @@ async def test_the_node_editor_says_what_is_wrong_where_the_eye_is(tmp_path):
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         assert isinstance(app.screen, NodesScreen)
+
+
+async def test_the_demo_s_doses_are_varied_and_of_each_modality_s_kind(tmp_path):
+    """Item 16: DLP for CT, AGD for MG, DAP for DX and FL, not one value for all."""
+    with DemoPacs() as pacs:
+        app = demo_app(tmp_path, pacs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            results = await planned(app, pilot)
+            await pilot.press("r")
+            await settle(app, pilot)
+            doses = column(results, "Dose")
+            grp = column(results, "Grp")
+            shown = {uid: dose for uid, dose in doses.items() if dose != "-"}
+            assert len(set(shown.values())) == len(shown) > 8  # every study its own value
+            for uid, dose in shown.items():
+                word = {"CT": "DLP", "MG": "AGD", "DX": "DAP", "FL": "DAP"}[grp[uid]]
+                assert dose.startswith(word) or dose == "dose page held", (grp[uid], dose)

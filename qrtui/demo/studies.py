@@ -65,7 +65,96 @@ def _content_item(value_type: str, name: tuple[str, str, str], **values: object)
     return item
 
 
-def _sr(sop_class: str, title: tuple[str, str, str], template: str | None) -> Dataset:
+@dataclass(frozen=True)
+class DemoDose:
+    """What a demo dose report says: CT (DLP, CTDIvol) or projection (DAP, Dose (RP), AGD)."""
+
+    protocol: str = "Routine"
+    dlp: float = 412.5  # mGy.cm
+    ctdivol: float = 12.4  # mGy
+    dap: float = 0.00021  # Gy.m2 (2.1 Gy.cm2)
+    dose_rp: float = 0.012  # Gy
+    agd: float = 1.42  # mGy, mammography
+    fluoro_time: float = 0.0  # s; above 0: a fluoroscopy study
+    mammography: bool = False
+
+
+def _number_item(code: tuple[str, str, str], value: float, unit: str) -> Dataset:
+    measured = Dataset()
+    measured.MeasurementUnitsCodeSequence = Sequence([_code((unit, "UCUM", unit))])
+    measured.NumericValue = f"{value:.6g}"
+    return _content_item("NUM", code, MeasuredValueSequence=Sequence([measured]))
+
+
+def _container(code: tuple[str, str, str], items: list[Dataset]) -> Dataset:
+    return _content_item("CONTAINER", code, ContinuityOfContent="SEPARATE",
+                         ContentSequence=Sequence(items))  # fmt: skip
+
+
+def _procedure(code: tuple[str, str, str]) -> Dataset:
+    return _content_item("CODE", ("121058", "DCM", "Procedure reported"),
+                         ConceptCodeSequence=Sequence([_code(code)]))  # fmt: skip
+
+
+def _protocol(text: str) -> Dataset:
+    return _content_item("TEXT", ("125203", "DCM", "Acquisition Protocol"), TextValue=text)
+
+
+def _ct_content(dose: DemoDose) -> list[Dataset]:
+    """TID 10011: the accumulated DLP and one CT acquisition with its CTDIvol and DLP."""
+    accumulated = _container(("113811", "DCM", "CT Accumulated Dose Data"), [
+        _number_item(("113813", "DCM", "CT Dose Length Product Total"), dose.dlp, "mGy.cm"),
+    ])  # fmt: skip
+    event = _container(("113819", "DCM", "CT Acquisition"), [
+        _protocol(dose.protocol),
+        _container(("113829", "DCM", "CT Dose"), [
+            _number_item(("113830", "DCM", "Mean CTDIvol"), dose.ctdivol, "mGy"),
+            _number_item(("113838", "DCM", "DLP"), dose.dlp, "mGy.cm"),
+        ]),
+    ])  # fmt: skip
+    return [_procedure(("P5-08000", "SRT", "Computed Tomography X-Ray")), accumulated, event]
+
+
+def _projection_content(dose: DemoDose) -> list[Dataset]:
+    """TID 10001: accumulated totals (AGD for mammography) and one irradiation event."""
+    if dose.mammography:
+        totals = [_number_item(("111637", "DCM", "Accumulated Average Glandular Dose"),
+                               dose.agd, "mGy")]  # fmt: skip
+        procedure = ("P5-40010", "SRT", "Mammography")
+    else:
+        totals = [
+            _number_item(("113722", "DCM", "Dose Area Product Total"), dose.dap, "Gy.m2"),
+            _number_item(("113725", "DCM", "Dose (RP) Total"), dose.dose_rp, "Gy"),
+        ]
+        procedure = ("P5-05000", "SRT", "Projection Radiography")
+    if dose.fluoro_time:
+        totals.append(_number_item(("113730", "DCM", "Total Fluoro Time"), dose.fluoro_time, "s"))
+    kind = (("P5-06000", "SRT", "Fluoroscopy") if dose.fluoro_time
+            else ("113611", "DCM", "Stationary Acquisition"))  # fmt: skip
+    event_items = [
+        _content_item("CODE", ("113721", "DCM", "Irradiation Event Type"),
+                      ConceptCodeSequence=Sequence([_code(kind)])),
+        _protocol(dose.protocol),
+    ]  # fmt: skip
+    if dose.mammography:
+        event_items.append(_number_item(("111631", "DCM", "Average Glandular Dose"), dose.agd,
+                                        "mGy"))  # fmt: skip
+    else:
+        event_items.append(_number_item(("122130", "DCM", "Dose Area Product"), dose.dap, "Gy.m2"))
+    return [
+        _procedure(procedure),
+        _container(("113702", "DCM", "Accumulated X-Ray Dose Data"), totals),
+        _container(("113706", "DCM", "Irradiation Event"), event_items),
+    ]
+
+
+def _sr(
+    sop_class: str,
+    title: tuple[str, str, str],
+    template: str | None,
+    dose: DemoDose | None = None,
+    projection: bool = False,
+) -> Dataset:
     """A minimal valid SR document: a titled CONTAINER with a few content items."""
     ds = Dataset()
     ds.SOPClassUID = sop_class
@@ -80,22 +169,10 @@ def _sr(sop_class: str, title: tuple[str, str, str], template: str | None) -> Da
         tpl.MappingResource, tpl.TemplateIdentifier = "DCMR", template
         ds.ContentTemplateSequence = Sequence([tpl])
     if title in (XRAY_DOSE_REPORT, RADIOPHARMA_DOSE_REPORT):
-        measured = Dataset()
-        measured.MeasurementUnitsCodeSequence = Sequence([_code(("mGy.cm", "UCUM", "mGy.cm"))])
-        measured.NumericValue = "412.5"
-        total = _content_item(
-            "NUM", ("113813", "DCM", "CT Dose Length Product Total"),
-            MeasuredValueSequence=Sequence([measured]),
-        )  # fmt: skip
-        accumulated = _content_item(
-            "CONTAINER", ("113811", "DCM", "CT Accumulated Dose Data"),
-            ContinuityOfContent="SEPARATE", ContentSequence=Sequence([total]),
-        )  # fmt: skip
-        procedure = _content_item(
-            "CODE", ("121058", "DCM", "Procedure reported"),
-            ConceptCodeSequence=Sequence([_code(("P5-08000", "SRT", "Computed Tomography X-Ray"))]),
-        )  # fmt: skip
-        ds.ContentSequence = Sequence([procedure, accumulated])
+        dose = dose or DemoDose()
+        projection = projection or template == "10001"
+        content = _projection_content(dose) if projection else _ct_content(dose)
+        ds.ContentSequence = Sequence(content)
     else:
         ds.ContentSequence = Sequence(
             [_content_item("TEXT", ("121071", "DCM", "Finding"), TextValue="No acute findings.")]
@@ -103,23 +180,32 @@ def _sr(sop_class: str, title: tuple[str, str, str], template: str | None) -> Da
     return ds
 
 
-def rdsr(template: str = "10011") -> Dataset:
-    return _sr(RDSR, XRAY_DOSE_REPORT, template)
+def rdsr(template: str = "10011", dose: DemoDose | None = None) -> Dataset:
+    return _sr(RDSR, XRAY_DOSE_REPORT, template, dose)
 
 
 def radiopharma_rdsr() -> Dataset:
     return _sr(RADIOPHARMA_RDSR, RADIOPHARMA_DOSE_REPORT, "10021")
 
 
-def enhanced_sr(dose: bool) -> Dataset:
-    return _sr(ENHANCED_SR, XRAY_DOSE_REPORT if dose else IMAGING_REPORT, None)
+def enhanced_sr(dose: bool, values: DemoDose | None = None, projection: bool = False) -> Dataset:
+    """A GE-style dose Enhanced SR (no template identifier), CT or projection content."""
+    return _sr(ENHANCED_SR, XRAY_DOSE_REPORT if dose else IMAGING_REPORT, None, values,
+               projection)  # fmt: skip
 
 
 def report() -> Dataset:
     return _sr(BASIC_TEXT_SR, RADIOLOGY_REPORT, "2000")
 
 
-def image(sop_class: str, modality: str, size: int = 16) -> Dataset:
+def image(
+    sop_class: str,
+    modality: str,
+    size: int = 16,
+    *,
+    organ_dose: float | None = None,
+    area_dose: float | None = None,
+) -> Dataset:
     ds = Dataset()
     ds.SOPClassUID = sop_class
     ds.Modality = modality
@@ -132,6 +218,10 @@ def image(sop_class: str, modality: str, size: int = 16) -> Dataset:
     ds.PixelData = bytes(range(256)) * (size * size * 2 // 256)
     if modality in ("MG", "DX", "CR"):  # the header carries the dose
         ds.KVP, ds.ExposureInuAs, ds.EntranceDoseInmGy = "28", "80000", "3.2"
+    if modality == "MG" and organ_dose is not None:
+        ds.OrganDose = f"{organ_dose:.4g}"  # dGy: the AGD
+    if modality in ("DX", "CR") and area_dose is not None:
+        ds.ImageAndFluoroscopyAreaDoseProduct = f"{area_dose:.4g}"  # dGy.cm2
     return ds
 
 
@@ -182,21 +272,24 @@ def demo_studies(today: date) -> list[DemoStudy]:
     b = StudyBuilder(today)
     s = b.study("ct_rdsr", "CT CHEST", "CT")
     b.images(s, 1, CT_IMAGE, "CT", 3)
-    b.add(s, 2, rdsr(), "Dose Report", dose=True)
+    b.add(s, 2, rdsr(dose=DemoDose("Chest routine", dlp=412.5, ctdivol=9.8)), "Dose Report",
+          dose=True)  # fmt: skip
 
     s = b.study("ct_rdsr_and_report", "CT ABDOMEN PELVIS", "CT")
     b.images(s, 1, CT_IMAGE, "CT")
-    b.add(s, 2, rdsr(), "Dose Report", dose=True)
+    b.add(s, 2, rdsr(dose=DemoDose("Abdomen pelvis", dlp=623.8, ctdivol=13.6)), "Dose Report",
+          dose=True)  # fmt: skip
     b.add(s, 3, report(), "Radiology Report")
 
     s = b.study("ct_mixed_sr_series", "CT HEAD", "CT")
     b.images(s, 1, CT_IMAGE, "CT")
-    b.add(s, 2, rdsr(), "SR", dose=True)
+    b.add(s, 2, rdsr(dose=DemoDose("Head routine", dlp=884.1, ctdivol=52.7)), "SR", dose=True)
     b.add(s, 2, report(), "SR")
 
     s = b.study("ct_esr", "CT SINUS (GE Dose Record)", "CT")
     b.images(s, 1, CT_IMAGE, "CT")
-    b.add(s, 2, enhanced_sr(dose=True), "Dose Record", dose=True)
+    b.add(s, 2, enhanced_sr(True, DemoDose("Sinus helical", dlp=508.6, ctdivol=22.1)),
+          "Dose Record", dose=True)  # fmt: skip
 
     s = b.study("ct_esr_report", "CT NECK (reported)", "CT")
     b.images(s, 1, CT_IMAGE, "CT")
@@ -212,42 +305,49 @@ def demo_studies(today: date) -> list[DemoStudy]:
     s = b.study("petct", "PET-CT WHOLE BODY", "CT")
     b.images(s, 1, PET_IMAGE, "PT")
     b.images(s, 2, CT_IMAGE, "CT")
-    b.add(s, 3, rdsr(), "Dose Report", dose=True)
+    b.add(s, 3, rdsr(dose=DemoDose("PET-CT low dose", dlp=247.3, ctdivol=3.4)), "Dose Report",
+          dose=True)  # fmt: skip
 
     s = b.study("nm_radiopharma", "NM BONE SCAN", "CT")
     b.images(s, 1, NM_IMAGE, "NM", 1)
     b.add(s, 2, radiopharma_rdsr(), "Radiopharmaceutical dose", dose=True)
 
     s = b.study("mg_images", "MAMMO SCREENING", "MG")
-    for _ in range(4):
-        b.add(s, 1, image(MG_IMAGE, "MG", 32), "MG images", dose=True)
+    for agd in (0.0118, 0.0131, 0.0124, 0.0142):  # dGy: 1.18 to 1.42 mGy a view
+        b.add(s, 1, image(MG_IMAGE, "MG", 32, organ_dose=agd), "MG images", dose=True)
 
     s = b.study("mg_rdsr", "MAMMO DIAGNOSTIC", "MG")
     b.images(s, 1, MG_IMAGE, "MG")
-    b.add(s, 2, rdsr("10001"), "Radiation Dose Information", dose=True)
+    b.add(s, 2, rdsr("10001", DemoDose("L CC, L MLO", agd=2.31, mammography=True)),
+          "Radiation Dose Information", dose=True)  # fmt: skip
 
     s = b.study("mg_report", "MAMMO REPORTED", "MG")
-    b.add(s, 1, image(MG_IMAGE, "MG"), "MG images", dose=True)
+    b.add(s, 1, image(MG_IMAGE, "MG", organ_dose=0.0156), "MG images", dose=True)
     b.add(s, 2, report(), "Report")
 
     s = b.study("dx_images", "XR ABDOMEN", "DX")
-    for _ in range(2):
-        b.add(s, 1, image(DX_IMAGE, "DX"), "DX images", dose=True)
+    for dap in (11.8, 14.6):  # dGy.cm2
+        b.add(s, 1, image(DX_IMAGE, "DX", area_dose=dap), "DX images", dose=True)
 
     s = b.study("cr_images", "XR CHEST", "DX")
-    b.add(s, 1, image(CR_IMAGE, "CR"), "CR images", dose=True)
+    b.add(s, 1, image(CR_IMAGE, "CR", area_dose=0.9), "CR images", dose=True)
 
     s = b.study("dx_rdsr", "XR KNEE", "DX")
     b.images(s, 1, DX_IMAGE, "DX", 1)
-    b.add(s, 2, rdsr("10001"), "Radiation Dose Information", dose=True)
+    b.add(s, 2, rdsr("10001", DemoDose("Knee AP/LAT", dap=0.000032, dose_rp=0.0004)),
+          "Radiation Dose Information", dose=True)  # fmt: skip
 
     s = b.study("rf_rdsr", "FLUORO BARIUM SWALLOW", "FL")
     b.images(s, 1, RF_IMAGE, "RF")
-    b.add(s, 2, rdsr("10001"), "Radiation Dose Information", dose=True)
+    b.add(s, 2, rdsr("10001", DemoDose("Barium swallow", dap=0.00187, dose_rp=0.0412,
+                                       fluoro_time=143)),
+          "Radiation Dose Information", dose=True)  # fmt: skip
 
     s = b.study("xa_esr", "ANGIO CORONARY", "FL")
     b.images(s, 1, XA_IMAGE, "XA")
-    b.add(s, 2, enhanced_sr(dose=True), "Dose Record", dose=True)
+    b.add(s, 2, enhanced_sr(True, DemoDose("Coronary", dap=0.0312, dose_rp=0.684,
+                                           fluoro_time=612), projection=True),
+          "Dose Record", dose=True)  # fmt: skip
 
     s = b.study("rf_images_only", "FLUORO HIP", "FL")
     b.images(s, 1, RF_IMAGE, "RF")

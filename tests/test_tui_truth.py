@@ -371,3 +371,34 @@ async def test_the_demo_s_doses_are_varied_and_of_each_modality_s_kind(tmp_path)
             for uid, dose in shown.items():
                 word = {"CT": "DLP", "MG": "AGD", "DX": "DAP", "FL": "DAP"}[grp[uid]]
                 assert dose.startswith(word) or dose == "dose page held", (grp[uid], dose)
+
+
+async def test_dose_where_the_eye_is(tmp_path):
+    """Item 14: from 110 columns a Station column; descriptions widen with the terminal; an
+    image-header study without a value says so; the detail lists each event with units."""
+    from qrtui.demo.studies import MG_IMAGE, StudyBuilder, image
+
+    with DemoPacs() as pacs:
+        builder = StudyBuilder(pacs.studies[0].study_date + __import__("datetime").timedelta(1))
+        bare = builder.study("mg_no_value", "MAMMO NO VALUE", "MG")
+        builder.add(bare, 1, image(MG_IMAGE, "MG"), "MG images", dose=True)
+        pacs.add_study(bare)
+        app = demo_app(tmp_path, pacs)
+        async with app.run_test(size=(140, 45)) as pilot:
+            results = await planned(app, pilot)
+            assert column(results, "Station")[study_uid(pacs, "ct_rdsr")] == "DEMO_CT"
+            uid = study_uid(pacs, "ct_esr")
+            assert column(results, "Description")[uid] == "CT SINUS (GE Dose Record)"
+            await pilot.press("r")
+            await settle(app, pilot)
+            assert column(results, "Dose")[study_uid(pacs, "mg_no_value")] == ("no value in header")
+            cursor_to(results, study_uid(pacs, "ct_rdsr"))
+            await pilot.press("enter")
+            detail = str(app.screen.query_one("#study-detail", Static).render())
+            assert "- Chest routine" in detail and "CTDIvol 9.8 mGy" in detail, detail
+            assert "DLP 412.5 mGy.cm" in detail
+        async with demo_app(tmp_path / "narrow", pacs).run_test(size=(80, 24)) as pilot:
+            results = await planned(pilot.app, pilot)
+            assert "Station" not in [str(c.label) for c in
+                                     results.query_one("#studies").ordered_columns]  # fmt: skip
+            assert column(results, "Description")[uid] == "CT SINUS (GE Dose Record)"[:22]

@@ -26,6 +26,7 @@ from qrtui.tui.screens.running import RunningScreen
 from qrtui.tui.screens.study import StudyDetailScreen, TextScreen
 from qrtui.tui.widgets.cells import date_text, fixed_columns
 from qrtui.tui.widgets.plan import (
+    WITH_STATION,
     PlanRow,
     matches_filter,
     outcome_word,
@@ -198,7 +199,8 @@ never in logs, JSON, history or snapshots; off at each start."""
     def _cells(self, row: PlanRow) -> tuple[str, ...]:
         done = self.phase in ("retrieve", "done") and self.retrieve_outcome is not None
         summary = self.retrieve_outcome.summary if done and self.retrieve_outcome else None
-        return row_cells(row, done=done, summary=summary, doses=self.doses, patients=self.patients)
+        return row_cells(row, done=done, summary=summary, doses=self.doses, patients=self.patients,
+                         screen_width=self.app.size.width)  # fmt: skip
 
     def _fill_table(self) -> None:
         table = self.query_one("#studies", DataTable)
@@ -208,6 +210,8 @@ never in logs, JSON, history or snapshots; off at each start."""
             if not done:
                 headers = PLAN_COLUMNS[:4] + PLAN_COLUMNS[6:]
             headers = (*headers, "Patient")
+        elif self.app.size.width >= WITH_STATION:
+            headers = (*headers[:3], "Station", *headers[3:])
         keep = table.cursor_row
         self.shown = [r for r in self.rows if self._visible(r)]
         cells = [self._cells(r) for r in self.shown]
@@ -216,6 +220,10 @@ never in logs, JSON, history or snapshots; off at each start."""
             table.add_row(*values, key=row.uid)
         if self.shown:
             table.move_cursor(row=min(keep, len(self.shown) - 1))
+
+    def on_resize(self) -> None:
+        if self.shown:  # descriptions widen with the terminal, and the station appears
+            self._fill_table()
 
     def _row(self) -> PlanRow | None:
         table = self.query_one("#studies", DataTable)

@@ -97,6 +97,16 @@ def matches_filter(row: PlanRow, text: str) -> bool:
     return text.lower() in words
 
 
+def description_width(screen_width: int, done: bool) -> int:
+    """The description widens with the terminal: 22 characters at 80 columns."""
+    others = 62 if done else 58  # the other columns, their padding and the scroll bar
+    return max(DESCRIPTION, min(60, screen_width - others))
+
+
+STATION = 12  # characters of the station column, shown from WITH_STATION columns on
+WITH_STATION = 110
+
+
 def row_cells(
     row: PlanRow,
     *,
@@ -104,19 +114,32 @@ def row_cells(
     summary: RetrieveSummary | None,
     doses: dict[str, StudyDose],
     patients: dict[str, tuple[str, str, str]] | None,
+    screen_width: int = 80,
 ) -> tuple[str, ...]:
-    """A row of the table: before a retrieve its plan, after it its outcome and dose."""
+    """A row of the table: before a retrieve its plan, after it its outcome and dose; from
+    WITH_STATION columns on, the station (audits are per scanner)."""
     mark = FORCED if row.forced else INCLUDED if row.included else EXCLUDED
-    width = DESCRIPTION if patients is None else DESCRIPTION // 2
-    cells: tuple[str, ...] = (
-        mark, date_text(row.study.study_date), row.group[:3], row.study.description[:width],
-    )  # fmt: skip
+    station = screen_width >= WITH_STATION and patients is None
+    width = description_width(screen_width - (STATION + 2 if station else 0), done)
+    width = width if patients is None else DESCRIPTION // 2
+    cells: tuple[str, ...] = (mark, date_text(row.study.study_date), row.group[:3])
+    if station:
+        named = row.study.station_name or next(
+            (s.station_name for s in row.study.series if s.station_name), None
+        )
+        cells += ((named or "-")[:STATION],)
+    cells += (row.study.description[:width],)
     if done:
         outcome = summary.studies.get(row.uid) if summary else None
         dose = doses.get(row.uid)
         from qrtui.dose import headline
 
-        cells += (outcome_word(row, outcome), headline(dose) if dose else "-")
+        shown = headline(dose) if dose else "-"
+        if dose is not None and shown == "-":  # held, but no value read: say so
+            shown = "no value in header" if "image header" in dose.row()["dose_object"] else (
+                "no dose value read"
+            )  # fmt: skip
+        cells += (outcome_word(row, outcome), shown)
     elif patients is not None:  # room for the patient: series counts in the detail
         cells += (decision_word(row),)
     else:

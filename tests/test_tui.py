@@ -375,7 +375,11 @@ async def test_history_screen_lists_the_runs_and_shows_what_a_run_left_owed(tmp_
         detail = app.screen
         assert isinstance(detail, RunDetailScreen)
         text = str(detail.query_one("#run-detail", Static).render())
-        assert "Studies still owed: 1" in text and owed_uid in text and "0xA702" in text
+        assert "Studies still owed: 1" in text and "0xA702" in text
+        # issue 27, item 17: readable at 80x24, date, group and description, not a UID
+        owed = text.split("Studies still owed: 1\n")[1].splitlines()[0]
+        assert owed.startswith("- 2026-") and " MG MAMMO DIAGNOSTIC: failed" in owed, owed
+        assert owed_uid not in owed
         assert "DEMO^PATIENT" not in text and "DEMO-0" not in text
         await pilot.press("escape", "escape")
         assert isinstance(app.screen, NodesScreen)

@@ -18,6 +18,8 @@ class Missing:
     study_uid: str
     study_date: str
     reason: str
+    description: str = ""  # as the run's plan listed the study (for people, not the JSON)
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -196,12 +198,17 @@ class History:
                 (-1 if limit is None else limit,),
             ).fetchall()
             missing: dict[int, list[Missing]] = {}
-            for run_id, uid, day, reason in self._db.execute(
-                "SELECT run_id, study_uid, study_date, reason FROM run_missing "
-                "WHERE run_id >= ? ORDER BY study_date, study_uid",
+            for run_id, uid, day, reason, entry in self._db.execute(
+                "SELECT m.run_id, m.study_uid, m.study_date, m.reason, s.entry FROM run_missing m "
+                "LEFT JOIN run_studies s ON s.run_id = m.run_id AND s.study_uid = m.study_uid "
+                "WHERE m.run_id >= ? ORDER BY m.study_date, m.study_uid",
                 (rows[-1][0] if rows else 0,),
             ):
-                missing.setdefault(run_id, []).append(Missing(uid, day, reason))
+                told = json.loads(entry) if entry else {}
+                missing.setdefault(run_id, []).append(Missing(
+                    uid, day, reason, str(told.get("description") or ""),
+                    str(told.get("group") or ""),
+                ))  # fmt: skip
         out = []
         for row in rows:
             (run_id, started, finished, face, remote, store, profile, key, w_from, w_until,

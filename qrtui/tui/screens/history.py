@@ -176,7 +176,11 @@ def run_detail_lines(run: RunRecord) -> list[str]:
         ("Problems", retrieve.get("problems", [])),
         (
             "Studies still owed",
-            [f"{date_text(m.study_date)} {m.study_uid}: {m.reason}" for m in run.missing],
+            [
+                f"{date_text(m.study_date)} {m.group or '-'} {m.description or m.study_uid}: "
+                f"{m.reason}"
+                for m in run.missing
+            ],
         ),
         ("Notes", list(run.notices)),
     )

@@ -124,9 +124,8 @@ def row_cells(
     width = width if patients is None else DESCRIPTION // 2
     cells: tuple[str, ...] = (mark, date_text(row.study.study_date), row.group[:3])
     if station:
-        named = row.study.station_name or next(
-            (s.station_name for s in row.study.series if s.station_name), None
-        )
+        stations = sorted({s.station_name for s in row.study.series if s.station_name})
+        named = row.study.station_name or (stations[0] if stations else None)  # answer order varies
         cells += ((named or "-")[:STATION],)
     cells += (row.study.description[:width],)
     if done:

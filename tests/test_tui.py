@@ -476,6 +476,10 @@ async def test_probe_from_the_nodes_screen_and_keep_the_findings(tmp_path):
             await settle(app, pilot)
             report = str(screen.query_one("#probe-report", Static).render())
             assert "ModalitiesInStudy: ignored" in report and "C-GET: accepted" in report
+            # issue 27, item 12: the count is not cut off the title at 80 columns
+            status = str(screen.query_one("#status", Static).render())
+            assert len(status) <= 80 and " studies found; s saves the findings" in status
+            assert "found):" in report.splitlines()[0]
             await pilot.press("s")
             await pilot.pause()
             await pilot.press("escape")

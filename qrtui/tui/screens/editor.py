@@ -73,6 +73,24 @@ class NodeEditorScreen(Screen[bool]):
         Binding("escape", "leave", "Cancel"),
     ]
 
+    HELP = """name: what the command line and profiles call the node.
+AE title: the node's DICOM name, 1-16 characters (for a store: the C-MOVE
+destination the PACS must know).
+host, port: where the node listens (a store with a directory listens
+itself).
+timeout (s): to connect, to associate and for an echo.
+DIMSE timeout: the longest wait for one answer of a query or retrieve.
+deadline (s): the most one C-MOVE or C-GET may take, Pendings or not.
+associations: requests run side by side (1-16); fewer if the node refuses.
+retrieve: auto tries C-GET and falls back to C-MOVE; get needs no inbound
+port.
+directory: where an embedded store keeps its files and index.
+bind address: the address the embedded store listens on (0.0.0.0: all).
+TLS: DICOM over TLS; the CA file verifies the node, cert and key are ours.
+Each field is checked as you type; F2 saves through the same validated,
+atomic writer as the command line, F3 echoes the node as typed, Esc leaves
+(asking first when something was changed)."""
+
     def __init__(self, kind: str, name: str | None) -> None:
         super().__init__()
         self.kind, self.original = kind, name
@@ -199,7 +217,8 @@ class NodeEditorScreen(Screen[bool]):
             config = _with_node(app.config, self.kind, self.original, node)
 
             def saved(written: Config) -> None:
-                self.notify(f"Saved {self.kind} {node.name} to {written.path}")
+                where = written.path  # a line of its own: a toast breaks a long path anywhere
+                self.notify(f"Saved {self.kind} {node.name} to {where.name}\nin {where.parent}")
                 self.dismiss(True)
 
             save_asking(self, config, saved)

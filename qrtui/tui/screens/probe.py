@@ -40,10 +40,11 @@ class ProbeScreen(Screen[None]):
         Binding("s", "save", "Save findings"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
-    HELP = """The probe asks the remote a few harmless questions about the studies of the last
-seven days and retrieves nothing. Unknown stays unknown: nothing is guessed.
-s keeps the findings in nodes.learned.toml beside the configuration; runs then
-ask fewer questions (what the user set in config.toml always wins)."""
+    HELP = """The probe asks the remote a few harmless questions about the studies of the
+last seven days and retrieves nothing. Unknown stays unknown: nothing is
+guessed.
+s keeps the findings in nodes.learned.toml beside the configuration; runs
+then ask fewer questions (what the user set in config.toml always wins)."""
 
     def __init__(self, remote: RemoteNode, report: ProbeReport | None = None) -> None:
         """report: one already made, shown as it is (no probing)."""
@@ -87,10 +88,14 @@ ask fewer questions (what the user set in config.toml always wins)."""
 
         self.report = message.report
         lines = report_lines(message.report)
-        self.query_one("#status", Static).update(
-            lines[0] + ("; s saves the findings" if message.report.reachable else "")
+        report = message.report  # one short line in the status, the whole heading below
+        status = (
+            f"Probed {report.node}: {report.studies_seen} studies found; s saves the findings"
+            if report.reachable
+            else f"Probe of {report.node}: not reachable"
         )
-        self.query_one("#probe-report", Static).update("\n".join(lines[1:]))
+        self.query_one("#status", Static).update(status)
+        self.query_one("#probe-report", Static).update("\n".join(lines))
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -38,6 +38,23 @@ class QueryScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Back"),
     ]
 
+    HELP = """What to ask the remote, and where the objects go.
+Dates: yyyy-mm-dd, today, yesterday, or Nd for N days ago (7d). From and
+Until take a range (Until empty: today); One date with a Time window, HHMM
+to HHMM, asks part of one day.
+Groups: CT covers CT, PET-CT and NM; MG mammography; FL fluoroscopy (RF,
+XA); DX planar radiography (DX, CR). A study is judged by the first group it
+fits.
+SR only: studies holding nothing but SR objects (a dose import); it excludes
+the groups.
+Terms: comma-separated words; a study whose description (or station) holds
+an excluded word is left out; with include words, only studies holding one.
+Toshiba: CT without an RDSR brings its dose summary and first images.
+Empty SR: SR series of unknown type are taken as dose objects unread.
+Skip what is held: off fetches again what the store already holds.
+F5 plans the query and shows it before anything is fetched; F6 loads a saved
+query, F7 saves the form as one (for qrtui run --profile NAME)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.loaded: Profile | None = None  # the saved query last loaded or saved

@@ -64,9 +64,9 @@ retrieve the series and instances to fetch and the decision, after it the
 outcome and the dose.
 
 Decisions: RDSR, ESR (an Enhanced SR titled as a dose report), dose page (a
-Philips Dose Info page), images (MG/DX/CR headers), first images (the Toshiba
-option), inspect (fetched and read first, as the PACS does not say enough),
-dropped: no dose / held / desc. / station / modality / by you.
+Philips Dose Info page), images (MG/DX/CR headers), first images (the
+Toshiba option), inspect (fetched and read first, as the PACS does not say
+enough), dropped: no dose / held / desc. / station / modality / by you.
 
 Outcomes: stored N, held (nothing new), discarded (read: no dose object),
 failed, interrupted, not reached, left out.

@@ -529,7 +529,8 @@ async def test_a_store_shows_its_size_and_offers_its_path(tmp_path):
 
 def test_installed_demo_in_a_real_terminal_leaves_one_study_out(tmp_path):
     """tmux drives `qrtui --demo`: the form (every modality ticked), F5, Space on the first
-    row (left out), r, then quit; the store holds exactly the chosen studies' dose objects."""
+    row (left out), r, r again (nothing more, as the footer said), then quit; the store
+    holds exactly the chosen studies' dose objects."""
     import pydicom
 
     from qrtui.demo.studies import demo_studies, dose_uids
@@ -558,6 +559,15 @@ def test_installed_demo_in_a_real_terminal_leaves_one_study_out(tmp_path):
         _wait_for_text(tmux, session, "✗")
         keys("r")
         _wait_for_text(tmux, session, "Retrieve done", limit=60)
+        # issue 27, item 13: r again fetches nothing, and the footer said so beforehand
+        _wait_for_text(tmux, session, "r Nothing left")
+        index = tmp_path / "data" / "qrtui" / "demo" / "store" / INDEX_NAME
+        with sqlite3.connect(index) as db:
+            before = db.execute("SELECT COUNT(*) FROM instances").fetchone()
+        keys("r")
+        _wait_for_text(tmux, session, "Nothing left to fetch")
+        with sqlite3.connect(index) as db:
+            assert db.execute("SELECT COUNT(*) FROM instances").fetchone() == before
         keys("C-q")
         _wait_for(lambda: status.exists() and status.read_text().strip() != "")
         assert status.read_text().strip() == "0"

@@ -276,6 +276,11 @@ async def test_nothing_is_cut_at_80x24(tmp_path):
             await settle(app, pilot)
             assert app.screen.SUB_TITLE == "Summary"
             problems += fits(app.screen)
+            await pilot.press("escape", "n")  # a second visit: held rows, one forced in
+            results = await planned(app, pilot)
+            await pilot.press("down", "down", "down", "space", "r")
+            await settle(app, pilot)
+            problems += fits(results)
     assert problems == []
 
 

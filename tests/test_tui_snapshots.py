@@ -290,3 +290,46 @@ def test_plan_in_16_colours(snap_compare, tmp_path, tui_pacs):
         load_config(path), today=fixed_today, cursor_blink=False, echo_on_start=False, ansi=True
     )
     assert snap_compare(app, terminal_size=(80, 24), run_before=query)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("stage", ["plan", "retrieved", "detail"])
+def test_held_forced_and_image_header_rows(snap_compare, tmp_path, size, stage):
+    """Issue 27: the demo's plan on a second visit: held studies (image-header ones among
+    them), one dropped study forced in; then after the run; then a study's detail with its
+    events."""
+    from qrtui.demo import demo_config
+    from qrtui.demo.pacs import DemoPacs
+
+    with DemoPacs(today=fixed_today()) as pacs:
+        config = demo_config(tmp_path, pacs)
+        app = create_app(config, start="query", demo=True, today=fixed_today,
+                         cursor_blink=False, echo_on_start=False)  # fmt: skip
+
+        async def second_visit(pilot):
+            await pilot.press("f5")
+            await settle(pilot.app, pilot)
+            await pilot.press("down", "space", "r")  # the second row left out this time
+            await settle(pilot.app, pilot)
+            await pilot.press("escape", "f5")
+            await settle(pilot.app, pilot)
+            await pilot.press("down", "down", "down", "space")  # CT LUMBAR SPINE forced in
+            if stage != "plan":
+                await pilot.press("r")
+                await settle(pilot.app, pilot)
+            if stage == "detail":
+                await pilot.press("home", "enter")
+            await pilot.wait_for_scheduled_animations()
+            await pilot.pause()
+
+        assert snap_compare(app, terminal_size=size, run_before=second_visit)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_node_editor_showing_an_error(snap_compare, size):
+    async def bad_port(pilot):
+        await pilot.press("enter")
+        pilot.app.screen.query_one("#port").value = "99999"
+        await pilot.pause()
+
+    assert snap_compare(still_app(), terminal_size=size, run_before=bad_port)

@@ -98,9 +98,10 @@ def matches_filter(row: PlanRow, text: str) -> bool:
 
 
 def description_width(screen_width: int, done: bool) -> int:
-    """The description widens with the terminal: 22 characters at 80 columns."""
+    """The description widens with the terminal: at 80 columns 22 characters in the plan,
+    18 after the run (outcome and dose need the room)."""
     others = 62 if done else 58  # the other columns, their padding and the scroll bar
-    return max(DESCRIPTION, min(60, screen_width - others))
+    return max(18 if done else DESCRIPTION, min(60, screen_width - others))
 
 
 STATION = 12  # characters of the station column, shown from WITH_STATION columns on

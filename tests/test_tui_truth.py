@@ -427,3 +427,56 @@ def test_every_help_text_fits_80_columns_unbroken():
     assert "PET-CT" in helped["QueryScreen"] and "yyyy-mm-dd" in helped["QueryScreen"]
     for field in ("AE title", "DIMSE timeout", "deadline (s)", "associations", "bind address"):
         assert field in helped["NodeEditorScreen"], field
+
+
+async def test_the_path_dialog_shows_a_long_path_whole_at_120_columns(tmp_path):
+    """Item 12: the store's path is not cut in its dialog."""
+    from pathlib import Path
+
+    from textual.widgets import DataTable, Input
+
+    from tests.test_tui import app_for, node_config
+
+    deep = Path("/srv/qrtui/a-rather-long-folder-name/for-the-dose-objects/of-this-site")
+    path = node_config(tmp_path, 104, 11112)
+    path.write_text(path.read_text().replace(str(tmp_path / "store"), str(deep)))
+    app = app_for(path, echo_on_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.screen.query_one("#nodes", DataTable)
+        table.move_cursor(row=table.get_row_index("s:local"))
+        await pilot.press("o")
+        await pilot.pause()
+        field = app.screen.query_one("#store-path", Input)
+        assert field.value == str(deep)
+        assert field.content_region.width >= len(str(deep)), field.content_region
+
+
+async def test_the_summary_s_dates_filter_the_studies(tmp_path):
+    """Item 15: f takes FROM [UNTIL]; a date after every study leaves none."""
+    from textual.widgets import DataTable, Input
+
+    from qrtui.demo import DEMO_STORE
+    from qrtui.tui.screens.summary import AskScreen, SummaryScreen
+
+    with DemoPacs() as pacs:
+        app = demo_app(tmp_path, pacs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await planned(app, pilot)
+            await pilot.press("r")
+            await settle(app, pilot)
+            await pilot.press("escape", "escape")
+            nodes = app.screen.query_one("#nodes", DataTable)
+            nodes.move_cursor(row=nodes.get_row_index(f"s:{DEMO_STORE}"))
+            await pilot.press("s")
+            await settle(app, pilot)
+            summary = app.screen
+            assert isinstance(summary, SummaryScreen) and summary.rows
+            await pilot.press("f")
+            assert isinstance(app.screen, AskScreen)
+            app.screen.query_one("#answer", Input).value = "2099-01-01"
+            await pilot.press("enter")
+            await settle(app, pilot)
+            assert summary.rows == []
+            assert "2099-01-01 to today · 0 studies" in str(
+                summary.query_one("#summary-filter", Static).render()
+            )

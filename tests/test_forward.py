@@ -7,6 +7,7 @@ TODAY: the test's own clock) and checks exit status, JSON, history and what arri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -239,24 +240,17 @@ PresentationContexts = NoMammography
 """
 
 
-@pytest.fixture
-def storescp_without_mammography(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """DCMTK's storescp accepting every class the demo sends but mammography images."""
+@contextlib.contextmanager
+def storescp(tmp_path: Path, *options: str) -> Iterator[tuple[int, Path]]:
+    """DCMTK's storescp on a free port, writing into a folder: (port, folder)."""
     require(STORESCP, "DCMTK is not installed (apt-get install dcmtk)")
-    classes = [c for c in ROUTES if c != MG_IMAGE] + ["1.2.840.10008.5.1.4.1.1.2"]
-    contexts = "\n".join(
-        f"PresentationContext{n} = {cls}\\Uncompressed" for n, cls in enumerate(classes, 1)
-    )
-    profile = tmp_path / "storescp.cfg"
-    profile.write_text(_STORESCP_PROFILE.format(contexts=contexts))
     out = tmp_path / "dcmtk-received"
     out.mkdir()
     port = free_port()
     log = tmp_path / "storescp.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [STORESCP, "-aet", "DCMTK", "-xf", str(profile), "Default", "-od", str(out),
-             "-uf", str(port)],
+            [STORESCP, "-aet", "DCMTK", *options, "-od", str(out), "-uf", str(port)],
             stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
@@ -265,6 +259,19 @@ def storescp_without_mammography(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def storescp_without_mammography(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """DCMTK's storescp accepting every class the demo sends but mammography images."""
+    classes = [c for c in ROUTES if c != MG_IMAGE] + ["1.2.840.10008.5.1.4.1.1.2"]
+    contexts = "\n".join(
+        f"PresentationContext{n} = {cls}\\Uncompressed" for n, cls in enumerate(classes, 1)
+    )
+    profile = tmp_path / "storescp.cfg"
+    profile.write_text(_STORESCP_PROFILE.format(contexts=contexts))
+    with storescp(tmp_path, "-xf", str(profile), "Default") as started:
+        yield started
 
 
 def test_a_refused_sop_class_is_recorded_and_the_rest_delivered(
@@ -539,17 +546,7 @@ def test_more_kinds_of_object_than_one_association_can_propose_are_all_sent(tmp_
 
     classes = sorted({str(c.abstract_syntax) for c in AllStoragePresentationContexts})[:130]
     assert len(classes) == 130
-    out = tmp_path / "dcmtk-received"
-    out.mkdir()
-    port = free_port()
-    log = tmp_path / "storescp.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [STORESCP, "-aet", "DCMTK", "-od", str(out), "-uf", str(port)],
-            stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        wait_until_listening(port, proc, log)
+    with storescp(tmp_path) as (port, out):
         destination = dicom_destination("dcmtk", "DCMTK", port)
         config = Config(tmp_path / "c.toml", ClientConfig(), (), (), destinations=(destination,))
         with Store(tmp_path / "store") as store:
@@ -577,9 +574,6 @@ def test_more_kinds_of_object_than_one_association_can_propose_are_all_sent(tmp_
         assert all("does not accept" in why for why in part.reasons)  # storescp's own list
         beyond = {str(pydicom.dcmread(f).SOPClassUID) for f in out.iterdir()} & set(classes[128:])
         assert beyond == set(classes[128:])  # Basic Text SR, Enhanced SR: the 129th, 130th
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_a_run_that_waits_for_the_store_goes_on_once_it_is_free(tmp_path):

@@ -52,6 +52,14 @@ async def planned(app, pilot) -> ResultsScreen:
     return screen
 
 
+async def retrieved(app, pilot) -> ResultsScreen:
+    """The demo form's plan, fetched whole."""
+    results = await planned(app, pilot)
+    await pilot.press("r")
+    await settle(app, pilot)
+    return results
+
+
 def cursor_to(screen: ResultsScreen, uid: str) -> None:
     table = screen.query_one("#studies", DataTable)
     table.move_cursor(row=table.get_row_index(uid))
@@ -161,9 +169,7 @@ async def test_each_row_shows_its_fate_and_dose_and_a_failed_one_says_why(tmp_pa
         pacs.faults = Faults(fail_studies=frozenset({failing}))
         app = demo_app(tmp_path, pacs)
         async with app.run_test(size=(80, 24)) as pilot:
-            results = await planned(app, pilot)
-            await pilot.press("r")
-            await settle(app, pilot)
+            results = await retrieved(app, pilot)
             assert results.retrieve_outcome.status == 1
             outcomes, doses = column(results, "Outcome"), column(results, "Dose")
             assert outcomes[failing] == "failed"
@@ -185,9 +191,7 @@ async def test_the_detail_view_lists_series_decision_and_dose_events(tmp_path):
     with DemoPacs() as pacs:
         app = demo_app(tmp_path, pacs)
         async with app.run_test(size=(80, 24)) as pilot:
-            results = await planned(app, pilot)
-            await pilot.press("r")
-            await settle(app, pilot)
+            results = await retrieved(app, pilot)
             cursor_to(results, study_uid(pacs, "ct_rdsr"))
             await pilot.press("enter")
             assert isinstance(app.screen, StudyDetailScreen)
@@ -305,9 +309,7 @@ async def test_a_study_shows_where_its_dose_objects_were_delivered(tmp_path):
         app = create_app(config, start="query", demo=True, cursor_blink=False,
                          echo_on_start=False)  # fmt: skip
         async with app.run_test(size=(80, 24)) as pilot:
-            results = await planned(app, pilot)
-            await pilot.press("r")
-            await settle(app, pilot)
+            results = await retrieved(app, pilot)
             log = " ".join(str(line) for line in results.query_one("#log", RichLog).lines)
             assert "delivered -> folder: sent" in log
             assert "delivered -> openrem: sent 0, queued" in log
@@ -327,9 +329,7 @@ async def test_the_summary_screen_spreads_doses_filters_and_exports_the_cli_s_cs
         app = demo_app(tmp_path, pacs)
         config = app.config
         async with app.run_test(size=(80, 24)) as pilot:
-            await planned(app, pilot)
-            await pilot.press("r")
-            await settle(app, pilot)
+            await retrieved(app, pilot)
             await pilot.press("escape", "escape")
             nodes = app.screen
             table = nodes.query_one("#nodes", DataTable)

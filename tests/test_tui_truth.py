@@ -7,9 +7,40 @@ from textual.widgets import Static
 
 from qrtui.demo.pacs import DemoPacs
 from qrtui.tui.screens.study import StudyDetailScreen
-from tests.test_tui_results import column, cursor_to, demo_app, planned, settle, study_uid
+from tests.test_tui_results import (
+    column,
+    cursor_to,
+    demo_app,
+    planned,
+    retrieved,
+    settle,
+    study_uid,
+)
 
 GROUPS = {"CT", "MG", "FL", "DX", "SR", "-"}
+
+
+async def retrieve_held_by_the_pacs(app, pilot, pacs):
+    """The plan fetched from a demo PACS with Faults(hold_after=1): returns once the PACS
+    holds the retrieve, so what follows happens mid-retrieve, however busy the machine."""
+    import asyncio
+
+    results = await planned(app, pilot)
+    await pilot.press("r")
+    assert await asyncio.to_thread(pacs.holding.wait, 60)
+    return results
+
+
+async def to_the_store_row(app, pilot) -> None:
+    """From the Results after a run, back to the nodes screen, the demo store's row."""
+    from textual.widgets import DataTable
+
+    from qrtui.demo import DEMO_STORE
+
+    await pilot.press("escape", "escape")  # the results, the form
+    table = app.screen.query_one("#nodes", DataTable)
+    table.move_cursor(row=table.get_row_index(f"s:{DEMO_STORE}"))
+    await pilot.pause()
 
 
 async def test_the_decision_column_says_the_rule_s_decision(tmp_path):
@@ -56,9 +87,7 @@ async def test_groups_are_groups_never_modality_strings(tmp_path):
     with DemoPacs() as pacs:
         app = demo_app(tmp_path, pacs)
         async with app.run_test(size=(80, 24)) as pilot:
-            await planned(app, pilot)
-            await pilot.press("r")
-            await settle(app, pilot)
+            await retrieved(app, pilot)
             await pilot.press("escape")
             results = await planned(app, pilot)
             await pilot.press("a")  # every dropped study forced in
@@ -126,9 +155,7 @@ async def test_status_lines_follow_the_cursor_and_the_fixed_field(tmp_path):
             form.query_one("#date_from", Input).value = "yesterday"
             await pilot.pause()
             assert str(error.render()) == ""
-            results = await planned(app, pilot)
-            await pilot.press("r")
-            await settle(app, pilot)
+            results = await retrieved(app, pilot)
             line = results.query_one("#funnel", Static)
             cursor_to(results, study_uid(pacs, "ct_rdsr_and_report"))
             await pilot.pause()
@@ -140,11 +167,9 @@ async def test_status_lines_follow_the_cursor_and_the_fixed_field(tmp_path):
 
 async def test_a_run_the_user_cancelled_reads_cancelled_in_the_history(tmp_path):
     """Item 6: not `exit 1` alone: who stopped it."""
-    import asyncio
 
     from textual.widgets import DataTable
 
-    from qrtui.demo import DEMO_STORE
     from qrtui.demo.pacs import Faults
     from qrtui.store import Store
 
@@ -152,16 +177,11 @@ async def test_a_run_the_user_cancelled_reads_cancelled_in_the_history(tmp_path)
         app = demo_app(tmp_path, pacs)
         try:
             async with app.run_test(size=(80, 24)) as pilot:
-                await planned(app, pilot)
-                await pilot.press("r")
-                assert await asyncio.to_thread(pacs.holding.wait, 60)
+                await retrieve_held_by_the_pacs(app, pilot, pacs)
                 await pilot.press("c")
                 pacs.release()
                 await settle(app, pilot)
-                await pilot.press("escape", "escape")  # results, form: the nodes
-                nodes = app.screen
-                table = nodes.query_one("#nodes", DataTable)
-                table.move_cursor(row=table.get_row_index(f"s:{DEMO_STORE}"))
+                await to_the_store_row(app, pilot)
                 await pilot.press("h")
                 await settle(app, pilot)
                 runs = app.screen.query_one(DataTable)
@@ -212,7 +232,6 @@ async def test_a_failed_echo_s_reason_is_readable_at_80_columns(tmp_path, closed
 async def test_quitting_during_a_retrieve_says_so_at_once_and_exits_as_cancelled(tmp_path):
     """Item 11: q on Results (and Ctrl+C, Ctrl+Q anywhere) cancels the retrieve, says so on
     the status line at once, and the app ends with the status of an interrupted run."""
-    import asyncio
 
     from qrtui.demo.pacs import Faults
 
@@ -220,9 +239,7 @@ async def test_quitting_during_a_retrieve_says_so_at_once_and_exits_as_cancelled
         app = demo_app(tmp_path, pacs)
         try:
             async with app.run_test(size=(80, 24)) as pilot:
-                results = await planned(app, pilot)
-                await pilot.press("r")
-                assert await asyncio.to_thread(pacs.holding.wait, 60)
+                results = await retrieve_held_by_the_pacs(app, pilot, pacs)
                 await pilot.press("q")
                 status = str(results.query_one("#status", Static).render())
                 assert status.startswith("Stopping: cancelling the retrieve"), status
@@ -256,7 +273,6 @@ def _footer_keys(screen) -> dict[str, str]:
 async def test_after_a_cancel_g_lists_what_is_missing_and_r_fetches_it(tmp_path):
     """Item 13: after a run, r fetches what is still missing (the footer says Fetch missing,
     then Nothing left) and g lists the studies not reached; Enter and g in the footer."""
-    import asyncio
 
     from qrtui.demo.pacs import Faults
     from qrtui.demo.studies import dose_uids
@@ -267,9 +283,7 @@ async def test_after_a_cancel_g_lists_what_is_missing_and_r_fetches_it(tmp_path)
         app = demo_app(tmp_path, pacs)
         try:
             async with app.run_test(size=(80, 24)) as pilot:
-                results = await planned(app, pilot)
-                await pilot.press("r")
-                assert await asyncio.to_thread(pacs.holding.wait, 60)
+                results = await retrieve_held_by_the_pacs(app, pilot, pacs)
                 await pilot.press("c")
                 pacs.release()
                 await settle(app, pilot)
@@ -361,9 +375,7 @@ async def test_the_demo_s_doses_are_varied_and_of_each_modality_s_kind(tmp_path)
     with DemoPacs() as pacs:
         app = demo_app(tmp_path, pacs)
         async with app.run_test(size=(80, 24)) as pilot:
-            results = await planned(app, pilot)
-            await pilot.press("r")
-            await settle(app, pilot)
+            results = await retrieved(app, pilot)
             doses = column(results, "Dose")
             grp = column(results, "Grp")
             shown = {uid: dose for uid, dose in doses.items() if dose != "-"}
@@ -453,20 +465,15 @@ async def test_the_path_dialog_shows_a_long_path_whole_at_120_columns(tmp_path):
 
 async def test_the_summary_s_dates_filter_the_studies(tmp_path):
     """Item 15: f takes FROM [UNTIL]; a date after every study leaves none."""
-    from textual.widgets import DataTable, Input
+    from textual.widgets import Input
 
-    from qrtui.demo import DEMO_STORE
     from qrtui.tui.screens.summary import AskScreen, SummaryScreen
 
     with DemoPacs() as pacs:
         app = demo_app(tmp_path, pacs)
         async with app.run_test(size=(80, 24)) as pilot:
-            await planned(app, pilot)
-            await pilot.press("r")
-            await settle(app, pilot)
-            await pilot.press("escape", "escape")
-            nodes = app.screen.query_one("#nodes", DataTable)
-            nodes.move_cursor(row=nodes.get_row_index(f"s:{DEMO_STORE}"))
+            await retrieved(app, pilot)
+            await to_the_store_row(app, pilot)
             await pilot.press("s")
             await settle(app, pilot)
             summary = app.screen

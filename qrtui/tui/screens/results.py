@@ -21,10 +21,10 @@ from qrtui.tui.messages import (
     JobDone,
     PatientsRead,
 )
+from qrtui.tui.screens.afterrun import AfterRunScreen
 from qrtui.tui.screens.confirm import ConfirmScreen
-from qrtui.tui.screens.running import RunningScreen
-from qrtui.tui.screens.study import StudyDetailScreen, TextScreen
-from qrtui.tui.widgets.cells import date_text, fixed_columns
+from qrtui.tui.screens.study import StudyDetailScreen
+from qrtui.tui.widgets.cells import fixed_columns
 from qrtui.tui.widgets.plan import (
     WITH_STATION,
     PlanRow,
@@ -42,7 +42,7 @@ PLAN_COLUMNS = ("", "Date", "Grp", "Description", "Ser", "Inst", "Decision")
 DONE_COLUMNS = ("", "Date", "Grp", "Description", "Outcome", "Dose")
 
 
-class ResultsScreen(RunningScreen):
+class ResultsScreen(AfterRunScreen):
     SUB_TITLE = "Results"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "pick", "Pick"),
@@ -309,47 +309,6 @@ never in logs, JSON, history or snapshots; off at each start."""
             self._read_patients([r.uid for r in self.rows])
         self._fill_table()
         self._status(getattr(self, "status_text", ""))
-
-    def action_problems(self) -> None:
-        summary = self.retrieve_outcome.summary if self.retrieve_outcome else None
-        gaps, problems = (summary.gaps, summary.problems) if summary else ([], [])
-        missing = self._missing()
-        if not (gaps or problems or missing):
-            self.notify("No gaps: every chosen study arrived whole.")
-            return
-        lines = [f"Gaps: {len(gaps)}", *(f"- {g}" for g in gaps), ""]
-        lines += [f"Problems: {len(problems)}", *(f"- {p}" for p in problems), ""]
-        lines += [f"Not fetched whole: {len(missing)} (r fetches them)"]
-        lines += [f"- {date_text(r.study.study_date)} {r.group} {r.study.description}: {why}"
-                  for r, why in missing]  # fmt: skip
-        self.app.push_screen(TextScreen("Problems", lines))
-
-    def _missing(self) -> list[tuple[PlanRow, str]]:
-        """Chosen studies the run did not bring in whole, with why."""
-        outcome = self.retrieve_outcome
-        if outcome is None:
-            return []
-        summary = outcome.summary
-        found = []
-        for row in self.rows:
-            if not row.included or (row.plan is None and not row.forced):
-                continue
-            studied = summary.studies.get(row.uid) if summary else None
-            if studied is None or not studied.complete:
-                found.append((row, studied.reason() if studied else "not reached"))
-        return found
-
-    def action_refetch(self) -> None:
-        """After a run: fetch again what it did not bring in whole."""
-        if self.plan_outcome is None or self.plan_outcome.result is None:
-            return
-        self.only = {row.uid for row, _ in self._missing()}
-        self._log(f"fetching again what is missing: {len(self.only)} studies")
-        self.phase = "planned"
-        self.action_retrieve()
-
-    def action_nothing_left(self) -> None:
-        self.notify("Nothing left to fetch: every chosen study arrived whole.")
 
     # ------------------------------------------------------------ retrieving
 

@@ -59,12 +59,17 @@ class Population:
         return [o for s in self.studies for o in s.objects if o.Modality in ("SR", "MG")]
 
 
-def population(directory: Path, ct: int, mg: int, mg_size: int) -> Population:
+def population(
+    directory: Path, ct: int, mg: int, mg_size: int, same_second: bool = False
+) -> Population:
     builder = StudyBuilder(date.today())
     for n in range(ct):
-        s = builder.study(f"bench_ct_{n}", "CT CHEST", "CT", days_ago=n % 30)
+        s = builder.study(f"bench_ct_{n}", "CT CHEST", "CT", days_ago=1 if same_second else n % 30)
         builder.add(s, 1, image(CT_IMAGE, "CT"), "CT images")
         builder.add(s, 2, rdsr(), "Dose Report", dose=True)
+        if same_second:  # a round answer no window can split (the look-closer's worst case)
+            for ds in s.objects:
+                ds.StudyTime = "101500"
     for n in range(mg):
         s = builder.study(f"bench_mg_{n}", "MAMMOGRAPHY", "MG", days_ago=n % 30)
         for _ in range(4):
@@ -287,6 +292,9 @@ def main() -> None:
     parser.add_argument("--mg-size", type=int, default=1024, help="MG image side (2 MB at 1024)")
     parser.add_argument("--only", choices=("shipped", "tuned"), default=None)
     parser.add_argument(
+        "--same-second", action="store_true", help="every CT study yesterday at 10:15:00"
+    )
+    parser.add_argument(
         "--wide", type=int, default=10000, help="studies in the memory run (0: skip)"
     )
     args = parser.parse_args()
@@ -296,7 +304,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="qrtui-bench-") as tmp:
         root = Path(tmp)
-        pop = population(root / "population", args.ct, args.mg, args.mg_size)
+        pop = population(root / "population", args.ct, args.mg, args.mg_size, args.same_second)
         expected = len(pop.fetched())
         print(
             f"population: {len(pop.ct)} CT + {len(pop.mg)} MG studies, {len(pop.files)} objects; "

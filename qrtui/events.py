@@ -22,6 +22,12 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class Paused(Notice):
+    """A wait the node's politeness asks for (its quiet hours), and until when: said even
+    where progress is not shown, since a run may wait for hours."""
+
+
+@dataclass(frozen=True)
 class RetrieveProgress:
     """Totals of the retrieve so far, and what is being fetched now."""
 

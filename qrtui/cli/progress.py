@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import sys
 
-from qrtui.events import Event, FunnelProgress, RetrieveProgress, size_text
+from qrtui.events import Event, FunnelProgress, Paused, RetrieveProgress, size_text
 
 
 def ignore(event: Event) -> None:
     pass
+
+
+def pauses_only(event: Event) -> None:
+    """Without a terminal: only a pause is said as it happens (a cron log shows the wait)."""
+    if isinstance(event, Paused):
+        sys.stderr.write(f"{event.text}\n")
+        sys.stderr.flush()
 
 
 class StderrProgress:

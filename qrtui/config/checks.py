@@ -7,7 +7,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,33 @@ def _check_associations(value: int) -> str | None:
 
 def _check_cap(value: int) -> str | None:
     return None if 1 <= value <= 1_000_000 else f"{value} must be between 1 and 1000000"
+
+
+def _check_rate(value: float) -> str | None:
+    return None if 0 < value <= 1000 else f"{value} must be above 0 and at most 1000"
+
+
+def parse_quiet_hours(text: str) -> tuple[time, time]:
+    """'07:00-19:00' -> its start and end; a window may run past midnight ('22:00-06:00').
+    ValueError, worded for the user, when it is not two different HH:MM times."""
+    first, dash, last = text.partition("-")
+    try:
+        if not dash:
+            raise ValueError
+        start, end = (datetime.strptime(t.strip(), "%H:%M").time() for t in (first, last))
+    except ValueError:
+        raise ValueError(f'{text!r} is not a window like "07:00-19:00" (HH:MM-HH:MM)') from None
+    if start == end:
+        raise ValueError(f"{text!r} starts and ends at the same time")
+    return start, end
+
+
+def _check_quiet_hours(value: str) -> str | None:
+    try:
+        parse_quiet_hours(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _check_aets(value: tuple[str, ...]) -> str | None:
@@ -142,6 +169,8 @@ _REMOTE_KEYS = {
     "retrieve_deadline": _Key(float, check=_check_deadline),
     "max_associations": _Key(int, check=_check_associations),
     "result_cap": _Key(int, check=_check_cap),
+    "max_queries_per_second": _Key(float, check=_check_rate),
+    "quiet_hours": _Key(str, check=_check_quiet_hours),
     "tls": _Key(bool),
     "tls_ca": _Key(str, check=_check_nonempty),
     "tls_cert": _Key(str, check=_check_nonempty),

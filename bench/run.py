@@ -247,12 +247,12 @@ def qrtui_run(pacs: Orthanc, work: Path, store_port: int, env: dict[str, str]) -
     return Run(seconds, max(rss, funnel_rss), objects, megabytes, funnel, status)
 
 
-def wide_query(studies: int, work: Path) -> Run:
+def wide_query(studies: int, work: Path, days: int = 30) -> Run:
     """`--dry-run` of a query answered by `studies` studies (a series query each), against a
     pynetdicom PACS in its own process: the measure is qrtui's peak memory."""
     work.mkdir(parents=True)
     pacs = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("wide_pacs.py")), str(studies)],
+        [sys.executable, str(Path(__file__).with_name("wide_pacs.py")), str(studies), str(days)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -265,7 +265,8 @@ def wide_query(studies: int, work: Path) -> Run:
         )
         env = {**os.environ, "XDG_STATE_HOME": str(work / "state")}
         command = [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config)]
-        seconds, rss = timed([*command, "wide", "local", "-ct", "-f", "30d", "--dry-run"], env)
+        since = ("-f", f"{days}d")
+        seconds, rss = timed([*command, "wide", "local", "-ct", *since, "--dry-run"], env)
     finally:
         pacs.communicate("")
     return Run(seconds, rss, studies, 0.0)
@@ -310,6 +311,7 @@ def main() -> None:
     parser.add_argument(
         "--wide", type=int, default=10000, help="studies in the memory run (0: skip)"
     )
+    parser.add_argument("--wide-days", type=int, default=30, help="days the memory run spans")
     args = parser.parse_args()
     for tool in ("Orthanc", "findscu", "movescu", "getscu", "storescp"):
         if not shutil.which(tool):
@@ -326,9 +328,10 @@ def main() -> None:
         frame = first_frame()
         print(f"first TUI frame: {frame:.2f} s" if frame else "first TUI frame: (no tmux)")
         if args.wide:
-            wide = wide_query(args.wide, root / "wide")
+            wide = wide_query(args.wide, root / "wide", args.wide_days)
             print(
-                f"{args.wide}-study query (dry run): {wide.seconds:.1f} s, "
+                f"{args.wide}-study query over {args.wide_days} days (dry run): "
+                f"{wide.seconds:.1f} s, "
                 f"peak RSS {wide.peak_rss_kb / 1024:.0f} MB (target < 200 MB)"
             )
         results: dict[str, tuple[Run, Run]] = {}

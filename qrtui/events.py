@@ -42,7 +42,21 @@ class RetrieveProgress:
     bytes: int
 
 
-Event = FunnelProgress | Notice | RetrieveProgress
+@dataclass(frozen=True)
+class WindowProgress:
+    """A run in windows (days): how many are done of how many, what arrived so far in this
+    run, and an estimate of the time left (None before the first window ends)."""
+
+    done: int
+    total: int
+    day: str  # the window just finished
+    received: int
+    bytes: int
+    seconds: float  # since this run's first window began
+    eta_seconds: float | None
+
+
+Event = FunnelProgress | Notice | RetrieveProgress | WindowProgress
 Emit = Callable[[Event], None]
 
 

@@ -122,8 +122,8 @@ def test_requests_reach_the_pacs_no_faster_than_max_queries_per_second(tmp_path)
         outcome = job(pacs, tmp_path, max_associations=1, max_queries_per_second=2.0)
     assert outcome.status == 0, outcome.message
     assert stored(tmp_path / "store") == wanted(pacs)
-    times = [when for when, _, _ in pacs.requests]
-    assert len(times) > 10 and any(what in RETRIEVES for _, what, _ in pacs.requests)
+    times = [when for when, *_ in pacs.requests]
+    assert len(times) > 10 and any(what in RETRIEVES for _, what, *_ in pacs.requests)
     gaps = [b - a for a, b in pairwise(times)]
     assert min(gaps) >= timedelta(seconds=0.5), gaps
 
@@ -150,7 +150,7 @@ def test_a_run_started_in_quiet_hours_waits_for_their_end_and_says_until_when(tm
         )  # fmt: skip
     assert outcome.status == 0, outcome.message
     assert notices[0] == f"{DEMO_REMOTE}: quiet hours (07:00-19:00): paused until 2026-03-10 19:00"
-    assert min(when for when, _, _ in pacs.requests) >= at(19, 0)
+    assert min(when for when, *_ in pacs.requests) >= at(19, 0)
     assert stored(tmp_path / "store") == wanted(pacs)
 
 
@@ -182,7 +182,7 @@ def test_quiet_hours_that_begin_mid_study_pause_before_the_next_study_not_inside
             max_associations=1, quiet_hours="07:00-19:00",
         )  # fmt: skip
     assert outcome.status == 0, outcome.message
-    retrieves = [(when, study) for when, what, study in pacs.requests if what in RETRIEVES]
+    retrieves = [(when, study) for when, what, study, _ in pacs.requests if what in RETRIEVES]
     inside = [study for when, study in retrieves if at(7, 0) <= when < at(19, 0)]
     assert inside and set(inside) == {two}, "the study in flight finishes, and only it"
     after = {study for when, study in retrieves if when >= at(19, 0)}

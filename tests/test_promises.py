@@ -84,7 +84,7 @@ def many_ct_studies(pacs: DemoPacs, count: int, days: int, time: str | None = No
     ("window", "cut"),
     [
         (("-sd", YESTERDAY.isoformat()), 2),  # the day before and after the second
-        (("-f", (TODAY - timedelta(days=7)).isoformat(), "-t", TODAY.isoformat()), 4),
+        (("-f", (TODAY - timedelta(days=6)).isoformat(), "-t", TODAY.isoformat()), 4),
     ],
 )
 def test_two_hundred_studies_at_one_second_cost_a_few_study_queries(tmp_path, window, cut):

@@ -55,7 +55,9 @@ class DemoPacs:
         self._withheld: set[str] = set()
         self.study_queries = 0  # study-level C-FINDs answered
         self.identifiers: list[frozenset[str]] = []  # keywords of every C-FIND identifier
-        self.requests: list[tuple[datetime, str, str]] = []  # when (qrtui.clock), what, study
+        # when (qrtui.clock), what, study UID, study date asked; and every object sent
+        self.requests: list[tuple[datetime, str, str, str]] = []
+        self.sent: list[str] = []
         self._aborted = False
         self._pause = threading.Event()  # never set: waiting on it is the delay
         self.holding = threading.Event()  # set while a retrieve waits at hold_after
@@ -314,7 +316,8 @@ class DemoPacs:
         ]
 
     def _asked(self, what: str, identifier: Dataset) -> None:
-        self.requests.append((clock.now(), what, str(identifier.get("StudyInstanceUID", ""))))
+        study, day = (str(identifier.get(k, "")) for k in ("StudyInstanceUID", "StudyDate"))
+        self.requests.append((clock.now(), what, study, day))
 
     def _on_move(self, event: Any) -> Iterator[Any]:
         self._asked("C-MOVE", event.identifier)
@@ -379,6 +382,7 @@ class DemoPacs:
                 )
                 yield 0xB000, failed
                 return
+            self.sent.append(ds.SOPInstanceUID)
             yield 0xFF00, ds
 
     def _misname(self, event: Any) -> None:

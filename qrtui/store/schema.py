@@ -69,4 +69,10 @@ CREATE TABLE IF NOT EXISTS owed (
     reason TEXT NOT NULL,
     PRIMARY KEY (query_key, study_uid)
 );
+CREATE TABLE IF NOT EXISTS days_done (
+    resume_key TEXT NOT NULL,
+    day TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    PRIMARY KEY (resume_key, day)
+);
 """

@@ -1,5 +1,6 @@
-"""A PACS with N one-series CT studies, for the wide-query memory measurement. Run as a
-process: prints its port, serves until stdin closes."""
+"""A PACS with N one-series CT studies over the last DAYS days (default 30), for the
+wide-query memory measurement. Run as a process: `wide_pacs.py N [DAYS]`; prints its port,
+serves until stdin closes."""
 
 from __future__ import annotations
 
@@ -28,12 +29,12 @@ def _within(value: str, wanted: str) -> bool:
     )
 
 
-def answers(n: int, identifier: Dataset) -> Iterator[tuple[int, Dataset]]:
+def answers(n: int, identifier: Dataset, days: int = 30) -> Iterator[tuple[int, Dataset]]:
     level = str(identifier.QueryRetrieveLevel)
     if level == "STUDY":
         dates, times = str(identifier.get("StudyDate", "")), str(identifier.get("StudyTime", ""))
         for i in range(n):
-            study_date = (date.today() - timedelta(days=i % 30)).strftime("%Y%m%d")
+            study_date = (date.today() - timedelta(days=i % days)).strftime("%Y%m%d")
             seconds = (i * 7919) % 86400  # spread over the day, so time windows split them
             study_time = f"{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}"
             if not (_within(study_date, dates) and _within(study_time, times)):
@@ -64,12 +65,13 @@ def answers(n: int, identifier: Dataset) -> Iterator[tuple[int, Dataset]]:
 
 def main() -> None:
     n = int(sys.argv[1])
+    days = int(sys.argv[2]) if len(sys.argv) > 2 else 30  # spread over the last `days` days
     ae = AE("WIDE_PACS")
     ae.maximum_associations = 16
     ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
 
     def on_find(event: Any) -> Iterator[tuple[int, Dataset | None]]:
-        yield from answers(n, event.identifier)
+        yield from answers(n, event.identifier, days)
 
     server = ae.start_server(
         ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_FIND, on_find)]

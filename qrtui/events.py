@@ -22,6 +22,12 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class Paused(Notice):
+    """A wait the node's politeness asks for (its quiet hours), and until when: said even
+    where progress is not shown, since a run may wait for hours."""
+
+
+@dataclass(frozen=True)
 class RetrieveProgress:
     """Totals of the retrieve so far, and what is being fetched now."""
 
@@ -46,7 +52,21 @@ class DeliveryProgress:
     left: int  # still queued for it, this pass included
 
 
-Event = FunnelProgress | Notice | RetrieveProgress | DeliveryProgress
+@dataclass(frozen=True)
+class WindowProgress:
+    """A run in windows (days): how many are done of how many, what arrived so far in this
+    run, and an estimate of the time left (None before the first window ends)."""
+
+    done: int
+    total: int
+    day: str  # the window just finished
+    received: int
+    bytes: int
+    seconds: float  # since this run's first window began
+    eta_seconds: float | None
+
+
+Event = FunnelProgress | Notice | RetrieveProgress | DeliveryProgress | WindowProgress
 Emit = Callable[[Event], None]
 
 

@@ -49,6 +49,8 @@ class ProbeReport:
     notes: list[str] = field(default_factory=list)
     reachable: bool = True
     queries_failed: bool = False
+    max_queries_per_second: float | None = None  # config.toml's, obeyed by the probe too
+    quiet_hours: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         found = {f.name: getattr(self.findings, f.name) for f in fields(Findings)}
@@ -60,6 +62,8 @@ class ProbeReport:
             "window": self.window,
             "studies_seen": self.studies_seen,
             **found,
+            "max_queries_per_second": self.max_queries_per_second,
+            "quiet_hours": self.quiet_hours,
             "notes": list(self.notes),
         }
 
@@ -77,6 +81,10 @@ def probe(
     """Every question in turn; what cannot be told stays None, with a note why."""
     date_key = f"{date_from:%Y%m%d}-{date_until:%Y%m%d}"
     report = ProbeReport(node.name, node.aet, node.address, window_text(date_key, ""))
+    report.max_queries_per_second, report.quiet_hours = (
+        node.max_queries_per_second,
+        node.quiet_hours,
+    )
     probe = _Prober(config, node, report, say)
     probe.echo()
     if not report.reachable:
@@ -388,6 +396,14 @@ def default_window(today: date) -> tuple[date, date]:
     return today - timedelta(days=7), today
 
 
+def politeness(report: ProbeReport) -> str:
+    rate, quiet = report.max_queries_per_second, report.quiet_hours
+    limit = f"at most {rate:g} requests a second" if rate else "requests not limited"
+    return f"{limit}; " + (
+        f"quiet hours {quiet} (runs wait them out)" if quiet else "no quiet hours"
+    )
+
+
 def report_lines(report: ProbeReport) -> list[str]:
     """The report for people."""
     f = report.findings
@@ -422,6 +438,7 @@ def report_lines(report: ProbeReport) -> list[str]:
         + (" (not tried: --move-test)" if f.c_move is None else ""),
         f"  associations at once: {_or(f.max_associations, 'unknown')}",
         f"  study answers capped at: {_or(f.result_cap, 'no cap found')}",
+        f"  politeness (config.toml): {politeness(report)}",
     ]
     if f.tls_version:
         lines.append(f"  TLS: {f.tls_version}")

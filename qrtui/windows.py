@@ -107,3 +107,44 @@ def _seconds(hhmmss: str) -> int:
 
 def _hhmmss(seconds: int) -> str:
     return f"{seconds // 3600:02d}{seconds % 3600 // 60:02d}{seconds % 60:02d}"
+
+
+def common_second(dates: list[str], times: list[str]) -> tuple[str, int] | None:
+    """The one day and second every answer shares (dates YYYYMMDD, times HHMMSS[.frac]), or
+    None when they differ or one is unreadable."""
+    seen = set()
+    for day, time in zip(dates, times, strict=True):
+        digits = time.split(".")[0].strip()
+        if len(day) != 8 or not day.isdigit() or len(digits) != 6 or not digits.isdigit():
+            return None
+        seen.add((day, _seconds(digits)))
+        if len(seen) > 1:
+            return None
+    return seen.pop() if seen else None
+
+
+def around_second(
+    date_key: str, time_key: str, day: str, second: int, today: date
+) -> tuple[list[tuple[str, str]], tuple[str, str]] | None:
+    """A window cut around one second of one day: the pieces outside it, and that second,
+    together covering the window at any precision; None when the window does not hold it, or
+    is no wider. Halving down to one second would take 17 levels a day."""
+    start_text, dash, end_text = date_key.partition("-")
+    if not start_text or day < start_text:
+        return None
+    end_text = end_text or (max(today.strftime("%Y%m%d"), start_text) if dash else start_text)
+    first, _, last = (time_key or "").partition("-")
+    t0, t1 = _seconds(first or "000000"), _seconds(last or "235959")
+    if day > end_text or not t0 <= second <= t1:
+        return None
+    one = datetime.strptime(day, "%Y%m%d").date()
+    days = [
+        (start_text, (one - timedelta(days=1)).strftime("%Y%m%d")),
+        ((one + timedelta(days=1)).strftime("%Y%m%d"), end_text),
+    ]
+    pieces = [(a if a == b else f"{a}-{b}", time_key) for a, b in days if a <= b]
+    spans = [(t0, second - 1), (second + 1, t1)]
+    pieces += [(day, f"{_hhmmss(a)}-{_hhmmss(b)}{END_OF_SECOND}") for a, b in spans if a <= b]
+    if not pieces:
+        return None
+    return pieces, (day, f"{_hhmmss(second)}-{_hhmmss(second)}{END_OF_SECOND}")

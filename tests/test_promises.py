@@ -80,6 +80,61 @@ def many_ct_studies(pacs: DemoPacs, count: int, days: int, time: str | None = No
     return wanted
 
 
+@pytest.mark.parametrize(
+    ("window", "cut"),
+    [
+        (("-sd", YESTERDAY.isoformat()), 2),  # the day before and after the second
+        (("-f", (TODAY - timedelta(days=6)).isoformat(), "-t", TODAY.isoformat()), 4),
+    ],
+)
+def test_two_hundred_studies_at_one_second_cost_a_few_study_queries(tmp_path, window, cut):
+    """A complete answer of 200 CT studies at one StudyTime: halving down to that second
+    took 17 splits and 38 study queries. Now the window is cut around the second (the rest
+    asked once, for studies a cap hid) and the second re-asked with fewer keys, counted."""
+    pacs = DemoPacs(today=TODAY)
+    pacs.studies.clear()  # the demo's own studies would make the answer 210
+    pacs.objects.clear()
+    wanted = many_ct_studies(pacs, 200, days=1, time="101500")
+    with pacs:
+        config = demo_config(tmp_path, pacs)
+        status, doc, stderr = scripted(config.path, "demo", "demo-store", "-ct", *window)
+    assert status == 0, stderr
+    per_modality = 3  # CT, PT, NM
+    assert pacs.study_queries == per_modality + 1 + cut  # + the fewer keys' re-ask
+    assert doc["counts"]["study queries asked again"] == 1 + cut
+    assert any("no sign of a cap" in n for n in doc["notices"]), doc["notices"]
+    assert stored(tmp_path / "store") == wanted
+
+
+def test_a_window_cut_around_one_second_still_finds_what_a_silent_cap_hid(tmp_path):
+    """A PACS that stops at 100 with success shows only studies of 10:15:00 of a day that
+    holds five more at 14:00: the rest of the day, asked once, finds them; the cap is
+    learned, and the second itself, still answering 100, is reported as cut short."""
+    pacs = DemoPacs(today=TODAY, faults=Faults(cap_results=100))
+    pacs.studies.clear()
+    pacs.objects.clear()
+    many_ct_studies(pacs, 150, days=1, time="101500")
+    b = StudyBuilder(TODAY)
+    later = set()
+    for n in range(5):  # after the others, so that the capped answer leaves them out
+        s = b.study(f"later{n}", f"CT later {n}", "CT", days_ago=1)
+        b.images(s, 1, CT_IMAGE, "CT", 1)
+        b.add(s, 2, rdsr(), "Dose Report", dose=True)
+        for o in s.objects:
+            o.StudyTime = "140000"
+        pacs.add_study(s)
+        later |= s.dose_uids
+    with pacs:
+        config = demo_config(tmp_path, pacs)
+        status, doc, stderr = scripted(
+            config.path, "demo", "demo-store", "-ct", "-sd", YESTERDAY.isoformat()
+        )
+    assert status == 1, stderr
+    assert any("stopped at 100 matches; its halves found 5 more" in n for n in doc["notices"])
+    assert "10:15:00-10:15:00: 100 matches, as many as demo returns at most (100)" in stderr
+    assert later <= stored(tmp_path / "store")
+
+
 def test_a_silent_cap_found_by_halving_is_learned_and_nothing_missed(tmp_path):
     pacs = DemoPacs(today=TODAY, faults=Faults(cap_results=100))  # stops at 100, Success
     wanted = many_ct_studies(pacs, 150, days=2)

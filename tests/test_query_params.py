@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from qrtui.query import QueryError, build_query, parse_date
-from qrtui.windows import split_range
+from qrtui.windows import around_second, common_second, split_range
 
 TODAY = date(2026, 11, 28)
 
@@ -121,3 +121,60 @@ def test_the_halves_of_a_day_leave_no_time_out_at_any_precision(time):
         assert len(hits) == 1, (depth, halves)
         window, depth = hits[0], depth + 1
     assert depth >= 16 and holds(window)
+
+
+@pytest.mark.parametrize(
+    ("date_key", "time_key", "day", "cut"),
+    [
+        (  # one day: the times before and after the second, then the second
+            "20261127",
+            "",
+            "20261127",
+            (
+                [("20261127", "000000-101459.999999"), ("20261127", "101501-235959.999999")],
+                ("20261127", "101500-101500.999999"),
+            ),
+        ),
+        (  # a range: the days before and after, then that day around the second
+            "20261125-",
+            "",
+            "20261126",
+            (
+                [
+                    ("20261125", ""),
+                    ("20261127-20261128", ""),
+                    ("20261126", "000000-101459.999999"),
+                    ("20261126", "101501-235959.999999"),
+                ],
+                ("20261126", "101500-101500.999999"),
+            ),
+        ),
+        (  # the second at the window's start: nothing before it
+            "20261127",
+            "101500-103059.999999",
+            "20261127",
+            ([("20261127", "101501-103059.999999")], ("20261127", "101500-101500.999999")),
+        ),
+        ("20261127", "101500-101500.999999", "20261127", None),  # already that second
+        ("20261127", "", "20261128", None),  # outside the window: not trusted to cut
+        ("20261127", "120000-235959.999999", "20261127", None),
+        ("-20261127", "", "20261127", None),  # an open start: no cut
+    ],
+)
+def test_a_window_is_cut_around_the_one_second_holding_every_answer(date_key, time_key, day, cut):
+    assert around_second(date_key, time_key, day, 10 * 3600 + 15 * 60, date(2026, 11, 28)) == cut
+
+
+@pytest.mark.parametrize("time", ["101459.999999", "101500", "101500.5", "101501", "235959.9"])
+def test_a_window_cut_around_a_second_leaves_no_time_out(time):
+    pieces, second = around_second("20261127", "", "20261127", 36900, date(2026, 11, 28))
+    windows = [t for _, t in pieces] + [second[1]]
+    assert sum(a <= time <= b for a, _, b in (w.partition("-") for w in windows)) == 1
+
+
+def test_one_second_is_common_only_to_answers_that_all_share_it():
+    assert common_second(["20261127"] * 2, ["101500", "101500.75"]) == ("20261127", 36900)
+    assert common_second(["20261127"] * 2, ["101500", "101501"]) is None
+    assert common_second(["20261127", "20261126"], ["101500", "101500"]) is None
+    assert common_second(["20261127"], [""]) is None  # not told: halving as before
+    assert common_second([], []) is None

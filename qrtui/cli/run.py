@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from qrtui import clock
-from qrtui.cli.progress import StderrProgress, ignore
+from qrtui.cli.progress import StderrProgress, pauses_only
 from qrtui.config import (
     GROUP_NAMES,
     Config,
@@ -172,7 +172,7 @@ def run_query(
 
     progress = StderrProgress() if sys.stderr.isatty() else None
     outcome = worker.run(
-        config, remote, store_node, params, dry_run=dry_run, emit=progress or ignore,
+        config, remote, store_node, params, dry_run=dry_run, emit=progress or pauses_only,
         context=context,
     )  # fmt: skip
     if progress:

@@ -13,6 +13,7 @@ from qrtui.config.checks import (
     name_problem,
     parse_config,
     parse_overlap,
+    parse_quiet_hours,
 )
 from qrtui.config.destinations import Destination
 from qrtui.config.nodes import (
@@ -58,6 +59,7 @@ __all__ = [
     "name_problem",
     "parse_config",
     "parse_overlap",
+    "parse_quiet_hours",
     "resolve_config_path",
     "save_config",
     "write_atomically",

@@ -21,12 +21,15 @@ from qrtui.config.keys import (
     check_nonempty,
     check_overlap,
     check_port,
+    check_quiet_hours,
+    check_rate,
     check_retrieve,
     check_terms,
     check_timeout,
     check_tls,
     name_problem,
     parse_overlap,
+    parse_quiet_hours,
     read_table,
 )
 from qrtui.config.nodes import (
@@ -40,7 +43,10 @@ from qrtui.config.nodes import (
 )
 from qrtui.config.sending import check_forward, read_destinations
 
-__all__ = ["Check", "check_aet", "check_port", "load_config", "name_problem", "parse_overlap"]
+__all__ = [
+    "Check", "check_aet", "check_port", "load_config", "name_problem", "parse_overlap",
+    "parse_quiet_hours",
+]  # fmt: skip
 
 _CLIENT_KEYS = {"aet": Key(str, check=check_aet)}
 
@@ -56,6 +62,8 @@ _REMOTE_KEYS = {
     "retrieve_deadline": Key(float, check=check_deadline),
     "max_associations": Key(int, check=check_associations),
     "result_cap": Key(int, check=check_cap),
+    "max_queries_per_second": Key(float, check=check_rate),
+    "quiet_hours": Key(str, check=check_quiet_hours),
     "tls": Key(bool),
     "tls_ca": Key(str, check=check_nonempty),
     "tls_cert": Key(str, check=check_nonempty),

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from qrtui.config.nodes import GROUP_NAMES, ConfigError
@@ -44,6 +44,33 @@ def check_associations(value: int) -> str | None:
 
 def check_cap(value: int) -> str | None:
     return None if 1 <= value <= 1_000_000 else f"{value} must be between 1 and 1000000"
+
+
+def check_rate(value: float) -> str | None:
+    return None if 0 < value <= 1000 else f"{value} must be above 0 and at most 1000"
+
+
+def parse_quiet_hours(text: str) -> tuple[time, time]:
+    """'07:00-19:00' -> its start and end; a window may run past midnight ('22:00-06:00').
+    ValueError, worded for the user, when it is not two different HH:MM times."""
+    first, dash, last = text.partition("-")
+    try:
+        if not dash:
+            raise ValueError
+        start, end = (datetime.strptime(t.strip(), "%H:%M").time() for t in (first, last))
+    except ValueError:
+        raise ValueError(f'{text!r} is not a window like "07:00-19:00" (HH:MM-HH:MM)') from None
+    if start == end:
+        raise ValueError(f"{text!r} starts and ends at the same time")
+    return start, end
+
+
+def check_quiet_hours(value: str) -> str | None:
+    try:
+        parse_quiet_hours(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def check_aets(value: tuple[str, ...]) -> str | None:

@@ -42,6 +42,8 @@ class RemoteNode:
     retrieve_deadline: float = 3600.0  # for one C-MOVE/C-GET, however many Pendings come
     max_associations: int = 4  # requests in parallel; fewer if the node refuses more
     result_cap: int | None = None  # the most study matches the node returns per C-FIND
+    max_queries_per_second: float | None = None  # requests, over all associations
+    quiet_hours: str | None = None  # "07:00-19:00": no new window or study inside
     tls: bool = False
     tls_ca: str | None = None  # CA certificates to trust (default: the system's)
     tls_cert: str | None = None  # our certificate, for a node that wants one

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -55,6 +55,9 @@ class DemoPacs:
         self._withheld: set[str] = set()
         self.study_queries = 0  # study-level C-FINDs answered
         self.identifiers: list[frozenset[str]] = []  # keywords of every C-FIND identifier
+        # when (qrtui.clock), what, study UID, study date asked; and every object sent
+        self.requests: list[tuple[datetime, str, str, str]] = []
+        self.sent: list[str] = []
         self._aborted = False
         self._pause = threading.Event()  # never set: waiting on it is the delay
         self.holding = threading.Event()  # set while a retrieve waits at hold_after
@@ -256,6 +259,7 @@ class DemoPacs:
         hidden = self._hidden()
         cap = self.faults.cap_results
         self.identifiers.append(frozenset(e.keyword for e in identifier if e.keyword))
+        self._asked("C-FIND", identifier)
         if self.faults.cap_keys is not None and len(identifier) < self.faults.cap_keys:
             cap = None
         if level == "STUDY":
@@ -311,7 +315,12 @@ class DemoPacs:
             if all(not uids or str(o.get(key)) in uids for key, uids in wanted.items())
         ]
 
+    def _asked(self, what: str, identifier: Dataset) -> None:
+        study, day = (str(identifier.get(k, "")) for k in ("StudyInstanceUID", "StudyDate"))
+        self.requests.append((clock.now(), what, study, day))
+
     def _on_move(self, event: Any) -> Iterator[Any]:
+        self._asked("C-MOVE", event.identifier)
         destination = str(event.move_destination).strip()
         address = self.destinations.get(destination)
         if address is None or self.faults.move_status == 0xA801:
@@ -325,6 +334,7 @@ class DemoPacs:
         yield from self._sub_operations(event)
 
     def _on_get(self, event: Any) -> Iterator[Any]:
+        self._asked("C-GET", event.identifier)
         if self.faults.get_status is not None:
             yield 1  # with none, pynetdicom would answer success at once
             yield self.faults.get_status, None
@@ -372,6 +382,7 @@ class DemoPacs:
                 )
                 yield 0xB000, failed
                 return
+            self.sent.append(ds.SOPInstanceUID)
             yield 0xFF00, ds
 
     def _misname(self, event: Any) -> None:

@@ -19,6 +19,7 @@ from qrtui.config import RemoteNode
 from qrtui.dicom.assoc import associate, associate_patiently, make_ae
 from qrtui.dicom.pool import SessionPool
 from qrtui.dicom.session import Cancelled, Lost, Session, SessionFailed
+from qrtui.politeness import before_request
 
 
 class FindFailed(SessionFailed):
@@ -94,6 +95,7 @@ class FindSession(Session):
         return (self.find(i, limit) for i in identifiers)
 
     def _find_once(self, identifier: Dataset, limit: int | None = None) -> FindOutcome:
+        before_request(self.node, self.cancel)  # the node's rate, if it sets one
         if self.cancel.is_set():
             raise Cancelled
         assoc = self._open()

@@ -24,6 +24,7 @@ from qrtui.dicom.find import number
 from qrtui.dicom.pynetdicom_fixes import INCOMING_ATTRIBUTE
 from qrtui.dicom.session import Cancelled, Lost, Session, SessionFailed
 from qrtui.dicom.storescp import Receiver
+from qrtui.politeness import before_request
 
 # A C-GET association offers one context per SOP class; the PDU allows 128 in all.
 MAX_GET_STORAGE_CONTEXTS = 120
@@ -189,6 +190,7 @@ class RetrieveSession(Session):
     def _retrieve_once(
         self, identifier: Dataset, on_pending: Callable[[SubOps], None], get: bool
     ) -> RetrieveOutcome:
+        before_request(self.node, self.cancel)  # the node's rate, if it sets one
         if self.cancel.is_set():
             raise Cancelled
         assoc = self._open()

@@ -24,6 +24,8 @@ INSTANCES_HELD = "instances skipped: already held"
 UNDECODABLE = "undecodable responses skipped"
 INCOMPLETE = "queries possibly incomplete"
 SPLIT = "study queries split (truncated answers)"
+# every study query beyond the one per modality: split windows, fewer keys, by UID
+ASKED_AGAIN = "study queries asked again"
 NO_DOSE_CLASS = "removed: no dose object class (SOPClassesInStudy)"
 EXCLUDED = "removed: excluded by the user"
 OWED = "owed studies asked again"

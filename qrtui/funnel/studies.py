@@ -12,6 +12,7 @@ from qrtui.dicom.find import FindOutcome, identifier, text, values
 from qrtui.funnel import counts
 from qrtui.funnel.base import FunnelBase, _study, _study_uid, query_modalities
 from qrtui.funnel.counts import (
+    ASKED_AGAIN,
     BY_DESCRIPTION,
     BY_STATION,
     DUPLICATES,
@@ -32,6 +33,8 @@ from qrtui.selection import (
     study_group,
 )
 from qrtui.windows import (
+    around_second,
+    common_second,
     in_date_range,
     in_time_range,
     one_day,
@@ -80,9 +83,17 @@ class StudyQueries(FunnelBase):
         self._count(SPLIT)
         whole = {_study_uid(m): m for m in matches}
         merged: dict[str, Dataset] = {}
-        for date_key, time_key in halves:
+        around = self._around_one_second(keys, matches)
+        for date_key, time_key in halves if around is None else around[0]:
             part = {**keys, "StudyDate": date_key, "StudyTime": time_key}
             merged.update((_study_uid(m), m) for m in self._find_studies(part, what, split=True))
+        if around is not None:  # the second that holds the whole answer
+            part = {**keys, "StudyDate": around[1][0], "StudyTime": around[1][1]}
+            if round_number:  # asked whole, it would answer the same: re-ask it narrower
+                narrower = self._look_closer(part, matches, what, window_text(*around[1]))
+            else:
+                narrower = self._find_studies(part, what, split=True)
+            merged.update((_study_uid(m), m) for m in narrower)
         beyond = merged.keys() - whole.keys()
         if beyond and round_number:
             self._learn_cap(found)
@@ -97,6 +108,18 @@ class StudyQueries(FunnelBase):
                 "studies of the whole answer"
             )
         return list({**whole, **merged}.values())
+
+    def _around_one_second(
+        self, keys: dict[str, str], matches: list[Dataset]
+    ) -> tuple[list[tuple[str, str]], tuple[str, str]] | None:
+        """Where every answer lies in one day and second, halving would only narrow down to
+        it, a query or two at each of up to 17 levels a day. Instead the window is cut around
+        that second: the rest (for studies a cap hid) and the second itself."""
+        dates = [text(m, "StudyDate") or "" for m in matches]
+        common = common_second(dates, [text(m, "StudyTime") or "" for m in matches])
+        if common is None:
+            return None
+        return around_second(keys["StudyDate"], keys["StudyTime"], *common, self.today)
 
     def _failed_without_matches(
         self, keys: dict[str, str], what: str, window: str, outcome: FindOutcome, again: bool
@@ -123,6 +146,7 @@ class StudyQueries(FunnelBase):
         """One study query of the split budget; False, said once, when none is left."""
         if self.split_budget > 0:
             self.split_budget -= 1
+            self._count(ASKED_AGAIN)
             return True
         if not self._budget_told:
             self._budget_told = True
@@ -212,6 +236,7 @@ class StudyQueries(FunnelBase):
         found_more: list[Dataset] = []
         if more:
             by_uid = {**keys, "StudyInstanceUID": "\\".join(more)}
+            self._count(ASKED_AGAIN)
             extra = self.finder.find(identifier("STUDY", **by_uid))
             self._undecodable(extra, what)
             found_more = self._in_window(extra.matches, keys)

@@ -23,7 +23,8 @@ from qrtui.dicom.retrieve import (
 )
 from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.dicom.storescp import Received, Receiver
-from qrtui.events import Emit, Notice, RetrieveProgress
+from qrtui.events import Emit, Notice, Paused, RetrieveProgress
+from qrtui.politeness import wait_out_quiet_hours
 from qrtui.retrieve.checks import ArrivalChecks, tally
 from qrtui.retrieve.outcome import RetrieveSummary, StudyOutcome
 from qrtui.retrieve.plans import expected_series, inspect
@@ -68,6 +69,7 @@ class Retriever(ArrivalChecks):
         self.summary = RetrieveSummary()
         self._lock = threading.RLock()  # the summary, the counters, and the order of events
         self._here = threading.local()  # the session and study of this worker thread
+        self._quiet = threading.Lock()
         self._studies_total = 0
         self._told_external = False
         self._failures_in_a_row = 0
@@ -101,6 +103,10 @@ class Retriever(ArrivalChecks):
     def _log(self, line: str) -> None:
         with self._lock:
             self.emit(Notice(line))
+
+    def _paused(self, line: str) -> None:
+        with self._lock:
+            self.emit(Paused(line))
 
     def _progress(
         self, current: str, inflight: SubOps | None = None, arrived: Sequence[Received] = ()
@@ -151,6 +157,8 @@ class Retriever(ArrivalChecks):
         return self.summary
 
     def _one_study(self, session: RetrieveSession, plan: StudyPlan) -> None:
+        with self._quiet:  # between studies, never inside one; one thread says so
+            wait_out_quiet_hours(session.node, self._paused, session.cancel)
         study = plan.study
         self._here.session = session
         self._here.label = f"{study.study_date or '-'} {plan.group} {study.description!r}"

@@ -172,6 +172,21 @@ class History:
             ).fetchall()
         return [(run_id, started, json.loads(entry)) for run_id, started, entry in rows]
 
+    def day_done(self, resume_key: str, day: str, finished: str) -> None:
+        """A day of a run in windows, planned and brought in whole: its objects' rows were
+        each committed as they arrived, before this, so a day marked done is never short."""
+        with self._mutex, self._store._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO days_done VALUES (?, ?, ?)", (resume_key, day, finished)
+            )
+
+    def days_done(self, resume_key: str) -> frozenset[str]:
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT day FROM days_done WHERE resume_key = ?", (resume_key,)
+            ).fetchall()
+        return frozenset(str(day) for (day,) in rows)
+
     def checkpoint(self, key: str) -> str | None:
         with self._mutex:
             row = self._db.execute(

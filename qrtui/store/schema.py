@@ -91,6 +91,12 @@ CREATE TABLE IF NOT EXISTS run_studies (
     entry TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS run_studies_study ON run_studies (study_uid);
+CREATE TABLE IF NOT EXISTS days_done (
+    resume_key TEXT NOT NULL,
+    day TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    PRIMARY KEY (resume_key, day)
+);
 """
 
 # Columns added after stores were first made: (table, column, its declaration).

@@ -23,6 +23,7 @@ from qrtui.worker.outcome import JobOutcome, RunContext, _ignore, incomplete_mes
 from qrtui.worker.planning import opened_store, plan, store_problem
 from qrtui.worker.recording import record, since_last_window
 from qrtui.worker.retrieving import _retrieve, _unrecorded
+from qrtui.worker.streaming import day_windows, run_days
 
 
 def run(
@@ -62,10 +63,19 @@ def run(
                 params, notice = since_last_window(checkpoint, since, params, context)
                 emit(Notice(notice))
                 owed = store.history.owed(since.key) if store else ()
-            planned = plan(
-                config, remote, store_node, params, emit=emit, cancel=cancel, store=store,
-                also_studies=tuple(m.study_uid for m in owed),
-            )  # fmt: skip
+            also = tuple(m.study_uid for m in owed)
+            days = day_windows(params, context.started.date())
+            if days is not None:  # a long range: day by day, resumable
+                planned = run_days(
+                    config, remote, store_node, params, days, dry_run=dry_run, emit=emit,
+                    cancel=cancel, store=store, started=context.started.date(),
+                    also_studies=also,
+                )  # fmt: skip
+            else:
+                planned = plan(
+                    config, remote, store_node, params, emit=emit, cancel=cancel, store=store,
+                    also_studies=also,
+                )  # fmt: skip
             if since is not None and planned.result is not None:
                 planned.result.notices.insert(0, notice)
             planned.params = params
@@ -75,8 +85,8 @@ def run(
                         planned, status=EXIT_PARTIAL, message=incomplete_message(planned.result)
                     )
                 return planned
-            if planned.status != EXIT_OK or planned.result is None:
-                outcome = planned
+            if planned.status != EXIT_OK or planned.result is None or days is not None:
+                outcome = planned  # (a run in days has retrieved as it went)
             else:
                 outcome = _retrieve(
                     config, remote, store_node, planned.result, emit=emit, cancel=cancel,

@@ -15,9 +15,10 @@ from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the fac
 from qrtui.dicom.echo import directory_problem
 from qrtui.dicom.find import FindSession, PooledFinder
 from qrtui.dicom.session import Cancelled, SessionFailed
-from qrtui.events import Emit
+from qrtui.events import Emit, Paused
 from qrtui.funnel import Funnel
 from qrtui.learned import Findings, load_learned, save_learned
+from qrtui.politeness import wait_out_quiet_hours
 from qrtui.query import QueryParams
 from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     EXIT_OK,
@@ -117,6 +118,13 @@ def plan(
 ) -> JobOutcome:
     """The query funnel. Without `store`, an existing index is read to skip what is held.
     `also_studies`: UIDs of studies owed by earlier runs, asked whatever their date."""
+    paused: list[str] = []
+
+    def pause(line: str) -> None:
+        paused.append(line)
+        emit(Paused(line))
+
+    wait_out_quiet_hours(remote, pause, cancel)
     try:
         with contextlib.ExitStack() as stack:
             if store is None:
@@ -148,4 +156,5 @@ def plan(
         return JobOutcome(EXIT_UNREACHABLE, str(exc))
     except ConfigError as exc:
         return JobOutcome(EXIT_USAGE, str(exc))
+    result.notices[:0] = paused
     return JobOutcome(EXIT_OK, result=result, params=params)

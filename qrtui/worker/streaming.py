@@ -1,0 +1,154 @@
+"""A long run in windows of one day: plan a day, retrieve it, mark it done, move on. The
+funnel's answers and the retrieve's sessions last one day; a day brought in whole is kept in
+the store's index, so the same query run again starts at the first day not done."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import replace
+from datetime import date, timedelta
+
+from qrtui import clock
+from qrtui.config import Config, RemoteNode, StoreNode
+from qrtui.events import Emit, Notice, WindowProgress
+from qrtui.funnel import FunnelResult
+from qrtui.query import QueryParams
+from qrtui.retrieve import RetrieveSummary
+from qrtui.status import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE
+from qrtui.store import Store
+from qrtui.worker.outcome import JobOutcome, incomplete_message
+from qrtui.worker.planning import plan
+from qrtui.worker.retrieving import _retrieve
+
+# A date range longer than this many days runs day by day (read at run time: tests set it).
+STREAM_OVER_DAYS = 7
+WINDOWS_TOTAL = "windows (days) in the range"
+WINDOWS_DONE = "windows done"
+WINDOWS_BEFORE = "windows done by an earlier run (skipped)"
+
+
+def day_windows(params: QueryParams, today: date) -> list[date] | None:
+    """The days of a bounded date range longer than STREAM_OVER_DAYS (an open end is today);
+    None for a run in one piece: a short range, an open start, studies asked by UID."""
+    if params.date_from is None or params.only_studies:
+        return None
+    end = params.date_until or max(today, params.date_from)
+    days = (end - params.date_from).days + 1
+    if days <= STREAM_OVER_DAYS:
+        return None
+    return [params.date_from + timedelta(days=n) for n in range(days)]
+
+
+def resume_key(remote: str, store: str, params: QueryParams) -> str:
+    """The same query (nodes, selection and dates) names the same days done."""
+    text = json.dumps({"remote": remote, "store": store, **params.to_json()}, sort_keys=True)
+    return "days-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_days(
+    config: Config,
+    remote: RemoteNode,
+    store_node: StoreNode,
+    params: QueryParams,
+    days: list[date],
+    *,
+    dry_run: bool,
+    emit: Emit,
+    cancel: threading.Event | None,
+    store: Store | None,
+    started: date,
+    also_studies: tuple[str, ...] = (),
+) -> JobOutcome:
+    """Each day planned, then retrieved (not in a dry run), then marked done where it came in
+    whole, in order; one outcome for the whole range. A day not before `started` is never
+    marked done: its studies may still be arriving at the PACS."""
+    key = resume_key(remote.name, store_node.name, params)
+    done_before = store.history.days_done(key) if store is not None else frozenset()
+    todo = [d for d in days if d.isoformat() not in done_before]
+    skipped = len(days) - len(todo)
+    result, summary = FunnelResult(), RetrieveSummary()
+    result.counts.update({WINDOWS_TOTAL: len(days), WINDOWS_DONE: skipped, WINDOWS_BEFORE: 0})
+    if skipped:
+        line = f"resuming: {skipped} of {len(days)} days done"
+        result.counts[WINDOWS_BEFORE] = skipped
+        result.notices.append(line)
+        emit(Notice(line))
+    outcome = JobOutcome(EXIT_OK, result=result, summary=None if dry_run else summary)
+    first = clock.monotonic()
+    for index, day in enumerate(todo):
+        one = replace(params, date_from=day, date_until=day)
+        planned = plan(
+            config, remote, store_node, one, emit=emit, cancel=cancel, store=store,
+            also_studies=also_studies if index == 0 else (),
+        )  # fmt: skip
+        if planned.result is None or planned.status != EXIT_OK:
+            return _stopped(outcome, planned)
+        part = planned
+        if not dry_run:
+            part = _retrieve(
+                config, remote, store_node, planned.result, emit=emit, cancel=cancel, store=store
+            )
+            _add_summary(summary, part.summary)
+        _add_result(result, planned.result)
+        whole = not planned.result.incomplete and part.status == EXIT_OK
+        if whole and not dry_run and store is not None and day < started:
+            store.history.day_done(key, day.isoformat(), clock.now().isoformat("T", "seconds"))
+        result.counts[WINDOWS_DONE] += 1
+        if part.status != EXIT_OK and outcome.status == EXIT_OK:
+            outcome.status, outcome.message = part.status, part.message
+        seconds = clock.monotonic() - first
+        left = len(todo) - index - 1
+        emit(
+            WindowProgress(
+                result.counts[WINDOWS_DONE], len(days), day.isoformat(), summary.received,
+                summary.bytes, seconds, seconds / (index + 1) * left,
+            )
+        )  # fmt: skip
+        if part.status == EXIT_UNREACHABLE or (summary.cancelled and not dry_run):
+            break  # the node is gone, or the user stopped: no next day
+    if outcome.status == EXIT_OK and result.incomplete:
+        outcome.status, outcome.message = EXIT_PARTIAL, incomplete_message(result)
+    return outcome
+
+
+def _stopped(outcome: JobOutcome, planned: JobOutcome) -> JobOutcome:
+    """A day that could not be planned ends the run with its status; what came before
+    stays in the outcome (and was marked done)."""
+    outcome.status, outcome.message = planned.status, planned.message
+    if planned.result is not None:
+        assert outcome.result is not None
+        _add_result(outcome.result, planned.result)
+    return outcome
+
+
+def _add_result(total: FunnelResult, part: FunnelResult) -> None:
+    total.plans += part.plans
+    total.dropped += part.dropped
+    for name, value in part.counts.items():
+        total.counts[name] = total.counts.get(name, 0) + value
+    total.notices += part.notices
+    total.incomplete += part.incomplete
+    total.owed_gone += part.owed_gone
+    total.find_requests += part.find_requests
+    total.modalities_in_study_ignored |= part.modalities_in_study_ignored
+
+
+def _add_summary(total: RetrieveSummary, part: RetrieveSummary | None) -> None:
+    if part is None:
+        return
+    for name in (
+        "completed", "failed", "warning", "skipped_already_held", "received", "bytes",
+        "stored", "inspected", "discarded_after_inspection", "requests", "studies_done",
+    ):  # fmt: skip
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.problems += part.problems
+    total.gaps += part.gaps
+    total.sender_notes += part.sender_notes
+    total.cancelled |= part.cancelled
+    # only the studies still owed: the rest would grow with the range
+    total.studies.update((o.study_instance_uid, o) for o in part.missing())
+    for method, count in part.methods.items():
+        total.methods[method] = total.methods.get(method, 0) + count
+    total.method_note = total.method_note or part.method_note

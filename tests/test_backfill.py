@@ -1,0 +1,180 @@
+"""A backfill in windows of a day, resumable (issue 26): a range longer than
+qrtui.worker.streaming.STREAM_OVER_DAYS is planned, retrieved and marked done day by day;
+interrupted and run again, it starts at the first day not done; run in days or in one
+piece, the store, the plan and the history are the same."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from qrtui import worker
+from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
+from qrtui.demo.pacs import DemoPacs, Faults
+from qrtui.demo.studies import dose_uids
+from qrtui.events import Event, FunnelProgress, WindowProgress
+from qrtui.query import build_query
+from qrtui.report import plan_json
+from qrtui.store import INDEX_NAME, Store
+from qrtui.worker import streaming
+from tests.test_promises import many_ct_studies
+
+TODAY = date(2026, 3, 10)
+DAYS = 10
+FIRST, LAST = TODAY - timedelta(days=DAYS), TODAY - timedelta(days=1)
+GROUPS = ("CT", "MG", "FL", "DX")
+
+
+class Stop(KeyboardInterrupt):
+    """What Ctrl-C or SIGTERM raises in the scripted run (qrtui.cli.run.interrupt)."""
+
+
+def population() -> DemoPacs:
+    pacs = DemoPacs(today=TODAY)  # its own 21 studies of yesterday, and one a month ago
+    many_ct_studies(pacs, 30, days=DAYS)  # three a day over the ten days
+    return pacs
+
+
+def wanted(pacs: DemoPacs) -> set[str]:
+    return {
+        uid
+        for n in range(1, DAYS + 1)
+        for uid in dose_uids(pacs.studies, GROUPS, TODAY - timedelta(days=n))
+    }
+
+
+def job(pacs: DemoPacs, directory: Path, emit=lambda e: None, dry_run=False) -> worker.JobOutcome:
+    config = demo_config(directory, pacs)
+    flags = {g.lower(): True for g in GROUPS}
+    params = build_query(
+        today=TODAY, date_from=FIRST.isoformat(), date_until=LAST.isoformat(), **flags
+    )
+    context = worker.RunContext(started=worker.RunContext().started.replace(
+        year=TODAY.year, month=TODAY.month, day=TODAY.day
+    ))  # fmt: skip
+    return worker.run(
+        config, config.remote(DEMO_REMOTE), config.store(DEMO_STORE), params,
+        dry_run=dry_run, emit=emit, context=context,
+    )  # fmt: skip
+
+
+def files(store: Path) -> dict[str, str]:
+    with sqlite3.connect(store / INDEX_NAME) as db:
+        return dict(db.execute("SELECT sop_instance_uid, path FROM instances"))
+
+
+def test_a_long_range_runs_day_by_day_and_says_how_far_it_is():
+    params = build_query(today=TODAY, date_from=FIRST.isoformat(), ct=True)
+    days = streaming.day_windows(params, TODAY)
+    assert days is not None and days[0] == FIRST and days[-1] == TODAY and len(days) == 11
+    short = build_query(today=TODAY, date_from=(TODAY - timedelta(days=6)).isoformat(), ct=True)
+    assert streaming.day_windows(short, TODAY) is None  # a week or less: in one piece
+    assert streaming.day_windows(build_query(today=TODAY, ct=True), TODAY) is None
+
+
+def test_interrupted_then_run_again_it_starts_at_the_first_day_not_done(tmp_path):
+    """Stopped (as by Ctrl-C) inside the fifth day, after its study queries: run again, it
+    says so, asks nothing of the four days done, and every dose object arrives exactly once."""
+    seen: list[WindowProgress] = []
+
+    def stop_inside_the_fifth_day(event: Event) -> None:
+        if isinstance(event, WindowProgress):
+            seen.append(event)
+        if len(seen) == 4 and isinstance(event, FunnelProgress) and event.stage == "series query":
+            raise Stop
+
+    with population() as pacs:
+        with pytest.raises(Stop):
+            job(pacs, tmp_path, stop_inside_the_fifth_day)
+        first_run = len(pacs.requests)
+        assert [e.done for e in seen] == [1, 2, 3, 4] and seen[-1].total == DAYS
+        again = job(pacs, tmp_path)
+    assert again.status == 0, again.message
+    assert again.result is not None and again.summary is not None
+    assert again.result.notices[0] == f"resuming: 4 of {DAYS} days done"
+    done = {(FIRST + timedelta(days=n)).strftime("%Y%m%d") for n in range(4)}
+    asked_again = {day for _, what, _, day in pacs.requests[first_run:] if what == "C-FIND"}
+    assert not asked_again & done, "a day done is not asked again"
+    assert (FIRST + timedelta(days=4)).strftime("%Y%m%d") in asked_again
+    assert Counter(pacs.sent).most_common(1)[0][1] == 1, "nothing fetched twice"
+    assert set(files(tmp_path / "store")) == wanted(pacs)
+    counts = again.result.counts
+    assert counts[streaming.WINDOWS_TOTAL] == DAYS and counts[streaming.WINDOWS_DONE] == DAYS
+    assert counts[streaming.WINDOWS_BEFORE] == 4
+    with Store(tmp_path / "store") as store:
+        (run,) = store.history.runs()  # the interrupted run is not in the history
+    assert run.counts[streaming.WINDOWS_DONE] == DAYS and run.exit_status == 0
+
+
+def test_a_run_in_days_keeps_the_same_store_plan_and_history_as_one_piece(tmp_path, monkeypatch):
+    with population() as pacs:
+        in_days = job(pacs, tmp_path / "days")
+        monkeypatch.setattr(streaming, "STREAM_OVER_DAYS", 365)
+        whole = job(pacs, tmp_path / "whole")
+    assert in_days.status == whole.status == 0
+    assert in_days.result is not None and whole.result is not None
+    assert streaming.WINDOWS_TOTAL not in whole.result.counts, "the one piece was one piece"
+    days_store, whole_store = (
+        files(tmp_path / "days" / "store"),
+        files(tmp_path / "whole" / "store"),
+    )
+    assert days_store == whole_store and set(days_store) == wanted(pacs)
+
+    def planned(outcome: worker.JobOutcome) -> dict:
+        assert outcome.result is not None and outcome.params is not None
+        doc = plan_json(DEMO_REMOTE, DEMO_STORE, outcome.params, outcome.result)
+        stages = (
+            "study responses", "duplicate responses merged", "removed: modality not asked",
+            "removed: no dose object", "studies to retrieve", "studies undecided (inspect first)",
+        )  # fmt: skip
+        return {
+            "studies": sorted(doc["studies"], key=lambda s: s["study_instance_uid"]),
+            "dropped": sorted(doc["dropped"], key=lambda s: s["study_instance_uid"]),
+            "per group": doc["studies_per_group"],
+            "counts": {k: doc["counts"].get(k, 0) for k in stages},
+        }
+
+    assert planned(in_days) == planned(whole)
+
+    def history(directory: Path) -> dict:
+        with Store(directory / "store") as store:
+            (run,) = store.history.runs()
+        return {
+            "window": (run.window_from, run.window_until), "planned": run.studies_planned,
+            "status": run.exit_status, "retrieve": run.retrieve, "missing": run.missing,
+        }  # fmt: skip
+
+    assert history(tmp_path / "days") == history(tmp_path / "whole")
+
+
+def test_a_dry_run_goes_day_by_day_too_and_marks_nothing_done(tmp_path):
+    windows: list[WindowProgress] = []
+    with population() as pacs:
+        dry = job(
+            pacs, tmp_path, lambda e: isinstance(e, WindowProgress) and windows.append(e), True
+        )
+        assert dry.status == 0 and dry.summary is None
+        assert [w.done for w in windows] == list(range(1, DAYS + 1))
+        assert windows[-1].eta_seconds == 0
+        real = job(pacs, tmp_path)
+    assert real.result is not None and real.result.counts[streaming.WINDOWS_BEFORE] == 0
+
+
+def test_a_day_that_did_not_come_in_whole_is_not_done_and_is_asked_again(tmp_path):
+    pacs = population()
+    late = next(s for s in pacs.studies if s.label == "many9")  # ten days ago: the first day
+    withheld = frozenset(late.dose_uids)
+    pacs.faults = Faults(withhold=withheld)
+    with pacs:
+        short = job(pacs, tmp_path)
+        assert short.status == 1 and not withheld & set(files(tmp_path / "store"))
+        pacs.faults = Faults()
+        again = job(pacs, tmp_path)
+    assert again.status == 0, again.message
+    assert again.result is not None
+    assert again.result.notices[0] == f"resuming: {DAYS - 1} of {DAYS} days done"
+    assert set(files(tmp_path / "store")) == wanted(pacs)

@@ -180,6 +180,10 @@ class History:
                 "INSERT OR REPLACE INTO days_done VALUES (?, ?, ?)", (resume_key, day, finished)
             )
 
+    def forget_days(self, resume_key: str) -> None:
+        with self._mutex:
+            self._db.execute("DELETE FROM days_done WHERE resume_key = ?", (resume_key,))
+
     def days_done(self, resume_key: str) -> frozenset[str]:
         with self._mutex:
             rows = self._db.execute(

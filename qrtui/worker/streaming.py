@@ -110,6 +110,12 @@ def run_days(
             break  # the node is gone, or the user stopped: no next day
     if outcome.status == EXIT_OK and result.incomplete:
         outcome.status, outcome.message = EXIT_PARTIAL, incomplete_message(result)
+    finished = len(todo) == 0 or result.counts[WINDOWS_DONE] == len(days)
+    if finished and outcome.status == EXIT_OK and not dry_run and store is not None:
+        # The days done only resume an interrupted run. Once the range has come in whole,
+        # they are forgotten: a PACS may get new objects for old days (a second RDSR), and
+        # the same query run again must ask every day again, or it would miss them.
+        store.history.forget_days(key)
     return outcome
 
 

@@ -32,7 +32,7 @@ def _series_json(pick: Pick, role: str) -> dict[str, Any]:
     }
 
 
-def _study_json(plan: StudyPlan) -> dict[str, Any]:
+def study_json(plan: StudyPlan) -> dict[str, Any]:
     study = plan.study
     series = [_series_json(p, "retrieve") for p in plan.picks]
     series += [_series_json(p, "probe") for p in plan.probe]
@@ -60,12 +60,16 @@ def plan_json(remote: str, store: str, params: QueryParams, result: FunnelResult
         "find_requests": result.find_requests,
         "studies_per_group": result.per_group(),
         "notices": list(result.notices),
-        "studies": [_study_json(p) for p in result.plans],
-        "dropped": [
-            {"study_instance_uid": s.study_instance_uid, "reason": reason}
-            for s, reason in result.dropped
-        ],
+        "studies": [study_json(p) for p in result.plans],
+        "dropped": dropped_json(result),
     }
+
+
+def dropped_json(result: FunnelResult) -> list[dict[str, str]]:
+    return [
+        {"study_instance_uid": s.study_instance_uid, "reason": reason}
+        for s, reason in result.dropped
+    ]
 
 
 def plan_lines(remote: str, store: str, result: FunnelResult) -> list[str]:
@@ -76,6 +80,12 @@ def plan_lines(remote: str, store: str, result: FunnelResult) -> list[str]:
         "Studies per group: " + (", ".join(f"{g} {n}" for g, n in per_group.items()) or "none")
     )
     lines += [f"Note: {n}" for n in result.notices]
+    return lines + study_lines(result)
+
+
+def study_lines(result: FunnelResult) -> list[str]:
+    """One line per study kept, then one per study dropped, with its reason."""
+    lines = []
     for plan in result.plans:
         study = plan.study
         fetch = sum(1 for _ in plan.picks) + sum(1 for _ in plan.probe)

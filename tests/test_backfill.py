@@ -5,7 +5,12 @@ piece, the store, the plan and the history are the same."""
 
 from __future__ import annotations
 
+import json
+import signal
 import sqlite3
+import subprocess
+import sys
+import threading
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
@@ -177,4 +182,98 @@ def test_a_day_that_did_not_come_in_whole_is_not_done_and_is_asked_again(tmp_pat
     assert again.status == 0, again.message
     assert again.result is not None
     assert again.result.notices[0] == f"resuming: {DAYS - 1} of {DAYS} days done"
+    assert set(files(tmp_path / "store")) == wanted(pacs)
+
+
+# ---------------------------------------------------------------- the scripted run
+
+
+def scripted(config: Path, *more: str) -> list[str]:
+    return [
+        sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config), DEMO_REMOTE,
+        DEMO_STORE, "-ct", "-mg", "-fl", "-dx", "-f", FIRST.isoformat(), "-t", LAST.isoformat(),
+        "--json", *more,
+    ]  # fmt: skip
+
+
+def test_the_json_of_a_run_in_days_is_one_document_with_every_study(tmp_path, monkeypatch):
+    with population() as pacs:
+        config = demo_config(tmp_path / "days", pacs).path
+        done = subprocess.run(scripted(config), capture_output=True, text=True, timeout=300)
+        monkeypatch.setattr(streaming, "STREAM_OVER_DAYS", 365)
+        whole = job(pacs, tmp_path / "whole")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert whole.result is not None and whole.params is not None and whole.summary is not None
+    one = plan_json(DEMO_REMOTE, DEMO_STORE, whole.params, whole.result)
+
+    def by_uid(entries: list[dict]) -> list[dict]:
+        return sorted(entries, key=lambda s: s["study_instance_uid"])
+
+    assert by_uid(doc["studies"]) == by_uid(one["studies"]) and doc["studies"]
+    assert by_uid(doc["dropped"]) == by_uid(one["dropped"]) and doc["dropped"]
+    assert doc["studies_per_group"] == one["studies_per_group"]
+    assert doc["retrieve"] == whole.summary.to_json() and doc["missing"] == []
+    assert doc["counts"][streaming.WINDOWS_DONE] == DAYS and doc["run_id"] == 1
+    with Store(tmp_path / "days" / "store") as store:
+        (run,) = store.history.runs()
+    assert run.studies_planned == len(one["studies"]) and run.retrieve == doc["retrieve"]
+    custody = {name: plans_said(tmp_path / name / "store") for name in ("days", "whole")}
+    assert custody["days"] == custody["whole"] and len(custody["days"]) > len(one["studies"])
+
+
+def plans_said(store: Path) -> list[tuple[str, str]]:
+    """What the run's plan said of each study, as the chain of custody keeps it."""
+    with sqlite3.connect(store / INDEX_NAME) as db:
+        return sorted(db.execute("SELECT study_uid, entry FROM run_studies"))
+
+
+def test_sigint_inside_a_day_then_run_again_fetches_everything_once(tmp_path):
+    """The PACS holds every retrieve of the fifth day until SIGINT has come (then sends
+    nothing for it): the JSON written so far is closed as one document; run again, the run
+    resumes at that day, asks nothing of the days done, and no object is sent twice."""
+    pacs = population()
+    fifth = (FIRST + timedelta(days=4)).strftime("%Y%m%d")
+    held, release = threading.Event(), threading.Event()
+    serve = pacs._sub_operations
+
+    def hold_the_fifth_day(event):
+        if not release.is_set() and any(
+            s.objects[0].StudyDate == fifth
+            and s.objects[0].StudyInstanceUID == event.identifier.StudyInstanceUID
+            for s in pacs.studies
+        ):
+            held.set()
+            release.wait(60)
+            return  # qrtui has aborted this request: nothing is sent
+        yield from serve(event)
+
+    pacs._sub_operations = hold_the_fifth_day
+    with pacs:
+        config = demo_config(tmp_path, pacs).path
+        proc = subprocess.Popen(
+            scripted(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+        try:
+            assert held.wait(120), proc.communicate(timeout=30)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130 and "interrupted" in err, err
+        stopped = json.loads(out)
+        assert stopped["interrupted"] is True
+        before = {(FIRST + timedelta(days=n)).strftime("%Y%m%d") for n in range(4)}
+        assert {s["study_date"] for s in stopped["studies"]} == before, "written as each day ended"
+        first_run = len(pacs.requests)
+        again = subprocess.run(scripted(config), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    doc = json.loads(again.stdout)
+    assert doc["notices"][0] == f"resuming: 4 of {DAYS} days done"
+    asked_again = {day for _, what, _, day in pacs.requests[first_run:] if what == "C-FIND"}
+    assert not asked_again & before
+    assert Counter(pacs.sent).most_common(1)[0][1] == 1, "nothing fetched twice"
     assert set(files(tmp_path / "store")) == wanted(pacs)

@@ -168,19 +168,29 @@ def run_query(
     context: RunContext,
 ) -> int:
     from qrtui import worker
+    from qrtui.cli.streamed import stdout_report
     from qrtui.report import plan_json, plan_lines, retrieve_lines
 
     progress = StderrProgress() if sys.stderr.isatty() else None
-    outcome = worker.run(
-        config, remote, store_node, params, dry_run=dry_run, emit=progress or pauses_only,
-        context=context,
-    )  # fmt: skip
+    streamed = stdout_report(remote.name, store_node.name, as_json, context.profile, progress)
+    try:
+        outcome = worker.run(
+            config, remote, store_node, params, dry_run=dry_run, emit=progress or pauses_only,
+            context=context, on_window=streamed.window,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        if streamed.started:  # what was written stays one document
+            streamed.finish(worker.JobOutcome(130), interrupted=True)
+        raise
     if progress:
         progress.clear()
     if outcome.message:
         print(f"qrtui: {outcome.message}", file=sys.stderr)
     elif outcome.status:  # a cron job's error log must say why, whatever the output
         print(f"qrtui: ended with status {outcome.status}; see the summary", file=sys.stderr)
+    if streamed.started:  # a run in days: its studies are written already
+        streamed.finish(outcome)
+        return outcome.status
     if outcome.result is None:
         return outcome.status
     params = outcome.params or params

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +105,7 @@ class History:
         checkpoint: str | None = None,
         owed: tuple[Missing, ...] | None = None,
         settled: frozenset[str] = frozenset(),
-        studies: Sequence[tuple[str, str]] = (),
+        studies: Iterable[tuple[str, str]] = (),
     ) -> int:
         """The run, and with a query key its checkpoint (when given) and its owed studies
         (replaced by `owed` where given, less the `settled` ones), and what its plan said of
@@ -132,7 +132,7 @@ class History:
             )
             self._db.executemany(
                 "INSERT INTO run_studies VALUES (?, ?, ?)",
-                [(run_id, uid, entry) for uid, entry in studies],
+                ((run_id, uid, entry) for uid, entry in studies),
             )
             key = run.query_key
             if key is not None and checkpoint is not None:

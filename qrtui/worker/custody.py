@@ -4,6 +4,8 @@ descriptions and counts, never patient data."""
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from qrtui.funnel import FunnelResult
@@ -67,3 +69,26 @@ def plan_entries(
         entry = {**_study(study), "decision": "drop", "reason": reason}
         entries.append((study.study_instance_uid, json.dumps(entry)))
     return entries
+
+
+class PlanSpool:
+    """The custody entries of a run in days, written to a temporary file as each day ends,
+    so that its plans can be let go: memory stays flat over any range."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self.count = 0
+
+    def add(self, result: FunnelResult, summary: RetrieveSummary | None) -> None:
+        for uid, entry in plan_entries(result, summary):
+            self._file.write(json.dumps([uid, entry]) + "\n")
+            self.count += 1
+
+    def entries(self) -> Iterator[tuple[str, str]]:
+        self._file.seek(0)
+        for line in self._file:
+            uid, entry = json.loads(line)
+            yield uid, entry
+
+    def close(self) -> None:
+        self._file.close()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 from qrtui.config import Config, RemoteNode, StoreNode
 from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
 from qrtui.events import Emit, Notice
+from qrtui.funnel import FunnelResult
 from qrtui.query import QueryParams
 from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     EXIT_BUSY,
@@ -36,9 +38,11 @@ def run(
     emit: Emit = _ignore,
     cancel: threading.Event | None = None,
     context: RunContext | None = None,
+    on_window: Callable[[QueryParams, FunnelResult], None] | None = None,
 ) -> JobOutcome:
     """Plan and retrieve with the store locked throughout (the scripted mode). Every run that
-    retrieves goes into the store's history; a --since-last run also moves its checkpoint."""
+    retrieves goes into the store's history; a --since-last run also moves its checkpoint.
+    A run in days hands each day's plan to `on_window` (where given) and keeps only totals."""
     context = context or RunContext()
     if context.since_last is not None and not store_node.embedded:
         return JobOutcome(
@@ -69,7 +73,7 @@ def run(
                 planned = run_days(
                     config, remote, store_node, params, days, dry_run=dry_run, emit=emit,
                     cancel=cancel, store=store, started=context.started.date(),
-                    also_studies=also,
+                    also_studies=also, on_window=on_window,
                 )  # fmt: skip
             else:
                 planned = plan(
@@ -97,6 +101,8 @@ def run(
                 outcome.run_id = record(
                     store, context, remote, store_node, params, outcome, owed=owed
                 )
+                if outcome.custody is not None:
+                    outcome.custody.close()
                 _unrecorded(outcome, store_node)
                 deliver_after_run(config, store, outcome, emit=emit, cancel=cancel)
             return outcome

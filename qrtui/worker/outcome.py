@@ -21,6 +21,7 @@ from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     EXIT_USAGE,
     usage_problem,
 )
+from qrtui.worker.custody import PlanSpool
 
 
 @dataclass
@@ -32,6 +33,7 @@ class JobOutcome:
     params: QueryParams | None = None  # as run: a --since-last window filled in
     run_id: int | None = None  # its entry in the store's history
     delivery: DeliveryReport | None = None  # what its delivery pass came to
+    custody: PlanSpool | None = None  # a run in days: its plans' entries, let go from memory
 
 
 @dataclass(frozen=True)

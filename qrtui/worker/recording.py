@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -90,14 +92,16 @@ def record(
         query=params.to_json(),
         counts=dict(result.counts) if result else {},
         retrieve=summary.to_json() if summary is not None else None,
-        studies_planned=len(result.to_fetch) if result else 0,
+        studies_planned=len(result.to_fetch) + result.passed_on if result else 0,
         exit_status=outcome.status,
         message=outcome.message,
         notices=tuple(result.notices) if result else (),
         missing=missing,
     )
     try:
-        studies = plan_entries(result, summary)
+        studies: Iterable[tuple[str, str]] = plan_entries(result, summary)
+        if outcome.custody is not None:
+            studies = itertools.chain(outcome.custody.entries(), studies)
         if context.since_last is None or result is None:
             # without --since-last, or nothing asked: the checkpoint and what is owed stay
             return store.history.record(run, studies=studies)

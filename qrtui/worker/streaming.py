@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -18,6 +19,7 @@ from qrtui.query import QueryParams
 from qrtui.retrieve import RetrieveSummary
 from qrtui.status import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE
 from qrtui.store import Store
+from qrtui.worker.custody import PlanSpool
 from qrtui.worker.outcome import JobOutcome, incomplete_message
 from qrtui.worker.planning import plan
 from qrtui.worker.retrieving import _retrieve
@@ -60,10 +62,12 @@ def run_days(
     store: Store | None,
     started: date,
     also_studies: tuple[str, ...] = (),
+    on_window: Callable[[QueryParams, FunnelResult], None] | None = None,
 ) -> JobOutcome:
     """Each day planned, then retrieved (not in a dry run), then marked done where it came in
     whole, in order; one outcome for the whole range. A day not before `started` is never
-    marked done: its studies may still be arriving at the PACS."""
+    marked done: its studies may still be arriving at the PACS. With `on_window`, each
+    day's plan is handed on and let go, so memory stays flat over any range."""
     key = resume_key(remote.name, store_node.name, params)
     done_before = store.history.days_done(key) if store is not None else frozenset()
     todo = [d for d in days if d.isoformat() not in done_before]
@@ -76,6 +80,8 @@ def run_days(
         result.notices.append(line)
         emit(Notice(line))
     outcome = JobOutcome(EXIT_OK, result=result, summary=None if dry_run else summary)
+    if on_window is not None and not dry_run and store is not None:
+        outcome.custody = PlanSpool()  # the history's entries, as the plans are let go
     first = clock.monotonic()
     for index, day in enumerate(todo):
         one = replace(params, date_from=day, date_until=day)
@@ -91,6 +97,12 @@ def run_days(
                 config, remote, store_node, planned.result, emit=emit, cancel=cancel, store=store
             )
             _add_summary(summary, part.summary)
+        if on_window is not None:
+            on_window(params, planned.result)
+            if outcome.custody is not None:
+                outcome.custody.add(planned.result, part.summary)
+            planned.result.passed_on = len(planned.result.to_fetch)
+            planned.result.plans, planned.result.dropped = [], []
         _add_result(result, planned.result)
         whole = not planned.result.incomplete and part.status == EXIT_OK
         if whole and not dry_run and store is not None and day < started:
@@ -138,6 +150,7 @@ def _add_result(total: FunnelResult, part: FunnelResult) -> None:
     total.incomplete += part.incomplete
     total.owed_gone += part.owed_gone
     total.find_requests += part.find_requests
+    total.passed_on += part.passed_on
     total.modalities_in_study_ignored |= part.modalities_in_study_ignored
 
 

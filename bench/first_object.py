@@ -1,5 +1,5 @@
-"""How soon a long retrieve stores its first object (issue 26): the demo PACS, in its own
-process, holds N CT studies (an image and an RDSR each) over the last DAYS days; qrtui runs
+"""How soon a long retrieve stores its first object (issue 26): `wide_pacs.py --dose`, in its
+own process, holds N CT studies (images and an RDSR each) over the last DAYS days; qrtui runs
 `-ct -f DAYSd` with C-GET into a fresh store, and the figure is the time from its start to
 the first file in the store. qrtui is then stopped (SIGINT): the rest is not the measure.
 
@@ -21,26 +21,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def serve(studies: int, days: int) -> None:
-    """The PACS process: prints its port, serves until stdin closes."""
-    sys.path.insert(0, str(HERE.parent))
-    from qrtui import clock
-    from qrtui.demo.pacs import DemoPacs
-    from qrtui.demo.studies import CT_IMAGE, StudyBuilder, rdsr
-
-    pacs = DemoPacs(aet="WIDE_PACS")
-    b = StudyBuilder(clock.today())
-    for n in range(studies):
-        s = b.study(f"wide{n}", f"CT {n}", "CT", days_ago=1 + n % days)
-        b.images(s, 1, CT_IMAGE, "CT", 1)
-        b.add(s, 2, rdsr(), "Dose Report", dose=True)
-        pacs.add_study(s)
-    pacs.start()
-    print(pacs.port, flush=True)
-    sys.stdin.read()
-    pacs.stop()
-
-
 def first_object(qrtui: Path, port: int, days: int, work: Path) -> float:
     store = work / "store"
     config = work / "qrtui.toml"
@@ -50,11 +30,12 @@ def first_object(qrtui: Path, port: int, days: int, work: Path) -> float:
         f"retrieve = 'get'\n"
         f"[stores.local]\naet = 'QRTUI_FIRST'\ndirectory = '{store}'\n"
     )
+    # run from `work`: `-m` puts the current directory before PYTHONPATH
     env = {**os.environ, "PYTHONPATH": str(qrtui), "XDG_STATE_HOME": str(work / "state")}
     command = [sys.executable, "-m", "qrtui", "--no-tui", "--config", str(config)]
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [*command, "wide", "local", "-ct", "-f", f"{days}d"], env=env,
+        [*command, "wide", "local", "-ct", "-f", f"{days}d"], env=env, cwd=work,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -78,14 +59,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--qrtui", type=Path, default=HERE.parent, help="checkout to run")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(args.studies, args.days)
-        return
     pacs = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--studies", str(args.studies),
-         "--days", str(args.days)],
+        [sys.executable, str(HERE / "wide_pacs.py"), str(args.studies), str(args.days), "--dose"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

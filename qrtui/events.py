@@ -65,6 +65,15 @@ class WindowProgress:
     seconds: float  # since this run's first window began
     eta_seconds: float | None
 
+    def line(self) -> str:
+        """days 12/365 done (2026-01-12): 340 objects, 120.3 MB, 2.1 MB/s, about 1 h 20 min left"""
+        rate = f", {size_text(int(self.bytes / self.seconds))}/s" if self.seconds > 0 else ""
+        left = "" if self.eta_seconds is None else f", about {duration_text(self.eta_seconds)} left"
+        return (
+            f"days {self.done}/{self.total} done ({self.day}): {self.received} objects, "
+            f"{size_text(self.bytes)}{rate}{left}"
+        )
+
 
 Event = FunnelProgress | Notice | RetrieveProgress | DeliveryProgress | WindowProgress
 Emit = Callable[[Event], None]
@@ -78,3 +87,12 @@ def size_text(count: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} GB"
+
+
+def duration_text(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return f"{max(round(seconds), 0)} s"
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"

@@ -14,6 +14,9 @@ from qrtui.query import QueryParams
 # fractions (115959.5), and PACS compare times as text, so "-115959" would leave it out.
 END_OF_SECOND = ".999999"
 
+# A date range longer than this many days runs day by day (read at run time: tests set it).
+STREAM_OVER_DAYS = 7
+
 
 def split_range(date_key: str, time_key: str, today: date) -> list[tuple[str, str]] | None:
     """Two halves of a study date range (an open end is today), or of a single day's time
@@ -148,3 +151,15 @@ def around_second(
     if not pieces:
         return None
     return pieces, (day, f"{_hhmmss(second)}-{_hhmmss(second)}{END_OF_SECOND}")
+
+
+def day_windows(params: QueryParams, today: date) -> list[date] | None:
+    """The days of a bounded date range longer than STREAM_OVER_DAYS (an open end is today);
+    None for a run in one piece: a short range, an open start, studies asked by UID."""
+    if params.date_from is None or params.only_studies:
+        return None
+    end = params.date_until or max(today, params.date_from)
+    days = (end - params.date_from).days + 1
+    if days <= STREAM_OVER_DAYS:
+        return None
+    return [params.date_from + timedelta(days=n) for n in range(days)]

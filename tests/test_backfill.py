@@ -1,5 +1,5 @@
 """A backfill in windows of a day, resumable (issue 26): a range longer than
-qrtui.worker.streaming.STREAM_OVER_DAYS is planned, retrieved and marked done day by day;
+qrtui.windows.STREAM_OVER_DAYS is planned, retrieved and marked done day by day;
 interrupted and run again, it starts at the first day not done; run in days or in one
 piece, the store, the plan and the history are the same."""
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from qrtui import worker
+from qrtui import windows, worker
 from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
 from qrtui.demo.studies import dose_uids
@@ -118,7 +118,7 @@ def test_interrupted_then_run_again_it_starts_at_the_first_day_not_done(tmp_path
 def test_a_run_in_days_keeps_the_same_store_plan_and_history_as_one_piece(tmp_path, monkeypatch):
     with population() as pacs:
         in_days = job(pacs, tmp_path / "days")
-        monkeypatch.setattr(streaming, "STREAM_OVER_DAYS", 365)
+        monkeypatch.setattr(windows, "STREAM_OVER_DAYS", 365)
         whole = job(pacs, tmp_path / "whole")
     assert in_days.status == whole.status == 0
     assert in_days.result is not None and whole.result is not None
@@ -200,7 +200,7 @@ def test_the_json_of_a_run_in_days_is_one_document_with_every_study(tmp_path, mo
     with population() as pacs:
         config = demo_config(tmp_path / "days", pacs).path
         done = subprocess.run(scripted(config), capture_output=True, text=True, timeout=300)
-        monkeypatch.setattr(streaming, "STREAM_OVER_DAYS", 365)
+        monkeypatch.setattr(windows, "STREAM_OVER_DAYS", 365)
         whole = job(pacs, tmp_path / "whole")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from qrtui import clock, worker
+from qrtui import clock, windows, worker
 from qrtui.config import load_config
 from qrtui.query import build_query
 from qrtui.report import plan_json
@@ -180,7 +180,7 @@ def test_a_run_in_days_equals_the_same_query_in_one_piece(backfill, tmp_path, mo
     whole_dir.mkdir()
     (whole_dir / "config.toml").write_text(text)
     config = load_config(whole_dir / "config.toml")
-    monkeypatch.setattr(streaming, "STREAM_OVER_DAYS", 365)
+    monkeypatch.setattr(windows, "STREAM_OVER_DAYS", 365)
     params = build_query(
         today=TODAY, date_from=FIRST.isoformat(), date_until=LAST.isoformat(), ct=True
     )

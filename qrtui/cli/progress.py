@@ -45,7 +45,7 @@ class StderrProgress:
                 f"{event.refused} refused, {event.left} left"
             )
         elif isinstance(event, WindowProgress):
-            sys.stderr.write(f"\r\033[K{window_line(event)}\n")
+            sys.stderr.write(f"\r\033[K{event.line()}\n")
         else:
             sys.stderr.write(f"\r\033[K{event.text}\n")
         sys.stderr.flush()
@@ -53,22 +53,3 @@ class StderrProgress:
     def clear(self) -> None:
         sys.stderr.write("\r\033[K")
         sys.stderr.flush()
-
-
-def window_line(event: WindowProgress) -> str:
-    """days 12/365 done (2026-01-12): 340 objects, 120.3 MB, 2.1 MB/s, about 1 h 20 min left"""
-    rate = f", {size_text(int(event.bytes / event.seconds))}/s" if event.seconds > 0 else ""
-    left = "" if event.eta_seconds is None else f", about {duration_text(event.eta_seconds)} left"
-    return (
-        f"days {event.done}/{event.total} done ({event.day}): {event.received} objects, "
-        f"{size_text(event.bytes)}{rate}{left}"
-    )
-
-
-def duration_text(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    if minutes < 1:
-        return f"{max(round(seconds), 0)} s"
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min"

@@ -8,6 +8,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable
+from datetime import date
 from typing import IO, TYPE_CHECKING, Any
 
 from qrtui.cli.progress import StderrProgress
@@ -41,7 +42,7 @@ class StreamedReport:
         self._any_dropped = False
         self.per_group: dict[str, int] = {}
 
-    def window(self, params: QueryParams, result: FunnelResult) -> None:
+    def window(self, params: QueryParams, day: date, result: FunnelResult) -> None:
         self.before_writing()
         if not self.started:
             self.started = True

@@ -17,6 +17,9 @@ from qrtui import clock
 from qrtui.config import Config
 from qrtui.tui.commands import ScreenActions
 from qrtui.tui.screens import HelpScreen, NodesScreen, QueryScreen, ResultsScreen
+from qrtui.tui.screens.backfill import BackfillScreen
+
+RUNNING = (ResultsScreen, BackfillScreen)  # screens whose job a quit stops first
 
 EXIT_INTERRUPTED = 130  # as the scripted mode after Ctrl-C: the run was cancelled
 QUIT_WAIT_SECONDS = 15  # for a node that ignores C-CANCEL: then the association is cut
@@ -75,7 +78,7 @@ class QrtuiApp(App[int]):
     async def action_quit(self) -> None:
         """Stop running jobs first (their associations are aborted, not cut), saying so at
         once; then exit with the status of a cancelled run."""
-        running = [s for s in self.screen_stack if isinstance(s, ResultsScreen) and s.busy]
+        running = [s for s in self.screen_stack if isinstance(s, RUNNING) and s.busy]
         if not running:
             self.exit(0)
             return
@@ -83,13 +86,13 @@ class QrtuiApp(App[int]):
             screen.stop_for_quit()
         self.run_worker(self._exit_when_stopped(running), group="quit", exclusive=True)
 
-    async def _exit_when_stopped(self, running: list[ResultsScreen]) -> None:
+    async def _exit_when_stopped(self, running: list[ResultsScreen | BackfillScreen]) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._until_idle(running), timeout=QUIT_WAIT_SECONDS)
         self.exit(return_code=EXIT_INTERRUPTED)
 
     @staticmethod
-    async def _until_idle(running: list[ResultsScreen]) -> None:
+    async def _until_idle(running: list[ResultsScreen | BackfillScreen]) -> None:
         while any(screen.busy for screen in running):
             await asyncio.sleep(0.05)
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import replace
 
 from qrtui.config import Config, RemoteNode, StoreNode
 from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
 from qrtui.events import Emit, Notice
-from qrtui.funnel import FunnelResult
 from qrtui.query import QueryParams
 from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     EXIT_BUSY,
@@ -25,7 +23,7 @@ from qrtui.worker.outcome import JobOutcome, RunContext, _ignore, incomplete_mes
 from qrtui.worker.planning import opened_store, plan, store_problem
 from qrtui.worker.recording import record, since_last_window
 from qrtui.worker.retrieving import _retrieve, _unrecorded
-from qrtui.worker.streaming import day_windows, run_days
+from qrtui.worker.streaming import OnWindow, day_windows, run_days
 
 
 def run(
@@ -38,7 +36,7 @@ def run(
     emit: Emit = _ignore,
     cancel: threading.Event | None = None,
     context: RunContext | None = None,
-    on_window: Callable[[QueryParams, FunnelResult], None] | None = None,
+    on_window: OnWindow | None = None,
 ) -> JobOutcome:
     """Plan and retrieve with the store locked throughout (the scripted mode). Every run that
     retrieves goes into the store's history; a --since-last run also moves its checkpoint.

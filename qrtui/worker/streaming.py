@@ -9,7 +9,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 
 from qrtui import clock
 from qrtui.config import Config, RemoteNode, StoreNode
@@ -19,28 +19,18 @@ from qrtui.query import QueryParams
 from qrtui.retrieve import RetrieveSummary
 from qrtui.status import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE
 from qrtui.store import Store
+from qrtui.windows import day_windows as day_windows  # re-exported
 from qrtui.worker.custody import PlanSpool
 from qrtui.worker.outcome import JobOutcome, incomplete_message
 from qrtui.worker.planning import plan
 from qrtui.worker.retrieving import _retrieve
 
-# A date range longer than this many days runs day by day (read at run time: tests set it).
-STREAM_OVER_DAYS = 7
 WINDOWS_TOTAL = "windows (days) in the range"
 WINDOWS_DONE = "windows done"
 WINDOWS_BEFORE = "windows done by an earlier run (skipped)"
 
-
-def day_windows(params: QueryParams, today: date) -> list[date] | None:
-    """The days of a bounded date range longer than STREAM_OVER_DAYS (an open end is today);
-    None for a run in one piece: a short range, an open start, studies asked by UID."""
-    if params.date_from is None or params.only_studies:
-        return None
-    end = params.date_until or max(today, params.date_from)
-    days = (end - params.date_from).days + 1
-    if days <= STREAM_OVER_DAYS:
-        return None
-    return [params.date_from + timedelta(days=n) for n in range(days)]
+# Handed each day's plan as the day ends: the whole range's query, the day, its plan.
+OnWindow = Callable[[QueryParams, date, FunnelResult], None]
 
 
 def resume_key(remote: str, store: str, params: QueryParams) -> str:
@@ -62,7 +52,7 @@ def run_days(
     store: Store | None,
     started: date,
     also_studies: tuple[str, ...] = (),
-    on_window: Callable[[QueryParams, FunnelResult], None] | None = None,
+    on_window: OnWindow | None = None,
 ) -> JobOutcome:
     """Each day planned, then retrieved (not in a dry run), then marked done where it came in
     whole, in order; one outcome for the whole range. A day not before `started` is never
@@ -98,7 +88,7 @@ def run_days(
             )
             _add_summary(summary, part.summary)
         if on_window is not None:
-            on_window(params, planned.result)
+            on_window(params, day, planned.result)
             if outcome.custody is not None:
                 outcome.custody.add(planned.result, part.summary)
             planned.result.passed_on = len(planned.result.to_fetch)
@@ -107,9 +97,11 @@ def run_days(
         whole = not planned.result.incomplete and part.status == EXIT_OK
         if whole and not dry_run and store is not None and day < started:
             store.history.day_done(key, day.isoformat(), clock.now().isoformat("T", "seconds"))
-        result.counts[WINDOWS_DONE] += 1
         if part.status != EXIT_OK and outcome.status == EXIT_OK:
             outcome.status, outcome.message = part.status, part.message
+        if summary.cancelled and not dry_run:
+            break  # the user stopped inside this day: it is not done, and no next day
+        result.counts[WINDOWS_DONE] += 1
         seconds = clock.monotonic() - first
         left = len(todo) - index - 1
         emit(
@@ -118,8 +110,8 @@ def run_days(
                 summary.bytes, seconds, seconds / (index + 1) * left,
             )
         )  # fmt: skip
-        if part.status == EXIT_UNREACHABLE or (summary.cancelled and not dry_run):
-            break  # the node is gone, or the user stopped: no next day
+        if part.status == EXIT_UNREACHABLE:
+            break  # the node is gone: no next day
     if outcome.status == EXIT_OK and result.incomplete:
         outcome.status, outcome.message = EXIT_PARTIAL, incomplete_message(result)
     finished = len(todo) == 0 or result.counts[WINDOWS_DONE] == len(days)

@@ -17,11 +17,13 @@ from qrtui.query import QueryError, QueryParams, build_query, parse_date, parse_
 from qrtui.selection import parse_terms
 from qrtui.status import usage_problem
 from qrtui.tui.context import app_of, stop_blinking
-from qrtui.tui.screens.confirm import save_asking
+from qrtui.tui.screens.backfill import BackfillScreen
+from qrtui.tui.screens.confirm import ChoiceScreen, save_asking
 from qrtui.tui.screens.profiles import ProfileNameScreen, ProfilePickerScreen, profile_summary
 from qrtui.tui.screens.results import ResultsScreen
 from qrtui.tui.widgets.tick import Tick
 from qrtui.uistate import last_choice, remember_choice
+from qrtui.windows import day_windows
 
 _DATE_FIELDS = ("date_from", "date_until", "single_date")
 _TIME_FIELDS = ("time_from", "time_until")
@@ -312,7 +314,25 @@ query, F7 saves the form as one (for qrtui run --profile NAME)."""
         if loaded is not None and self.form_profile(loaded.name, loaded.overlap) == loaded:
             profile = loaded.name  # run as the saved query: its history says so
         remember_choice(config.path, remote=remote.name, store=store.name)
-        self.app.push_screen(ResultsScreen(remote, store, params, profile))
+        days = day_windows(params, app_of(self).today())
+        if days is None:
+            self.app.push_screen(ResultsScreen(remote, store, params, profile))
+            return
+
+        def chosen(how: str | None) -> None:
+            if how == "backfill":
+                self.app.push_screen(BackfillScreen(remote, store, params, len(days), profile))
+            elif how == "plan":
+                self.app.push_screen(ResultsScreen(remote, store, params, profile))
+
+        self.app.push_screen(
+            ChoiceScreen(
+                f"{len(days)} days: run them as a backfill, or plan the whole range first?",
+                [("b", "backfill: day by day, resumable, the rules choose", "backfill"),
+                 ("p", "plan the whole range, then choose what to fetch", "plan")],
+            ),
+            chosen,
+        )  # fmt: skip
 
 
 def _select(options: list[tuple[str, str]], name: str, value: str | None) -> Select[str]:

@@ -1,0 +1,160 @@
+"""A long range in the TUI (issue 26): the form asks whether to run it as a backfill; the
+backfill runs day by day with days done, objects, bytes, rate and time left on screen;
+cancelled, the days done stay done and the next backfill of the same query resumes; q
+stops it first and exits as an interrupted run."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from datetime import timedelta
+
+from textual.widgets import Input, ProgressBar, Static
+
+from qrtui.demo import demo_config
+from qrtui.demo.pacs import DemoPacs
+from qrtui.tui.app import create_app
+from qrtui.tui.screens import QueryScreen, ResultsScreen
+from qrtui.tui.screens.backfill import BackfillScreen
+from qrtui.tui.screens.confirm import ChoiceScreen
+from tests.test_backfill import DAYS, FIRST, LAST, TODAY, files, population, wanted
+
+
+def backfill_app(tmp_path, pacs: DemoPacs):
+    config = demo_config(tmp_path, pacs)
+    return create_app(
+        config, today=lambda: TODAY, start="query", demo=True, cursor_blink=False,
+        echo_on_start=False,
+    )  # fmt: skip
+
+
+async def settle(app, pilot) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def ask_for_the_range(app, pilot) -> None:
+    """The form filled with the ten days; F5 asks how to run them."""
+    form = app.screen
+    assert isinstance(form, QueryScreen)
+    form.query_one("#date_from", Input).value = FIRST.isoformat()
+    form.query_one("#date_until", Input).value = LAST.isoformat()
+    await pilot.press("f5")
+    await pilot.pause()
+    assert isinstance(app.screen, ChoiceScreen)
+
+
+def status(screen) -> str:
+    return str(screen.query_one("#status", Static).render())
+
+
+def log(screen) -> str:
+    return "\n".join(line.text for line in screen.query_one("#log").lines)
+
+
+def hold_the_fifth_day(pacs: DemoPacs) -> tuple[threading.Event, threading.Event]:
+    """Every retrieve of the fifth day waits until released, then sends nothing."""
+    fifth = (FIRST + timedelta(days=4)).strftime("%Y%m%d")
+    held, release = threading.Event(), threading.Event()
+    serve = pacs._sub_operations
+
+    def holding(event):
+        if not release.is_set() and any(
+            s.objects[0].StudyDate == fifth
+            and s.objects[0].StudyInstanceUID == event.identifier.StudyInstanceUID
+            for s in pacs.studies
+        ):
+            held.set()
+            release.wait(60)
+            return
+        yield from serve(event)
+
+    pacs._sub_operations = holding
+    return held, release
+
+
+async def test_a_long_range_runs_as_a_backfill_with_its_progress(tmp_path):
+    with population() as pacs:
+        app = backfill_app(tmp_path, pacs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await ask_for_the_range(app, pilot)
+            await pilot.press("b")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, BackfillScreen)
+            await settle(app, pilot)
+            assert status(screen).startswith(f"Backfill done: {DAYS} of {DAYS} days;"), status(
+                screen
+            )
+            days = [line for line in log(screen).splitlines() if " to fetch, " in line]
+            assert [line[:10] for line in days] == [
+                (FIRST + timedelta(days=n)).isoformat() for n in range(DAYS)
+            ]
+            assert screen.query_one("#days", ProgressBar).progress == DAYS
+    assert set(files(tmp_path / "store")) == wanted(pacs)
+
+
+async def test_p_plans_the_whole_range_as_before(tmp_path):
+    with population() as pacs:
+        app = backfill_app(tmp_path, pacs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await ask_for_the_range(app, pilot)
+            await pilot.press("p")
+            await settle(app, pilot)
+            assert isinstance(app.screen, ResultsScreen) and app.screen.phase == "planned"
+
+
+async def test_a_cancelled_backfill_resumes_at_the_first_day_not_done(tmp_path):
+    pacs = population()
+    held, release = hold_the_fifth_day(pacs)
+    with pacs:
+        app = backfill_app(tmp_path, pacs)
+        try:
+            async with app.run_test(size=(80, 24)) as pilot:
+                await ask_for_the_range(app, pilot)
+                await pilot.press("b")
+                screen = app.screen
+                assert await asyncio.to_thread(held.wait, 60)
+                line = status(screen)  # the day's progress line, before the cancel
+                await pilot.press("c")
+                assert status(screen).startswith("Stopping:"), status(screen)
+                release.set()
+                await settle(app, pilot)
+                assert status(screen).startswith(f"Stopped after 4 of {DAYS} days"), status(screen)
+                assert line.startswith(f"days 4/{DAYS} done ("), line
+                await pilot.press("escape")
+                await ask_for_the_range(app, pilot)
+                await pilot.press("b")
+                await settle(app, pilot)
+                again = app.screen
+                assert f"resuming: 4 of {DAYS} days done" in log(again)
+                assert status(again).startswith(f"Backfill done: {DAYS} of {DAYS} days;")
+        finally:
+            release.set()
+    assert set(files(tmp_path / "store")) == wanted(pacs)
+    assert Counter(pacs.sent).most_common(1)[0][1] == 1, "nothing fetched twice"
+
+
+async def test_q_during_a_backfill_stops_it_then_exits_as_interrupted(tmp_path):
+    pacs = population()
+    held, release = hold_the_fifth_day(pacs)
+    with pacs:
+        app = backfill_app(tmp_path, pacs)
+        try:
+            async with app.run_test(size=(80, 24)) as pilot:
+                await ask_for_the_range(app, pilot)
+                await pilot.press("b")
+                screen = app.screen
+                assert await asyncio.to_thread(held.wait, 60)
+                await pilot.press("q")
+                assert status(screen).startswith("Stopping: cancelling the backfill"), status(
+                    screen
+                )
+                release.set()
+                quitting = [w for w in app.workers if w.group == "quit"]
+                assert quitting
+                await quitting[0].wait()
+        finally:
+            release.set()
+    assert app.return_code == 130

@@ -228,16 +228,14 @@ def plans_said(store: Path) -> list[tuple[str, str]]:
         return sorted(db.execute("SELECT study_uid, entry FROM run_studies"))
 
 
-def test_sigint_inside_a_day_then_run_again_fetches_everything_once(tmp_path):
-    """The PACS holds every retrieve of the fifth day until SIGINT has come (then sends
-    nothing for it): the JSON written so far is closed as one document; run again, the run
-    resumes at that day, asks nothing of the days done, and no object is sent twice."""
-    pacs = population()
+def hold_the_fifth_day(pacs: DemoPacs) -> tuple[threading.Event, threading.Event]:
+    """Every retrieve of the fifth day waits until released (held is set), then sends
+    nothing: qrtui has stopped that request by then."""
     fifth = (FIRST + timedelta(days=4)).strftime("%Y%m%d")
     held, release = threading.Event(), threading.Event()
     serve = pacs._sub_operations
 
-    def hold_the_fifth_day(event):
+    def holding(event):
         if not release.is_set() and any(
             s.objects[0].StudyDate == fifth
             and s.objects[0].StudyInstanceUID == event.identifier.StudyInstanceUID
@@ -245,10 +243,19 @@ def test_sigint_inside_a_day_then_run_again_fetches_everything_once(tmp_path):
         ):
             held.set()
             release.wait(60)
-            return  # qrtui has aborted this request: nothing is sent
+            return
         yield from serve(event)
 
-    pacs._sub_operations = hold_the_fifth_day
+    pacs._sub_operations = holding
+    return held, release
+
+
+def test_sigint_inside_a_day_then_run_again_fetches_everything_once(tmp_path):
+    """The PACS holds every retrieve of the fifth day until SIGINT has come (then sends
+    nothing for it): the JSON written so far is closed as one document; run again, the run
+    resumes at that day, asks nothing of the days done, and no object is sent twice."""
+    pacs = population()
+    held, release = hold_the_fifth_day(pacs)
     with pacs:
         config = demo_config(tmp_path, pacs).path
         proc = subprocess.Popen(

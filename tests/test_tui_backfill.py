@@ -6,7 +6,6 @@ stops it first and exits as an interrupted run."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -18,7 +17,16 @@ from qrtui.tui.app import create_app
 from qrtui.tui.screens import QueryScreen, ResultsScreen
 from qrtui.tui.screens.backfill import BackfillScreen
 from qrtui.tui.screens.confirm import ChoiceScreen
-from tests.test_backfill import DAYS, FIRST, LAST, TODAY, files, population, wanted
+from tests.test_backfill import (
+    DAYS,
+    FIRST,
+    LAST,
+    TODAY,
+    files,
+    hold_the_fifth_day,
+    population,
+    wanted,
+)  # fmt: skip
 
 
 def backfill_app(tmp_path, pacs: DemoPacs):
@@ -51,27 +59,6 @@ def status(screen) -> str:
 
 def log(screen) -> str:
     return "\n".join(line.text for line in screen.query_one("#log").lines)
-
-
-def hold_the_fifth_day(pacs: DemoPacs) -> tuple[threading.Event, threading.Event]:
-    """Every retrieve of the fifth day waits until released, then sends nothing."""
-    fifth = (FIRST + timedelta(days=4)).strftime("%Y%m%d")
-    held, release = threading.Event(), threading.Event()
-    serve = pacs._sub_operations
-
-    def holding(event):
-        if not release.is_set() and any(
-            s.objects[0].StudyDate == fifth
-            and s.objects[0].StudyInstanceUID == event.identifier.StudyInstanceUID
-            for s in pacs.studies
-        ):
-            held.set()
-            release.wait(60)
-            return
-        yield from serve(event)
-
-    pacs._sub_operations = holding
-    return held, release
 
 
 async def test_a_long_range_runs_as_a_backfill_with_its_progress(tmp_path):

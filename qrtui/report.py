@@ -74,13 +74,26 @@ def dropped_json(result: FunnelResult) -> list[dict[str, str]]:
 
 def plan_lines(remote: str, store: str, result: FunnelResult) -> list[str]:
     lines = [f"Query of {remote} for store {store}"]
-    lines += [f"  {name}: {value}" for name, value in result.counts.items()]
-    per_group = result.per_group()
+    lines += totals_lines(result, result.per_group())
+    return lines + study_lines(result)
+
+
+def totals_lines(result: FunnelResult, per_group: dict[str, int]) -> list[str]:
+    """The funnel's counts, the studies per group and the notes."""
+    lines = [f"  {name}: {value}" for name, value in result.counts.items()]
     lines.append(
         "Studies per group: " + (", ".join(f"{g} {n}" for g, n in per_group.items()) or "none")
     )
-    lines += [f"Note: {n}" for n in result.notices]
-    return lines + study_lines(result)
+    return lines + [f"Note: {n}" for n in result.notices]
+
+
+def missing_json(summary: RetrieveSummary) -> list[dict[str, str]]:
+    """The studies a retrieve left owed, for the JSON document."""
+    return [
+        {"study_instance_uid": o.study_instance_uid, "study_date": o.study_date,
+         "reason": o.reason()}
+        for o in summary.missing()
+    ]  # fmt: skip
 
 
 def study_lines(result: FunnelResult) -> list[str]:

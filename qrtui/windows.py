@@ -16,6 +16,10 @@ END_OF_SECOND = ".999999"
 
 # A date range longer than this many days runs day by day (read at run time: tests set it).
 STREAM_OVER_DAYS = 7
+# The counts a run in days adds to the funnel's
+WINDOWS_TOTAL = "windows (days) in the range"
+WINDOWS_DONE = "windows done"
+WINDOWS_BEFORE = "windows done by an earlier run (skipped)"
 
 
 def split_range(date_key: str, time_key: str, today: date) -> list[tuple[str, str]] | None:

@@ -74,11 +74,11 @@ def files(store: Path) -> dict[str, str]:
 
 def test_a_long_range_runs_day_by_day_and_says_how_far_it_is():
     params = build_query(today=TODAY, date_from=FIRST.isoformat(), ct=True)
-    days = streaming.day_windows(params, TODAY)
+    days = windows.day_windows(params, TODAY)
     assert days is not None and days[0] == FIRST and days[-1] == TODAY and len(days) == 11
     short = build_query(today=TODAY, date_from=(TODAY - timedelta(days=6)).isoformat(), ct=True)
-    assert streaming.day_windows(short, TODAY) is None  # a week or less: in one piece
-    assert streaming.day_windows(build_query(today=TODAY, ct=True), TODAY) is None
+    assert windows.day_windows(short, TODAY) is None  # a week or less: in one piece
+    assert windows.day_windows(build_query(today=TODAY, ct=True), TODAY) is None
 
 
 def test_interrupted_then_run_again_it_starts_at_the_first_day_not_done(tmp_path):

@@ -169,7 +169,7 @@ def run_query(
 ) -> int:
     from qrtui import worker
     from qrtui.cli.streamed import stdout_report
-    from qrtui.report import plan_json, plan_lines, retrieve_lines
+    from qrtui.report import missing_json, plan_json, plan_lines, retrieve_lines
 
     progress = StderrProgress() if sys.stderr.isatty() else None
     streamed = stdout_report(remote.name, store_node.name, as_json, context.profile, progress)
@@ -199,11 +199,7 @@ def run_query(
         document["profile"] = context.profile
         if outcome.summary is not None:
             document["retrieve"] = outcome.summary.to_json()
-            document["missing"] = [
-                {"study_instance_uid": o.study_instance_uid, "study_date": o.study_date,
-                 "reason": o.reason()}
-                for o in outcome.summary.missing()
-            ]  # fmt: skip
+            document["missing"] = missing_json(outcome.summary)
         if outcome.delivery is not None:
             document["forward"] = outcome.delivery.to_json()
         document["run_id"] = outcome.run_id

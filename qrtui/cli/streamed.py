@@ -14,7 +14,14 @@ from typing import IO, TYPE_CHECKING, Any
 from qrtui.cli.progress import StderrProgress
 from qrtui.funnel import FunnelResult
 from qrtui.query import QueryParams
-from qrtui.report import dropped_json, retrieve_lines, study_json, study_lines
+from qrtui.report import (
+    dropped_json,
+    missing_json,
+    retrieve_lines,
+    study_json,
+    study_lines,
+    totals_lines,
+)  # fmt: skip
 
 if TYPE_CHECKING:
     from qrtui.worker import JobOutcome
@@ -72,9 +79,7 @@ class StreamedReport:
         """The totals after the last day (or where the run stopped)."""
         result, summary = outcome.result or FunnelResult(), outcome.summary
         if not self.as_json:
-            lines = [f"  {name}: {value}" for name, value in result.counts.items()]
-            groups = ", ".join(f"{g} {n}" for g, n in self.per_group.items()) or "none"
-            lines += [f"Studies per group: {groups}", *(f"Note: {n}" for n in result.notices)]
+            lines = totals_lines(result, self.per_group)
             if summary is not None:
                 lines += retrieve_lines(summary)
             if outcome.delivery is not None:
@@ -97,11 +102,7 @@ class StreamedReport:
         }
         if summary is not None:
             tail["retrieve"] = summary.to_json()
-            tail["missing"] = [
-                {"study_instance_uid": o.study_instance_uid, "study_date": o.study_date,
-                 "reason": o.reason()}
-                for o in summary.missing()
-            ]  # fmt: skip
+            tail["missing"] = missing_json(summary)
         if outcome.delivery is not None:
             tail["forward"] = outcome.delivery.to_json()
         tail["run_id"] = outcome.run_id

@@ -77,12 +77,10 @@ class PlanSpool:
 
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
-        self.count = 0
 
     def add(self, result: FunnelResult, summary: RetrieveSummary | None) -> None:
         for uid, entry in plan_entries(result, summary):
             self._file.write(json.dumps([uid, entry]) + "\n")
-            self.count += 1
 
     def entries(self) -> Iterator[tuple[str, str]]:
         self._file.seek(0)

@@ -18,12 +18,13 @@ from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     usage_problem,
 )
 from qrtui.store import Missing, StoreBusy, StoreError
+from qrtui.windows import day_windows
 from qrtui.worker.delivering import deliver_after_run
 from qrtui.worker.outcome import JobOutcome, RunContext, _ignore, incomplete_message
 from qrtui.worker.planning import opened_store, plan, store_problem
 from qrtui.worker.recording import record, since_last_window
 from qrtui.worker.retrieving import _retrieve, _unrecorded
-from qrtui.worker.streaming import OnWindow, day_windows, run_days
+from qrtui.worker.streaming import OnWindow, run_days
 
 
 def run(

@@ -19,15 +19,11 @@ from qrtui.query import QueryParams
 from qrtui.retrieve import RetrieveSummary
 from qrtui.status import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE
 from qrtui.store import Store
-from qrtui.windows import day_windows as day_windows  # re-exported
+from qrtui.windows import WINDOWS_BEFORE, WINDOWS_DONE, WINDOWS_TOTAL
 from qrtui.worker.custody import PlanSpool
 from qrtui.worker.outcome import JobOutcome, incomplete_message
 from qrtui.worker.planning import plan
 from qrtui.worker.retrieving import _retrieve
-
-WINDOWS_TOTAL = "windows (days) in the range"
-WINDOWS_DONE = "windows done"
-WINDOWS_BEFORE = "windows done by an earlier run (skipped)"
 
 # Handed each day's plan as the day ends: the whole range's query, the day, its plan.
 OnWindow = Callable[[QueryParams, date, FunnelResult], None]

@@ -21,6 +21,7 @@ from qrtui.events import Event, FunnelProgress, Notice, RetrieveProgress, Window
 from qrtui.query import QueryParams
 from qrtui.tui.context import app_of
 from qrtui.tui.messages import JobDone, LogLine
+from qrtui.windows import WINDOWS_DONE
 
 if TYPE_CHECKING:
     from qrtui import worker
@@ -162,7 +163,7 @@ Today is never marked done: its studies may still be arriving."""
         self.outcome = outcome = message.outcome
         self.query_one("#day", Static).update("")
         result, summary = outcome.result, outcome.summary
-        done = result.counts.get("windows done", 0) if result else 0
+        done = result.counts.get(WINDOWS_DONE, 0) if result else 0
         objects = f"; {summary.received} objects received" if summary else ""
         if self.cancel.is_set():
             text = f"Stopped after {done} of {self.days} days{objects}: run it again to resume"

@@ -6,6 +6,7 @@ cut-short answers with them, and checks answers against what was asked.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 from qrtui.query import QueryParams
@@ -20,6 +21,11 @@ STREAM_OVER_DAYS = 7
 WINDOWS_TOTAL = "windows (days) in the range"
 WINDOWS_DONE = "windows done"
 WINDOWS_BEFORE = "windows done by an earlier run (skipped)"
+# A backfill's window grows from one day (the first object comes soon) towards a remote's
+# window_studies; at most this many times the last, so that a quiet day (a Sunday) does not
+# make the next window a month of a busy PACS, and at most a quarter of a year.
+WINDOW_GROWTH = 8
+WINDOW_MOST_DAYS = 92
 
 
 def split_range(date_key: str, time_key: str, today: date) -> list[tuple[str, str]] | None:
@@ -167,3 +173,27 @@ def day_windows(params: QueryParams, today: date) -> list[date] | None:
     if days <= STREAM_OVER_DAYS:
         return None
     return [params.date_from + timedelta(days=n) for n in range(days)]
+
+
+def next_window_days(last_days: int, last_studies: int, window_studies: int) -> int:
+    """How many days a backfill's next window spans: one at first, then as many as the last
+    window's studies per day say would hold about `window_studies` (1: one day each)."""
+    if last_days == 0:
+        return 1
+    fit = window_studies * last_days // max(last_studies, 1)
+    return max(1, min(fit, last_days * WINDOW_GROWTH, WINDOW_MOST_DAYS))
+
+
+def next_window(todo: Sequence[date], days: int) -> list[date]:
+    """The first `days` days of `todo` that follow one another, up to its first gap."""
+    window = list(todo[:1])
+    for day in todo[1:days]:
+        if day != window[-1] + timedelta(days=1):
+            break
+        window.append(day)
+    return window
+
+
+def window_label(first: date, last: date) -> str:
+    """2026-01-12, or 2026-01-12 to 2026-01-19"""
+    return first.isoformat() if first == last else f"{first} to {last}"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from qrtui import windows, worker
+from qrtui.config import RemoteNode
 from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
 from qrtui.demo.studies import dose_uids
@@ -52,8 +53,11 @@ def wanted(pacs: DemoPacs) -> set[str]:
     }
 
 
-def job(pacs: DemoPacs, directory: Path, emit=lambda e: None, dry_run=False) -> worker.JobOutcome:
-    config = demo_config(directory, pacs)
+def job(
+    pacs: DemoPacs, directory: Path, emit=lambda e: None, dry_run=False, window_studies=1
+) -> worker.JobOutcome:
+    """The range run as a backfill; by default a window a day."""
+    config = demo_config(directory, pacs, window_studies=window_studies)
     flags = {g.lower(): True for g in GROUPS}
     params = build_query(
         today=TODAY, date_from=FIRST.isoformat(), date_until=LAST.isoformat(), **flags
@@ -185,6 +189,63 @@ def test_a_day_that_did_not_come_in_whole_is_not_done_and_is_asked_again(tmp_pat
     assert set(files(tmp_path / "store")) == wanted(pacs)
 
 
+def withheld_then_again(
+    tmp_path: Path, day: date
+) -> tuple[list[WindowProgress], set, worker.JobOutcome]:
+    """A run with the default window_studies, a dose object of `day` withheld; then run
+    again with nothing withheld: the first run's windows, the dates the second asked."""
+    pacs = population()
+    late = next(s for s in pacs.studies if s.label.startswith("many") and s.study_date == day)
+    withheld = frozenset(late.dose_uids)
+    pacs.faults = Faults(withhold=withheld)
+    seen: list[WindowProgress] = []
+    with pacs:
+        short = job(pacs, tmp_path, lambda e: isinstance(e, WindowProgress) and seen.append(e),
+                    window_studies=RemoteNode.window_studies)  # fmt: skip
+        assert short.status == 1 and not withheld & set(files(tmp_path / "store"))
+        first_run = len(pacs.requests)
+        pacs.faults = Faults()
+        again = job(pacs, tmp_path, window_studies=RemoteNode.window_studies)
+        asked_again = {day for _, what, _, day in pacs.requests[first_run:] if what == "C-FIND"}
+    assert again.status == 0, again.message
+    assert set(files(tmp_path / "store")) == wanted(pacs)
+    return seen, asked_again - {""}, again
+
+
+def test_windows_grow_with_what_they_hold_and_one_not_whole_is_asked_again(tmp_path):
+    """With the default window_studies, the first window is a day (3 studies), the next 8
+    days (the most it may grow), the last what is left. A study withheld inside the second
+    window: none of its days is done, and the next run asks them all again, not the rest."""
+    second = [FIRST + timedelta(days=n) for n in range(1, 9)]
+    seen, asked_again, again = withheld_then_again(tmp_path, FIRST + timedelta(days=4))
+    labels = [FIRST.isoformat(), f"{second[0]} to {second[-1]}", LAST.isoformat()]
+    assert [(w.day, w.done) for w in seen] == list(zip(labels, [1, 9, 10], strict=True))
+    assert again.result is not None
+    assert again.result.notices[0] == f"resuming: 2 of {DAYS} days done"
+    # the second window's days, from a day again; not the first day nor the last, done
+    assert asked_again == {f"{second[0]:%Y%m%d}", f"{second[1]:%Y%m%d}-{second[-1]:%Y%m%d}"}
+
+
+def test_every_day_of_a_window_that_came_in_whole_is_done(tmp_path):
+    """A study withheld on the last day: the first two windows (nine days) came in whole."""
+    _, asked_again, again = withheld_then_again(tmp_path, LAST)
+    assert again.result is not None
+    assert again.result.notices[0] == f"resuming: 9 of {DAYS} days done"
+    assert asked_again == {f"{LAST:%Y%m%d}"}
+
+
+def test_a_window_grows_from_a_day_by_what_the_last_one_held():
+    assert windows.next_window_days(0, 0, 500) == 1  # the first: the first object soon
+    assert windows.next_window_days(1, 3, 500) == windows.WINDOW_GROWTH  # at most 8x
+    assert windows.next_window_days(8, 400, 500) == 10  # 50 a day: 500 in 10 days
+    assert windows.next_window_days(4, 4000, 500) == 1  # a busy day: one at a time
+    assert windows.next_window_days(64, 0, 500) == windows.WINDOW_MOST_DAYS
+    assert windows.next_window_days(5, 0, 1) == 5 and windows.next_window_days(1, 9, 1) == 1
+    days = [FIRST, FIRST + timedelta(days=1), FIRST + timedelta(days=3)]
+    assert windows.next_window(days, 8) == days[:2]  # a window never spans a gap
+    assert windows.next_window(days[2:], 8) == days[2:]
+
+
 # ---------------------------------------------------------------- the scripted run
 
 
@@ -198,7 +259,7 @@ def scripted(config: Path, *more: str) -> list[str]:
 
 def test_the_json_of_a_run_in_days_is_one_document_with_every_study(tmp_path, monkeypatch):
     with population() as pacs:
-        config = demo_config(tmp_path / "days", pacs).path
+        config = demo_config(tmp_path / "days", pacs, window_studies=1).path
         done = subprocess.run(scripted(config), capture_output=True, text=True, timeout=300)
         monkeypatch.setattr(windows, "STREAM_OVER_DAYS", 365)
         whole = job(pacs, tmp_path / "whole")
@@ -257,7 +318,7 @@ def test_sigint_inside_a_day_then_run_again_fetches_everything_once(tmp_path):
     pacs = population()
     held, release = hold_the_fifth_day(pacs)
     with pacs:
-        config = demo_config(tmp_path, pacs).path
+        config = demo_config(tmp_path, pacs, window_studies=1).path
         proc = subprocess.Popen(
             scripted(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),

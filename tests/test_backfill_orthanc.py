@@ -68,6 +68,10 @@ def _lua(work: Path, held: date) -> str:
     )
 
 
+# a window a day (window_studies = 1), so that a day can be held and resumed at
+DAY_BY_DAY = "timeout = 10\nwindow_studies = 1\n"
+
+
 @dataclass
 class Backfill:
     work: Path
@@ -111,6 +115,7 @@ def backfill(tmp_path: Path) -> Iterator[Backfill]:
             b.add(images, "img", synthetic_image(CT_IMAGE, "CT"), "Axial")
         orthanc.add(b.files())
         config = config_for(tmp_path, {"pacs": (orthanc.aet, orthanc.dicom_port)}, store_port)
+        config.write_text(config.read_text().replace("timeout = 10\n", DAY_BY_DAY))
         yield Backfill(work, config, rdsrs, orthanc)
     finally:
         orthanc.stop()
@@ -167,12 +172,25 @@ def test_sigint_inside_a_day_then_run_again_resumes_and_fetches_each_object_once
     assert len(runs) == 1 and runs[0].counts[streaming.WINDOWS_BEFORE] == 4
 
 
-def test_a_run_in_days_equals_the_same_query_in_one_piece(backfill, tmp_path, monkeypatch):
+@pytest.mark.parametrize("windows_grow", [False, True], ids=["a-day-each", "grown"])
+def test_a_run_in_days_equals_the_same_query_in_one_piece(
+    backfill, tmp_path, monkeypatch, windows_grow
+):
+    """Each window a day, or windows grown to hold about window_studies (the default)."""
     (backfill.work / "release").touch()  # no day held
+    if windows_grow:
+        text = backfill.config.read_text().replace(DAY_BY_DAY, "timeout = 10\n")
+        backfill.config.write_text(text)
     days = subprocess.run(backfill.command(), capture_output=True, text=True, timeout=600)
     assert days.returncode == 0, days.stderr
     doc = json.loads(days.stdout)
     assert doc["counts"][streaming.WINDOWS_DONE] == DAYS
+    asked = {dates for level, dates in backfill.finds() if level == "STUDY"}
+    if windows_grow:  # 3 studies on the first day: the next window 8 days, then what is left
+        second = f"{FIRST + timedelta(days=1):%Y%m%d}-{FIRST + timedelta(days=8):%Y%m%d}"
+        assert asked == {f"{FIRST:%Y%m%d}", second, f"{LAST:%Y%m%d}"}
+    else:
+        assert asked == {f"{FIRST + timedelta(days=n):%Y%m%d}" for n in range(DAYS)}
 
     # the same query in one piece, into a store of its own
     whole_dir = tmp_path / "whole"

@@ -30,7 +30,7 @@ from tests.test_backfill import (
 
 
 def backfill_app(tmp_path, pacs: DemoPacs):
-    config = demo_config(tmp_path, pacs)
+    config = demo_config(tmp_path, pacs, window_studies=1)  # a window a day
     return create_app(
         config, today=lambda: TODAY, start="query", demo=True, cursor_blink=False,
         echo_on_start=False,

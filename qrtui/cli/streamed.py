@@ -1,5 +1,6 @@
-"""The report of a run in days, written as each day ends, so that memory stays flat over
-any range: the JSON stays one document, its studies written day by day; the dropped
+"""The report of a run in windows of days, written as each window ends, so that memory
+stays flat over any range: the JSON stays one document, its studies written window by
+window; the dropped
 studies wait in a temporary file until the studies' list is closed."""
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class StreamedReport:
-    """Hands each day's plan to stdout (`window`), then the totals (`finish`)."""
+    """Hands each window's plan to stdout (`window`), then the totals (`finish`)."""
 
     def __init__(
         self,
@@ -45,11 +46,11 @@ class StreamedReport:
         self.before_writing = before_writing  # a progress line on the same terminal goes
         self.started = False
         self._studies = 0
-        self._dropped: IO[str] | None = None  # made on the first day, closed in finish()
+        self._dropped: IO[str] | None = None  # made on the first window, closed in finish()
         self._any_dropped = False
         self.per_group: dict[str, int] = {}
 
-    def window(self, params: QueryParams, day: date, result: FunnelResult) -> None:
+    def window(self, params: QueryParams, first: date, last: date, result: FunnelResult) -> None:
         self.before_writing()
         if not self.started:
             self.started = True
@@ -58,7 +59,9 @@ class StreamedReport:
                 head = {"remote": self.remote, "store": self.store, "query": params.to_json()}
                 self.out.write(json.dumps(head, indent=1)[:-2] + ',\n "studies": [')
             else:
-                self.out.write(f"Query of {self.remote} for store {self.store}, day by day\n")
+                self.out.write(
+                    f"Query of {self.remote} for store {self.store}, a window of days at a time\n"
+                )
         for plan in result.to_fetch:
             self.per_group[plan.group] = self.per_group.get(plan.group, 0) + 1
         if self.as_json:
@@ -76,7 +79,7 @@ class StreamedReport:
         self.out.flush()
 
     def finish(self, outcome: JobOutcome, *, interrupted: bool = False) -> None:
-        """The totals after the last day (or where the run stopped)."""
+        """The totals after the last window (or where the run stopped)."""
         result, summary = outcome.result or FunnelResult(), outcome.summary
         if not self.as_json:
             lines = totals_lines(result, self.per_group)

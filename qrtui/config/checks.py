@@ -64,6 +64,7 @@ _REMOTE_KEYS = {
     "result_cap": Key(int, check=check_cap),
     "max_queries_per_second": Key(float, check=check_rate),
     "quiet_hours": Key(str, check=check_quiet_hours),
+    "window_studies": Key(int, check=check_cap),
     "tls": Key(bool),
     "tls_ca": Key(str, check=check_nonempty),
     "tls_cert": Key(str, check=check_nonempty),

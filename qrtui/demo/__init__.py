@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -39,14 +40,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def demo_config(directory: Path, pacs: DemoPacs) -> Config:
-    """A configuration naming the running demo PACS and an embedded store in `directory`,
-    saved there; the PACS learns the store as its move destination."""
+def demo_config(directory: Path, pacs: DemoPacs, **remote: Any) -> Config:
+    """A configuration naming the running demo PACS (with `remote`'s settings) and an
+    embedded store in `directory`, saved there; the PACS learns the store as its move
+    destination."""
     store = StoreNode(
         DEMO_STORE, "QRTUI_DEMO_STORE", _free_port(), directory=directory / "store",
         bind="127.0.0.1",
     )  # fmt: skip
-    remote = RemoteNode(DEMO_REMOTE, pacs.aet, "127.0.0.1", pacs.port, timeout=5)
+    node = RemoteNode(DEMO_REMOTE, pacs.aet, "127.0.0.1", pacs.port, timeout=5, **remote)
     pacs.destinations[store.aet] = ("127.0.0.1", store.port)
-    config = Config(directory / "config.toml", ClientConfig("QRTUI"), (remote,), (store,))
+    config = Config(directory / "config.toml", ClientConfig("QRTUI"), (node,), (store,))
     return save_config(config)

@@ -19,7 +19,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from qrtui.config import RemoteNode
-from qrtui.dicom.assoc import abort_now, associate, make_ae
+from qrtui.dicom.assoc import abort_now, associate, associate_patiently, make_ae
 from qrtui.dicom.find import number
 from qrtui.dicom.pynetdicom_fixes import INCOMING_ATTRIBUTE
 from qrtui.dicom.session import Cancelled, Lost, Session, SessionFailed
@@ -131,9 +131,14 @@ class RetrieveSession(Session):
         sop_classes: Iterable[str] = (),
         cancel: threading.Event | None = None,
         cancel_grace: float = 5.0,
+        before_move: Callable[[], None] | None = None,
+        patient: bool = False,
     ) -> None:
         """node.retrieve: "move" (to `destination`), "get" (into `receiver`), or "auto" (both
-        offered on one association; each request says which it uses)."""
+        offered on one association; each request says which it uses). `before_move` is
+        called before each C-MOVE (the store's listener started, where it is not yet). A
+        `patient` session asks again after a transient rejection: the first of a pool, as
+        the node may still count the association the funnel just released."""
         super().__init__(calling_aet, node, cancel)
         self.offers_get = node.retrieve in ("get", "auto") and receiver is not None
         self.offers_move = node.retrieve in ("move", "auto") and bool(destination)
@@ -146,6 +151,8 @@ class RetrieveSession(Session):
         self.receiver = receiver
         self.sop_classes = list(dict.fromkeys(sop_classes))[:MAX_GET_STORAGE_CONTEXTS]
         self.cancel_grace = cancel_grace
+        self.before_move = before_move
+        self.patient = patient
         self._msg_id = 0
         self._deadline_hit = False
         self.get_accepted = False  # whether the node took the C-GET model on this association
@@ -167,7 +174,8 @@ class RetrieveSession(Session):
             handlers.append((evt.EVT_C_STORE, self.receiver.handle_store))
         if self.offers_move:
             ae.add_requested_context(_model(False))
-        assoc = associate(ae, self.peer, ext_neg=roles, evt_handlers=handlers)
+        connect = associate_patiently if self.patient else associate
+        assoc = connect(ae, self.peer, ext_neg=roles, evt_handlers=handlers)
         if self.receiver is not None:  # C-STOREs of a C-GET: written where the store renames
             setattr(assoc, INCOMING_ATTRIBUTE, self.receiver.store.incoming)
         accepted = {str(c.abstract_syntax) for c in assoc.accepted_contexts}
@@ -202,6 +210,8 @@ class RetrieveSession(Session):
         if get:
             responses = assoc.send_c_get(identifier, model, msg_id=msg_id)
         else:
+            if self.before_move is not None:
+                self.before_move()
             responses = assoc.send_c_move(identifier, self.destination, model, msg_id=msg_id)
         done = threading.Event()
         watcher = threading.Thread(

@@ -172,12 +172,14 @@ class History:
             ).fetchall()
         return [(run_id, started, json.loads(entry)) for run_id, started, entry in rows]
 
-    def day_done(self, resume_key: str, day: str, finished: str) -> None:
-        """A day of a run in windows, planned and brought in whole: its objects' rows were
-        each committed as they arrived, before this, so a day marked done is never short."""
+    def mark_days_done(self, resume_key: str, days: list[str], finished: str) -> None:
+        """The days of a window of a run in windows, planned and brought in whole: their
+        objects' rows were each committed as they arrived, before this, so a day marked done
+        is never short."""
         with self._mutex, self._store._transaction():
-            self._db.execute(
-                "INSERT OR REPLACE INTO days_done VALUES (?, ?, ?)", (resume_key, day, finished)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO days_done VALUES (?, ?, ?)",
+                [(resume_key, day, finished) for day in days],
             )
 
     def forget_days(self, resume_key: str) -> None:

@@ -138,13 +138,17 @@ def _retriever(
     remote, found = knowledge(config, remote)
     remote = replace(remote, retrieve=retrieve_method(remote, store_node, found))
     with contextlib.ExitStack() as stack:
+        scp = None
         if receiver is not None and remote.retrieve in ("move", "auto"):
-            stack.enter_context(StorageSCP(store_node, receiver))
+            scp = StorageSCP(store_node, receiver)
+            stack.callback(scp.stop)
+            if remote.retrieve == "move":
+                scp.listening()
         get = remote.retrieve in ("get", "auto")
         sop_classes = get_sop_classes(result.to_fetch) if get else ()
         cancel = cancel or threading.Event()
 
-        def session() -> RetrieveSession:
+        def session(patient: bool = False) -> RetrieveSession:
             return RetrieveSession(
                 config.client.aet,
                 remote,
@@ -152,9 +156,11 @@ def _retriever(
                 receiver=receiver,
                 sop_classes=sop_classes,
                 cancel=cancel,
+                before_move=scp.listening if scp is not None else None,
+                patient=patient,
             )
 
-        first = stack.enter_context(session())
+        first = stack.enter_context(session(patient=True))
         pool = SessionPool(first, session, remote.max_associations)
         stack.callback(pool.close)
         yield Retriever(first, store_node, receiver=receiver, store=store, emit=emit, pool=pool)

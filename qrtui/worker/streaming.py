@@ -1,6 +1,8 @@
-"""A long run in windows of one day: plan a day, retrieve it, mark it done, move on. The
-funnel's answers and the retrieve's sessions last one day; a day brought in whole is kept in
-the store's index, so the same query run again starts at the first day not done."""
+"""A long run in windows of days: plan a window, retrieve it, mark its days done, move on.
+The first window is a day; each next one spans as many days as should hold about the
+remote's window_studies (qrtui.windows.next_window_days). The funnel's answers and the
+retrieve's sessions last one window; a day brought in whole is kept in the store's index,
+so the same query run again starts at the first day not done."""
 
 from __future__ import annotations
 
@@ -19,14 +21,22 @@ from qrtui.query import QueryParams
 from qrtui.retrieve import RetrieveSummary
 from qrtui.status import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE
 from qrtui.store import Store
-from qrtui.windows import WINDOWS_BEFORE, WINDOWS_DONE, WINDOWS_TOTAL
+from qrtui.windows import (
+    WINDOWS_BEFORE,
+    WINDOWS_DONE,
+    WINDOWS_TOTAL,
+    next_window,
+    next_window_days,
+    window_label,
+)
 from qrtui.worker.custody import PlanSpool
 from qrtui.worker.outcome import JobOutcome, incomplete_message
 from qrtui.worker.planning import plan
 from qrtui.worker.retrieving import _retrieve
 
-# Handed each day's plan as the day ends: the whole range's query, the day, its plan.
-OnWindow = Callable[[QueryParams, date, FunnelResult], None]
+# Handed each window's plan as the window ends: the whole range's query, the window's first
+# and last day, its plan.
+OnWindow = Callable[[QueryParams, date, date, FunnelResult], None]
 
 
 def resume_key(remote: str, store: str, params: QueryParams) -> str:
@@ -50,10 +60,10 @@ def run_days(
     also_studies: tuple[str, ...] = (),
     on_window: OnWindow | None = None,
 ) -> JobOutcome:
-    """Each day planned, then retrieved (not in a dry run), then marked done where it came in
-    whole, in order; one outcome for the whole range. A day not before `started` is never
-    marked done: its studies may still be arriving at the PACS. With `on_window`, each
-    day's plan is handed on and let go, so memory stays flat over any range."""
+    """Each window planned, then retrieved (not in a dry run), then its days marked done
+    where it came in whole, in order; one outcome for the whole range. A day not before
+    `started` is never marked done: its studies may still be arriving at the PACS. With
+    `on_window`, each window's plan is handed on and let go, so memory stays flat."""
     key = resume_key(remote.name, store_node.name, params)
     done_before = store.history.days_done(key) if store is not None else frozenset()
     todo = [d for d in days if d.isoformat() not in done_before]
@@ -68,15 +78,22 @@ def run_days(
     outcome = JobOutcome(EXIT_OK, result=result, summary=None if dry_run else summary)
     if on_window is not None and not dry_run and store is not None:
         outcome.custody = PlanSpool()  # the history's entries, as the plans are let go
-    first = clock.monotonic()
-    for index, day in enumerate(todo):
-        one = replace(params, date_from=day, date_until=day)
+    first, position, last_days, last_studies = clock.monotonic(), 0, 0, 0
+    while position < len(todo):
+        size = next_window_days(last_days, last_studies, remote.window_studies)
+        window = next_window(todo[position:], size)
+        one = replace(params, date_from=window[0], date_until=window[-1])
         planned = plan(
             config, remote, store_node, one, emit=emit, cancel=cancel, store=store,
-            also_studies=also_studies if index == 0 else (),
+            also_studies=also_studies if position == 0 else (),
         )  # fmt: skip
         if planned.result is None or planned.status != EXIT_OK:
             return _stopped(outcome, planned)
+        position += len(window)
+        last_days, last_studies = (
+            len(window),
+            len(planned.result.plans) + len(planned.result.dropped),
+        )
         part = planned
         if not dry_run:
             part = _retrieve(
@@ -84,30 +101,31 @@ def run_days(
             )
             _add_summary(summary, part.summary)
         if on_window is not None:
-            on_window(params, day, planned.result)
+            on_window(params, window[0], window[-1], planned.result)
             if outcome.custody is not None:
                 outcome.custody.add(planned.result, part.summary)
             planned.result.passed_on = len(planned.result.to_fetch)
             planned.result.plans, planned.result.dropped = [], []
         _add_result(result, planned.result)
         whole = not planned.result.incomplete and part.status == EXIT_OK
-        if whole and not dry_run and store is not None and day < started:
-            store.history.day_done(key, day.isoformat(), clock.now().isoformat("T", "seconds"))
+        if whole and not dry_run and store is not None:
+            past = [d.isoformat() for d in window if d < started]
+            store.history.mark_days_done(key, past, clock.now().isoformat("T", "seconds"))
         if part.status != EXIT_OK and outcome.status == EXIT_OK:
             outcome.status, outcome.message = part.status, part.message
         if summary.cancelled and not dry_run:
-            break  # the user stopped inside this day: it is not done, and no next day
-        result.counts[WINDOWS_DONE] += 1
+            break  # the user stopped inside this window: it is not done, and no next one
+        result.counts[WINDOWS_DONE] += len(window)
         seconds = clock.monotonic() - first
-        left = len(todo) - index - 1
         emit(
             WindowProgress(
-                result.counts[WINDOWS_DONE], len(days), day.isoformat(), summary.received,
-                summary.bytes, seconds, seconds / (index + 1) * left,
+                result.counts[WINDOWS_DONE], len(days), window_label(window[0], window[-1]),
+                summary.received, summary.bytes, seconds,
+                seconds / position * (len(todo) - position),
             )
         )  # fmt: skip
         if part.status == EXIT_UNREACHABLE:
-            break  # the node is gone: no next day
+            break  # the node is gone: no next window
     if outcome.status == EXIT_OK and result.incomplete:
         outcome.status, outcome.message = EXIT_PARTIAL, incomplete_message(result)
     finished = len(todo) == 0 or result.counts[WINDOWS_DONE] == len(days)

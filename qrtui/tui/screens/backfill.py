@@ -21,7 +21,7 @@ from qrtui.events import Event, FunnelProgress, Notice, RetrieveProgress, Window
 from qrtui.query import QueryParams
 from qrtui.tui.context import app_of
 from qrtui.tui.messages import JobDone, LogLine
-from qrtui.windows import WINDOWS_DONE
+from qrtui.windows import WINDOWS_DONE, window_label
 
 if TYPE_CHECKING:
     from qrtui import worker
@@ -55,14 +55,15 @@ class BackfillScreen(Screen[None]):
         Binding("c", "cancel", "Cancel"),
         Binding("escape", "back", "Back"),
     ]
-    HELP = """A range longer than a week runs as a backfill: one day at a time,
-each planned by the rules (no choosing), fetched, and marked done in the
-store's index once it came in whole. Stopped (c, q, or the machine) and
+    HELP = """A range longer than a week runs as a backfill: a window of days at a
+time (one day first, then as many as hold about the remote's window_studies),
+each planned by the rules (no choosing), fetched, and its days marked done in
+the store's index once it came in whole. Stopped (c, q, or the machine) and
 started again with the same query, it resumes at the first day not done.
 
 The line under the title says how far it is: days done of all, objects and
 bytes, the rate, and the time left as the days so far predict it. The log
-has a line per day: studies to fetch and dropped.
+has a line per window: studies to fetch and dropped.
 
 Today is never marked done: its studies may still be arriving."""
 
@@ -111,13 +112,14 @@ Today is never marked done: its studies may still be arriving."""
         )
         outcome = worker.run(
             config, self.remote, self.store, self.params, dry_run=False, emit=self._emit,
-            cancel=self.cancel, context=context, on_window=self._day,
+            cancel=self.cancel, context=context, on_window=self._window,
         )  # fmt: skip
         self.post_message(JobDone("backfill", outcome))
 
-    def _day(self, params: QueryParams, day: date, result: FunnelResult) -> None:
+    def _window(self, params: QueryParams, first: date, last: date, result: FunnelResult) -> None:
         self.post_message(DayPlanned(
-            f"{day}: {len(result.to_fetch)} to fetch, {len(result.dropped)} dropped"
+            f"{window_label(first, last)}: {len(result.to_fetch)} to fetch, "
+            f"{len(result.dropped)} dropped"
         ))  # fmt: skip
 
     def _emit(self, event: Event) -> None:
@@ -190,7 +192,7 @@ Today is never marked done: its studies may still be arriving."""
         if not self.busy or self.cancel.is_set():
             return
         self.cancel.set()
-        self._status("Stopping: the day in flight is cancelled; the days done stay done")
+        self._status("Stopping: the window in flight is cancelled; the days done stay done")
         self._log("cancelling: C-CANCEL sent; the association is aborted if the node does not stop")
 
     def stop_for_quit(self) -> None:

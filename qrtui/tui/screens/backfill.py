@@ -55,11 +55,12 @@ class BackfillScreen(Screen[None]):
         Binding("c", "cancel", "Cancel"),
         Binding("escape", "back", "Back"),
     ]
-    HELP = """A range longer than a week runs as a backfill: a window of days at a
-time (one day first, then as many as hold about the remote's window_studies),
-each planned by the rules (no choosing), fetched, and its days marked done in
-the store's index once it came in whole. Stopped (c, q, or the machine) and
-started again with the same query, it resumes at the first day not done.
+    HELP = """A range longer than a week runs as a backfill: a window of days at
+a time (one day first, then as many as hold about the remote's
+window_studies), each planned by the rules (no choosing), fetched, and its
+days marked done in the store's index once it came in whole. Stopped (c,
+q, or the machine) and started again with the same query, it resumes at
+the first day not done.
 
 The line under the title says how far it is: days done of all, objects and
 bytes, the rate, and the time left as the days so far predict it. The log

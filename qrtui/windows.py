@@ -22,8 +22,8 @@ WINDOWS_TOTAL = "windows (days) in the range"
 WINDOWS_DONE = "windows done"
 WINDOWS_BEFORE = "windows done by an earlier run (skipped)"
 # A backfill's window grows from one day (the first object comes soon) towards a remote's
-# window_studies; at most this many times the last, so that a quiet day (a Sunday) does not
-# make the next window a month of a busy PACS, and at most a quarter of a year.
+# window_studies; at most this many times the last, so that a quiet week does not make the
+# next window a season of a busy PACS, and at most a quarter of a year.
 WINDOW_GROWTH = 8
 WINDOW_MOST_DAYS = 92
 
@@ -175,12 +175,16 @@ def day_windows(params: QueryParams, today: date) -> list[date] | None:
     return [params.date_from + timedelta(days=n) for n in range(days)]
 
 
-def next_window_days(last_days: int, last_studies: int, window_studies: int) -> int:
-    """How many days a backfill's next window spans: one at first, then as many as the last
-    window's studies per day say would hold about `window_studies` (1: one day each)."""
-    if last_days == 0:
+def next_window_days(seen: tuple[int, int], last: tuple[int, int], window_studies: int) -> int:
+    """How many days a backfill's next window spans, from the (days, studies) seen so far in
+    this run and in the last window: one until a study is seen (the first object comes
+    soon), then as many as the busier of the two rates says would hold about
+    `window_studies` (1: one day each)."""
+    (days_seen, studies_seen), (last_days, last_studies) = seen, last
+    if studies_seen == 0 or last_days == 0:
         return 1
-    fit = window_studies * last_days // max(last_studies, 1)
+    per_day = max(studies_seen / days_seen, last_studies / last_days)
+    fit = int(window_studies / per_day)
     return max(1, min(fit, last_days * WINDOW_GROWTH, WINDOW_MOST_DAYS))
 
 

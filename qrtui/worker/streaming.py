@@ -78,9 +78,9 @@ def run_days(
     outcome = JobOutcome(EXIT_OK, result=result, summary=None if dry_run else summary)
     if on_window is not None and not dry_run and store is not None:
         outcome.custody = PlanSpool()  # the history's entries, as the plans are let go
-    first, position, last_days, last_studies = clock.monotonic(), 0, 0, 0
+    first, position, studies_seen, last = clock.monotonic(), 0, 0, (0, 0)
     while position < len(todo):
-        size = next_window_days(last_days, last_studies, remote.window_studies)
+        size = next_window_days((position, studies_seen), last, remote.window_studies)
         window = next_window(todo[position:], size)
         one = replace(params, date_from=window[0], date_until=window[-1])
         planned = plan(
@@ -90,10 +90,8 @@ def run_days(
         if planned.result is None or planned.status != EXIT_OK:
             return _stopped(outcome, planned)
         position += len(window)
-        last_days, last_studies = (
-            len(window),
-            len(planned.result.plans) + len(planned.result.dropped),
-        )
+        last = (len(window), len(planned.result.plans) + len(planned.result.dropped))
+        studies_seen += last[1]
         part = planned
         if not dry_run:
             part = _retrieve(

@@ -177,12 +177,15 @@ def day_windows(params: QueryParams, today: date) -> list[date] | None:
 
 def next_window_days(seen: tuple[int, int], last: tuple[int, int], window_studies: int) -> int:
     """How many days a backfill's next window spans, from the (days, studies) seen so far in
-    this run and in the last window: one until a study is seen (the first object comes
-    soon), then as many as the busier of the two rates says would hold about
+    this run and in the last window: one at first (the first object comes soon), twice the
+    last while no study has been seen (an empty stretch costs a few queries, not one a
+    day), then as many as the busier of the two rates says would hold about
     `window_studies` (1: one day each)."""
     (days_seen, studies_seen), (last_days, last_studies) = seen, last
-    if studies_seen == 0 or last_days == 0:
+    if window_studies <= 1 or last_days == 0:
         return 1
+    if studies_seen == 0:
+        return min(2 * last_days, WINDOW_MOST_DAYS)
     per_day = max(studies_seen / days_seen, last_studies / last_days)
     fit = int(window_studies / per_day)
     return max(1, min(fit, last_days * WINDOW_GROWTH, WINDOW_MOST_DAYS))

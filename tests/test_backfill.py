@@ -237,7 +237,8 @@ def test_every_day_of_a_window_that_came_in_whole_is_done(tmp_path):
 def test_a_window_grows_from_a_day_by_what_the_days_so_far_held():
     grow, most = windows.WINDOW_GROWTH, windows.WINDOW_MOST_DAYS
     assert windows.next_window_days((0, 0), (0, 0), 500) == 1  # the first: a first object soon
-    assert windows.next_window_days((9, 0), (1, 0), 500) == 1  # one day until a study is seen
+    assert windows.next_window_days((1, 0), (1, 0), 500) == 2  # nothing yet: doubling
+    assert windows.next_window_days((7, 0), (4, 0), 500) == 8
     assert windows.next_window_days((1, 3), (1, 3), 500) == grow  # at most 8x the last
     assert windows.next_window_days((9, 450), (8, 400), 500) == 10  # 50 a day: 500 in 10 days
     assert windows.next_window_days((20, 100), (4, 400), 500) == 5  # the busier rate counts
@@ -245,6 +246,7 @@ def test_a_window_grows_from_a_day_by_what_the_days_so_far_held():
     assert windows.next_window_days((9, 4000), (4, 4000), 500) == 1  # busy: a day at a time
     assert windows.next_window_days((300, 10), (64, 1), 500) == most
     assert windows.next_window_days((5, 3), (5, 0), 1) == 1  # window_studies = 1: a day each
+    assert windows.next_window_days((5, 0), (5, 0), 1) == 1
     days = [FIRST, FIRST + timedelta(days=1), FIRST + timedelta(days=3)]
     assert windows.next_window(days, 8) == days[:2]  # a window never spans a gap
     assert windows.next_window(days[2:], 8) == days[2:]

@@ -15,7 +15,7 @@ from qrtui.query import QueryParams
 # fractions (115959.5), and PACS compare times as text, so "-115959" would leave it out.
 END_OF_SECOND = ".999999"
 
-# A date range longer than this many days runs day by day (read at run time: tests set it).
+# A date range longer than this many days runs in windows (read at run time: tests set it).
 STREAM_OVER_DAYS = 7
 # The counts a run in days adds to the funnel's
 WINDOWS_TOTAL = "windows (days) in the range"

@@ -2,7 +2,7 @@
 
 Blocking (pynetdicom): the TUI runs these in thread workers, the scripted mode directly.
 Every way a job can stop becomes an exit status and one line for the user. job.py runs the
-whole job (streaming.py: a long range day by day, resumable); planning.py the funnel,
+whole job (streaming.py: a long range window by window, resumable); planning.py the funnel,
 retrieving.py the retrieve, recording.py the history;
 lookups.py the small jobs the faces ask for. It may import every part and layer below it,
 never a face.

@@ -68,7 +68,7 @@ def run(
                 owed = store.history.owed(since.key) if store else ()
             also = tuple(m.study_uid for m in owed)
             days = day_windows(params, context.started.date())
-            if days is not None:  # a long range: day by day, resumable
+            if days is not None:  # a long range: window by window, resumable
                 planned = run_days(
                     config, remote, store_node, params, days, dry_run=dry_run, emit=emit,
                     cancel=cancel, store=store, started=context.started.date(),

@@ -1,5 +1,5 @@
-"""A long date range run as a backfill: day by day, each day planned by the rules, fetched
-and marked done, as the scripted mode does; what is kept of a day is one line, so the
+"""A long date range run as a backfill: window by window, each planned by the rules, fetched
+and marked done, as the scripted mode does; what is kept of a window is one line, so the
 screen stays light over a year. Stopped and started again, it resumes."""
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ Today is never marked done: its studies may still be arriving."""
         first, last = self.params.date_from, self.params.date_until
         self._status(f"Backfill of {self.days} days from {self.remote.name}: starting…")
         self._log(f"backfill {first} to {last or 'today'} from {self.remote.name} "
-                  f"into {self.store.name}, day by day")  # fmt: skip
+                  f"into {self.store.name}, window by window")  # fmt: skip
         self.busy = True
         self._run()
 

@@ -328,7 +328,7 @@ query, F7 saves the form as one (for qrtui run --profile NAME)."""
         self.app.push_screen(
             ChoiceScreen(
                 f"{len(days)} days: run them as a backfill, or plan the whole range first?",
-                [("b", "backfill: day by day, resumable, the rules choose", "backfill"),
+                [("b", "backfill: window by window, resumable, the rules choose", "backfill"),
                  ("p", "plan the whole range, then choose what to fetch", "plan")],
             ),
             chosen,

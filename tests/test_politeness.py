@@ -68,6 +68,8 @@ def _written(tmp_path: Path, text: str) -> Path:
         ('quiet_hours = "07:00"', r"quiet_hours: '07:00' is not a window like"),
         ('quiet_hours = "07:00-07:00"', r"quiet_hours: '07:00-07:00' starts and ends at the same"),
         ("quiet_hours = 7", r"quiet_hours: must be a string"),
+        ("window_studies = 0", r"remotes\.pacs\.window_studies: 0 must be between 1 and"),
+        ('window_studies = "500"', r"window_studies: must be"),
     ],
 )
 def test_each_politeness_mistake_is_one_line(tmp_path, text, pattern):

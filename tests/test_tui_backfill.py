@@ -6,7 +6,9 @@ stops it first and exits as an interrupted run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from textual.widgets import Input, ProgressBar, Static
@@ -53,6 +55,24 @@ async def ask_for_the_range(app, pilot) -> None:
     assert isinstance(app.screen, ChoiceScreen)
 
 
+@contextlib.asynccontextmanager
+async def held_backfill(tmp_path, pacs: DemoPacs) -> AsyncIterator[tuple]:
+    """A backfill started from the form and held inside its fifth day: (app, pilot, its
+    screen, the event that releases the day); released on the way out, whatever happens."""
+    held, release = hold_the_fifth_day(pacs)
+    with pacs:
+        app = backfill_app(tmp_path, pacs)
+        try:
+            async with app.run_test(size=(80, 24)) as pilot:
+                await ask_for_the_range(app, pilot)
+                await pilot.press("b")
+                screen = app.screen
+                assert await asyncio.to_thread(held.wait, 60)
+                yield app, pilot, screen, release
+        finally:
+            release.set()
+
+
 def status(screen) -> str:
     return str(screen.query_one("#status", Static).render())
 
@@ -94,54 +114,31 @@ async def test_p_plans_the_whole_range_as_before(tmp_path):
 
 async def test_a_cancelled_backfill_resumes_at_the_first_day_not_done(tmp_path):
     pacs = population()
-    held, release = hold_the_fifth_day(pacs)
-    with pacs:
-        app = backfill_app(tmp_path, pacs)
-        try:
-            async with app.run_test(size=(80, 24)) as pilot:
-                await ask_for_the_range(app, pilot)
-                await pilot.press("b")
-                screen = app.screen
-                assert await asyncio.to_thread(held.wait, 60)
-                line = status(screen)  # the day's progress line, before the cancel
-                await pilot.press("c")
-                assert status(screen).startswith("Stopping:"), status(screen)
-                release.set()
-                await settle(app, pilot)
-                assert status(screen).startswith(f"Stopped after 4 of {DAYS} days"), status(screen)
-                assert line.startswith(f"days 4/{DAYS} done ("), line
-                await pilot.press("escape")
-                await ask_for_the_range(app, pilot)
-                await pilot.press("b")
-                await settle(app, pilot)
-                again = app.screen
-                assert f"resuming: 4 of {DAYS} days done" in log(again)
-                assert status(again).startswith(f"Backfill done: {DAYS} of {DAYS} days;")
-        finally:
-            release.set()
+    async with held_backfill(tmp_path, pacs) as (app, pilot, screen, release):
+        line = status(screen)  # the day's progress line, before the cancel
+        await pilot.press("c")
+        assert status(screen).startswith("Stopping:"), status(screen)
+        release.set()
+        await settle(app, pilot)
+        assert status(screen).startswith(f"Stopped after 4 of {DAYS} days"), status(screen)
+        assert line.startswith(f"days 4/{DAYS} done ("), line
+        await pilot.press("escape")
+        await ask_for_the_range(app, pilot)
+        await pilot.press("b")
+        await settle(app, pilot)
+        again = app.screen
+        assert f"resuming: 4 of {DAYS} days done" in log(again)
+        assert status(again).startswith(f"Backfill done: {DAYS} of {DAYS} days;")
     assert set(files(tmp_path / "store")) == wanted(pacs)
     assert Counter(pacs.sent).most_common(1)[0][1] == 1, "nothing fetched twice"
 
 
 async def test_q_during_a_backfill_stops_it_then_exits_as_interrupted(tmp_path):
-    pacs = population()
-    held, release = hold_the_fifth_day(pacs)
-    with pacs:
-        app = backfill_app(tmp_path, pacs)
-        try:
-            async with app.run_test(size=(80, 24)) as pilot:
-                await ask_for_the_range(app, pilot)
-                await pilot.press("b")
-                screen = app.screen
-                assert await asyncio.to_thread(held.wait, 60)
-                await pilot.press("q")
-                assert status(screen).startswith("Stopping: cancelling the backfill"), status(
-                    screen
-                )
-                release.set()
-                quitting = [w for w in app.workers if w.group == "quit"]
-                assert quitting
-                await quitting[0].wait()
-        finally:
-            release.set()
+    async with held_backfill(tmp_path, population()) as (app, pilot, screen, release):
+        await pilot.press("q")
+        assert status(screen).startswith("Stopping: cancelling the backfill"), status(screen)
+        release.set()
+        quitting = [w for w in app.workers if w.group == "quit"]
+        assert quitting
+        await quitting[0].wait()
     assert app.return_code == 130

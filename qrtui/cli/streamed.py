@@ -1,7 +1,6 @@
 """The report of a run in windows of days, written as each window ends, so that memory
 stays flat over any range: the JSON stays one document, its studies written window by
-window; the dropped
-studies wait in a temporary file until the studies' list is closed."""
+window; the dropped studies wait in a temporary file until the studies' list is closed."""
 
 from __future__ import annotations
 

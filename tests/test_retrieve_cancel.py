@@ -10,6 +10,7 @@ import pytest
 from qrtui.config import RemoteNode
 from qrtui.dicom.pool import SessionPool
 from qrtui.dicom.retrieve import RetrieveSession, series_identifier
+from qrtui.dicom.session import Session
 from qrtui.retrieve import Retriever
 from qrtui.selection import Decision, Pick, Series, Study, StudyPlan
 from tests.fake_pacs import FakePacs
@@ -80,3 +81,35 @@ def test_a_failure_on_one_association_cancels_the_requests_in_flight(listening_s
         fake.stop()
     assert fake.cancel_seen.is_set(), "the move in flight was sent a C-CANCEL"
     assert not cancel.is_set()
+
+
+class _Closing(Session):
+    """A session that only records its close; all of them meet at a barrier, which only
+    concurrent closes can pass."""
+
+    def __init__(self, barrier: threading.Barrier, cancel: threading.Event, fail: bool) -> None:
+        super().__init__("QRTUI", RemoteNode("fake", "FAKE", "127.0.0.1", 1), cancel)
+        self.barrier, self.fail = barrier, fail
+        self.closed_cancelled: bool | None = None
+
+    def __enter__(self) -> _Closing:
+        return self
+
+    def close(self) -> None:
+        self.closed_cancelled = self.cancel.is_set()
+        self.barrier.wait()
+        if self.fail:
+            raise RuntimeError("release failed")
+
+
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_a_pool_closes_its_sessions_at_once_and_says_what_failed(interrupted):
+    cancel = threading.Event()
+    barrier = threading.Barrier(3, timeout=30)
+    sessions = [_Closing(barrier, cancel, fail=n == 1) for n in range(3)]
+    made = iter(sessions[1:])
+    pool = SessionPool(sessions[0], lambda: next(made), 3)
+    pool._take(), pool._take(), pool._take()  # the first, then two more opened
+    with pytest.raises(RuntimeError, match="release failed"):
+        pool.close(interrupted=interrupted)
+    assert [s.closed_cancelled for s in sessions] == [interrupted] * 3  # every one closed

@@ -152,8 +152,8 @@ class PooledFinder:
     ) -> Iterator[FindOutcome]:
         return self.pool.map(lambda session, ds: session.find(ds, limit), identifiers)
 
-    def close(self) -> None:
-        self.pool.close()
+    def close(self, interrupted: bool = False) -> None:
+        self.pool.close(interrupted)
 
 
 def text(ds: Dataset, keyword: str) -> str | None:

@@ -138,10 +138,11 @@ def plan(
                         also_studies=also_studies,
                     )  # fmt: skip
                     result = funnel.run()
-                finally:
-                    finder.close()
-                    result_requests = finder.requests
-            result.find_requests = result_requests
+                except BaseException:
+                    finder.close(interrupted=True)
+                    raise
+                finder.close()
+            result.find_requests = finder.requests
             if funnel.learned_cap != found.result_cap and (
                 funnel.learned_cap is not None or funnel.cap_forgotten
             ):

@@ -162,7 +162,7 @@ def _retriever(
 
         first = stack.enter_context(session(patient=True))
         pool = SessionPool(first, session, remote.max_associations)
-        stack.callback(pool.close)
+        stack.push(lambda kind, *_: pool.close(interrupted=kind is not None))
         yield Retriever(first, store_node, receiver=receiver, store=store, emit=emit, pool=pool)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from qrtui.dose.content import content_tree
 from qrtui.dose.model import DoseSummary, Event, Quantity, _Device, _device, _study
 from qrtui.selection import RDSR_CLASSES
 
@@ -102,14 +103,15 @@ CT_TEMPLATE = "10011"
 
 def _read_sr(ds: Any, sop_class: str) -> DoseSummary:
     kind = "RDSR" if sop_class in RDSR_CLASSES else "ESR"
-    title = _code_of(ds)
+    tree = content_tree(ds)
+    title = _code_of(tree)
     if title != "113701":
         return DoseSummary(
             "none", "", "SR", **_device(ds), **_study(ds),
-            notes=(f"an SR titled {_meaning_of(ds) or title or 'nothing'}: not a dose report",),
+            notes=(f"an SR titled {_meaning_of(tree) or title or 'nothing'}: not a dose report",),
         )  # fmt: skip
     notes: list[str] = []
-    content = list(_children(ds))
+    content = list(_children(tree))
     device = _device(ds)
     if not device["manufacturer"]:
         device["manufacturer"] = _text_item(_first(content, DEVICE_MANUFACTURER))
@@ -117,7 +119,7 @@ def _read_sr(ds: Any, sop_class: str) -> DoseSummary:
         device["model"] = _text_item(_first(content, DEVICE_MODEL))
     if not device["station"]:
         device["station"] = _text_item(_first(content, DEVICE_NAME))
-    template = _template(ds)
+    template = _template(tree)
     ct = _first(content, CT_ACCUMULATED) is not None or template == CT_TEMPLATE
     if ct:
         return _read_ct(ds, kind, content, device, notes)

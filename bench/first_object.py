@@ -60,6 +60,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--qrtui", type=Path, default=HERE.parent, help="checkout to run")
     args = parser.parse_args()
+    # qrtui's bytecode, as an installed qrtui has it (see compiled() in run.py)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(args.qrtui / "qrtui")], check=True
+    )
     pacs = subprocess.Popen(
         [sys.executable, str(HERE / "wide_pacs.py"), str(args.studies), str(args.days), "--dose"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

@@ -18,12 +18,13 @@ import copy
 import functools
 import itertools
 import os
+import socket
 import struct
 import tempfile
 import threading
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pydicom.config
 import pynetdicom
@@ -359,13 +360,31 @@ _install(dimse_messages, "NamedTemporaryFile", _incoming_file)
 # (assoc.RECEIVE_PDU_BYTES). Figure: test_a_peer_announcing_a_huge_pdu_is_cut_off_without_
 # reading_it (tests/test_faults.py). Written against 3.0.4.
 MAX_PDU_BYTES = 16 * 1024 * 1024
-_unbounded_recv = _original(AssociationSocket, "recv")
+_original(AssociationSocket, "recv")
 
 
 def _bounded_recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
     if nr_bytes > MAX_PDU_BYTES:
         raise OSError(f"the peer announced a PDU of {nr_bytes} bytes; at most {MAX_PDU_BYTES}")
-    return _unbounded_recv(self, nr_bytes)  # type: ignore[no-any-return]
+    return _recv_whole(cast(socket.socket, self.socket), nr_bytes)
+
+
+# Saves: pynetdicom reads a PDU 4,096 bytes at a time, each read a poll, a recv and a
+# hand-over of the GIL: 26,000 of each for the 80 MB of bench/run.py. Read into the PDU's
+# own buffer instead, as much as the socket holds; a connection that ends returns what came,
+# as pynetdicom's does. Figure: issue 26, the whole job's CPU -3%, its time -2% (medians of
+# 10 paired runs; near the noise). Written against 3.0.4.
+def _recv_whole(sock: socket.socket, nr_bytes: int) -> bytearray:
+    received = bytearray(nr_bytes)
+    view, got = memoryview(received), 0
+    while got < nr_bytes:
+        count = sock.recv_into(view[got:], nr_bytes - got)
+        if not count:
+            del view
+            del received[got:]
+            return received
+        got += count
+    return received
 
 
 _install(AssociationSocket, "recv", _bounded_recv)

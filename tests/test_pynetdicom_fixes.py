@@ -1,7 +1,7 @@
-"""Each pynetdicom patch in qrtui.dicom.pynetdicom_fixes still meets the code it was written
-against: the signature and source of every replaced (or relied-on) target, taken before
-patching, are what was recorded. A pynetdicom release that changes one fails here, naming the
-target, until the patch is re-checked and the record updated."""
+"""Each pynetdicom patch in qrtui.dicom (pynetdicom_fixes, pynetdicom_speed) still meets the
+code it was written against: the signature and source of every replaced (or relied-on)
+target, taken before patching, are what was recorded. A pynetdicom release that changes one
+fails here, naming the target, until the patch is re-checked and the record updated."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AssociationSocket
 
 import qrtui.dicom  # noqa: F401  (installs the patches)
+from qrtui.dicom import patching
 from qrtui.dicom import pynetdicom_fixes as fixes
+from qrtui.dicom import pynetdicom_speed as speed
 
 # target -> (signature, first 16 hex digits of the SHA-256 of its source), as in pynetdicom
 # 3.0.4. A change means: read the new code, re-check the patch, then record the new shape.
@@ -81,18 +83,18 @@ def shape(obj: Any) -> tuple[str, str]:
 
 
 def test_every_patch_has_a_recorded_shape() -> None:
-    assert sorted(fixes.SHAPES) == sorted(RECORDED), (
-        "pynetdicom_fixes.SHAPES and RECORDED name different targets: record the shape of "
+    assert sorted(patching.SHAPES) == sorted(RECORDED), (
+        "pynetdicom_patching.SHAPES and RECORDED name different targets: record the shape of "
         "each target a patch replaces or relies on"
     )
 
 
 @pytest.mark.parametrize("target", sorted(RECORDED))
 def test_a_patched_target_still_has_the_shape_the_patch_expects(target: str) -> None:
-    found = shape(fixes.SHAPES[target])
+    found = shape(patching.SHAPES[target])
     assert found == RECORDED[target], (
         f"pynetdicom {pynetdicom.__version__} changed {target}: re-check the patch in "
-        f"qrtui/dicom/pynetdicom_fixes.py (written against {fixes.WRITTEN_AGAINST}), then "
+        f"qrtui/dicom/pynetdicom_*.py (written against {patching.WRITTEN_AGAINST}), then "
         f"record {target!r}: {found!r}"
     )
 
@@ -100,11 +102,11 @@ def test_a_patched_target_still_has_the_shape_the_patch_expects(target: str) -> 
 def test_the_patches_are_installed() -> None:
     """The replacements are what pynetdicom calls, and the originals are kept apart."""
     for module in (ae, dimse_primitives, pdu_items, pdu_primitives, presentation):
-        assert module.set_uid is fixes._remembered_set_uid  # type: ignore[attr-defined]
-    assert PresentationContext.__deepcopy__ is fixes._copy_context  # type: ignore[attr-defined]
+        assert module.set_uid is speed._remembered_set_uid  # type: ignore[attr-defined]
+    assert PresentationContext.__deepcopy__ is speed._copy_context  # type: ignore[attr-defined]
     for module in (association, dimse_messages):
-        assert module.encode is fixes._quick_encode  # type: ignore[attr-defined]
-    assert dimse_messages.DIMSEMessage.message_to_primitive is fixes._quick_message_to_primitive
+        assert module.encode is speed._quick_encode  # type: ignore[attr-defined]
+    assert dimse_messages.DIMSEMessage.message_to_primitive is speed._quick_message_to_primitive
     assert dimse_messages.DIMSEMessage.decode_msg is fixes._decode_msg_for
     assert dimse_messages.NamedTemporaryFile is fixes._incoming_file  # type: ignore[attr-defined]
     assert AssociationSocket.recv is fixes._bounded_recv
@@ -112,12 +114,12 @@ def test_the_patches_are_installed() -> None:
     assert DULServiceProvider._is_transport_event is fixes._transport_event_held_back
     assert DIMSEServiceProvider.get_msg is fixes._get_msg_unless_paused
     replacements = {
-        fixes._remembered_set_uid, fixes._quick_encode, fixes._quick_message_to_primitive,
+        speed._remembered_set_uid, speed._quick_encode, speed._quick_message_to_primitive,
         fixes._decode_msg_for,
         fixes._bounded_recv, fixes._bounded_receive_primitive,
         fixes._transport_event_held_back, fixes._get_msg_unless_paused,
     }  # fmt: skip
-    assert not {id(f) for f in replacements} & {id(o) for o in fixes.SHAPES.values()}
+    assert not {id(f) for f in replacements} & {id(o) for o in patching.SHAPES.values()}
 
 
 def test_the_installed_releases_are_the_pinned_ones() -> None:

@@ -1,4 +1,4 @@
-"""The quick paths of qrtui.dicom.pynetdicom_fixes and find.text give exactly what pydicom
+"""The quick paths of qrtui.dicom.pynetdicom_speed and find.text give exactly what pydicom
 gives, and hand everything else to pydicom."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pynetdicom import dimse_messages, dimse_primitives, dsutils
 
 from qrtui import worker
 from qrtui.config import RemoteNode
-from qrtui.dicom import pynetdicom_fixes as fixes
+from qrtui.dicom import pynetdicom_speed as speed
 from qrtui.dicom.find import FindOutcome, identifier, text
 from qrtui.dicom.retrieve import instance_identifier, series_identifier, study_identifier
 from qrtui.funnel import Funnel
@@ -51,7 +51,7 @@ def identifiers() -> list[Dataset]:
 
 @pytest.mark.parametrize("implicit", [True, False])
 def test_identifiers_are_written_as_pydicom_writes_them(implicit: bool) -> None:
-    quick = [fixes.encode_flat(ds, implicit) for ds in identifiers()]
+    quick = [speed.encode_flat(ds, implicit) for ds in identifiers()]
     assert all(q is not None for q in quick[:3])  # a list of UIDs goes to pydicom
     for ds, encoded in zip(identifiers(), quick, strict=True):
         assert encoded is None or encoded == pydicom_bytes(ds, implicit)
@@ -134,11 +134,11 @@ def test_every_identifier_qrtui_builds_is_written_as_pydicom_writes_it(
     built = built_identifiers(monkeypatch)
     assert len(built) > 10
     for ds in built:
-        quick = fixes.encode_flat(ds, implicit)
+        quick = speed.encode_flat(ds, implicit)
         assert quick is None or quick == pydicom_bytes(ds, implicit), ds
         assert dimse_messages.encode(ds, implicit, True) == pydicom_bytes(ds, implicit)
     # the lists of UIDs aside, every one takes the quick path
-    assert all(fixes.encode_flat(ds, implicit) for ds in built if ds["StudyInstanceUID"].VM == 1)
+    assert all(speed.encode_flat(ds, implicit) for ds in built if ds["StudyInstanceUID"].VM == 1)
 
 
 # Every VR whose explicit-VR header has a 4-byte length (PS3.5 table 7.1-1), empty and not
@@ -163,7 +163,7 @@ def test_long_length_vrs_empty_or_not_are_written_as_pydicom_writes_them(
     for value in (None, "", b"", LONG_LENGTH_VALUES[vr]):
         ds = identifier("STUDY", StudyInstanceUID="", StationName="")
         ds.add(DataElement(LONG_LENGTH_TAGS[vr], vr, value))
-        quick = fixes.encode_flat(ds, implicit)
+        quick = speed.encode_flat(ds, implicit)
         assert quick is None or quick == pydicom_bytes(ds, implicit), (vr, value)
         assert dimse_messages.encode(ds, implicit, True) == pydicom_bytes(ds, implicit)
         if value in (None, "") and vr != "SQ":
@@ -175,7 +175,7 @@ def test_an_ambiguous_vr_goes_to_pydicom(implicit: bool) -> None:
     ds = identifier("IMAGE", SOPInstanceUID="")
     ds.BitsAllocated = 16
     ds.add(DataElement(0x7FE00010, "OB or OW", None))  # OW by Bits Allocated: 4-byte length
-    quick = fixes.encode_flat(ds, implicit)  # first: pydicom resolves the VR in place
+    quick = speed.encode_flat(ds, implicit)  # first: pydicom resolves the VR in place
     assert quick is None or quick == pydicom_bytes(ds, implicit)
 
 
@@ -208,7 +208,7 @@ def command_sets() -> list[Dataset]:
 
 def test_command_sets_are_written_as_pydicom_writes_them() -> None:
     for command_set in command_sets():
-        quick = fixes.encode_flat(command_set, True)
+        quick = speed.encode_flat(command_set, True)
         assert quick is not None
         assert quick == pydicom_bytes(command_set, True)
         # what pynetdicom itself now calls: the same bytes
@@ -222,11 +222,11 @@ def test_what_is_not_simple_goes_to_pydicom() -> None:
         identifier("STUDY", ModalitiesInStudy=["CT", "SR"]),  # a list
         identifier("STUDY", NumberOfStudyRelatedSeries="3"),  # a number as a string
     ):
-        assert fixes.encode_flat(ds, True) is None
+        assert speed.encode_flat(ds, True) is None
         assert dimse_messages.encode(ds, True, True) == pydicom_bytes(ds, True)
     nested = identifier("IMAGE", SOPInstanceUID="")
     nested.ContentSequence = [Dataset()]
-    assert fixes.encode_flat(nested, False) is None
+    assert speed.encode_flat(nested, False) is None
 
 
 RAW_VALUES = {
@@ -311,7 +311,7 @@ def test_received_command_sets_become_the_same_primitives() -> None:
         data = dsutils.encode(command_set, True, True)
         assert data is not None
         quick = dsutils.decode(BytesIO(data), True, True)
-        found = fixes.command_values(quick)
+        found = speed.command_values(quick)
         assert found is not None
         slow = dsutils.decode(BytesIO(data), True, True)
         assert found == [(elem.keyword, elem.value) for elem in slow]

@@ -1,11 +1,12 @@
 """DICOM networking: associations, echo, find, C-GET/C-MOVE, the storage SCP, and the patches
-of pynetdicom (pynetdicom_fixes.py). Blocking code; callers run it in threads. Transport:
-it may import keeping (qrtui.store, qrtui.config) and read headers with qrtui.dose and
-qrtui.selection, never a part, the worker or a face."""
+of pynetdicom (pynetdicom_fixes.py, pynetdicom_speed.py). Blocking code; callers run it in
+threads. Transport: it may import keeping (qrtui.store, qrtui.config) and read headers with
+qrtui.dose and qrtui.selection, never a part, the worker or a face."""
 
 from pynetdicom import _config as _pynetdicom_config
 
-# Patches pynetdicom on import: every one, and why, is in that module.
+# Patch pynetdicom on import: every patch, and why, is in these two modules.
+from qrtui.dicom import pynetdicom_speed as _pynetdicom_speed  # noqa: F401
 from qrtui.dicom.pynetdicom_fixes import MAX_MESSAGE_BYTES, MAX_PDU_BACKLOG, MAX_PDU_BYTES
 
 __all__ = ["MAX_MESSAGE_BYTES", "MAX_PDU_BACKLOG", "MAX_PDU_BYTES"]

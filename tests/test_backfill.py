@@ -352,3 +352,32 @@ def test_sigint_inside_a_day_then_run_again_fetches_everything_once(tmp_path):
     assert not asked_again & before
     assert Counter(pacs.sent).most_common(1)[0][1] == 1, "nothing fetched twice"
     assert set(files(tmp_path / "store")) == wanted(pacs)
+
+
+def test_empty_days_are_asked_on_associations_kept_from_one_window_to_the_next(tmp_path):
+    """A window with nothing to retrieve leaves the funnel's associations open for the next:
+    twenty empty days are not twenty associations opened and released."""
+    windows: list[WindowProgress] = []
+    with population() as pacs:
+        config = demo_config(tmp_path, pacs, window_studies=1)  # a window a day
+        empty = FIRST - timedelta(days=20), FIRST - timedelta(days=1)
+        params = build_query(
+            today=TODAY, date_from=empty[0].isoformat(), date_until=empty[1].isoformat(), mg=True
+        )
+        outcome = worker.run(
+            config, config.remote(DEMO_REMOTE), config.store(DEMO_STORE), params,
+            dry_run=False, emit=lambda e: isinstance(e, WindowProgress) and windows.append(e),
+        )  # fmt: skip
+    assert outcome.status == 0, outcome.message
+    assert len(windows) == 20 and pacs.study_queries >= 20
+    assert pacs.associations == 1
+
+
+def test_a_node_that_takes_one_association_at_a_time_gives_a_whole_backfill(tmp_path):
+    """The funnel's kept associations are let go before a window's retrieve, which the node
+    would otherwise refuse."""
+    with population() as pacs:
+        pacs.faults = Faults(max_associations=1)
+        outcome = job(pacs, tmp_path)
+        assert outcome.status == 0, outcome.message
+        assert set(files(tmp_path / "store")) == wanted(pacs)

@@ -54,6 +54,7 @@ class DemoPacs:
         self._failed: set[str] = set()
         self._withheld: set[str] = set()
         self.study_queries = 0  # study-level C-FINDs answered
+        self.associations = 0  # associations asked for, accepted or not
         self.identifiers: list[frozenset[str]] = []  # keywords of every C-FIND identifier
         # when (qrtui.clock), what, study UID, study date asked; and every object sent
         self.requests: list[tuple[datetime, str, str, str]] = []
@@ -130,6 +131,7 @@ class DemoPacs:
         self.stop()
 
     def _on_requested(self, event: Any) -> None:
+        self.associations += 1
         # Read when the request is checked, just after this event: "calling AE title not
         # recognised" for everyone.
         self._ae.require_calling_aet = ["NOBODY_AT_ALL"] if self.faults.reject_associations else []

@@ -18,7 +18,7 @@ from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.events import Emit, Paused
 from qrtui.funnel import Funnel
 from qrtui.learned import Findings, load_learned, save_learned
-from qrtui.politeness import wait_out_quiet_hours
+from qrtui.politeness import quiet_until, wait_out_quiet_hours
 from qrtui.query import QueryParams
 from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     EXIT_OK,
@@ -105,6 +105,47 @@ def learn_cap(config: Config, remote: RemoteNode, cap: int | None) -> str:
     return ""
 
 
+class KeptFinder:
+    """The funnel's associations, kept open from one window of a backfill to the next while
+    no retrieve needs the node: a run of empty days asks each of them without opening and
+    releasing associations every day. Closed before a retrieve (the node's limit counts
+    both), before quiet hours, and at the end."""
+
+    def __init__(self) -> None:
+        self.finder: PooledFinder | None = None
+
+    def open(
+        self, calling_aet: str, node: RemoteNode, cancel: threading.Event | None
+    ) -> PooledFinder:
+        if self.finder is None:
+            session = FindSession(calling_aet, node, cancel)
+            session.__enter__()
+            self.finder = PooledFinder(session)
+        return self.finder
+
+    def close(self, interrupted: bool = False) -> None:
+        finder, self.finder = self.finder, None
+        if finder is not None:
+            finder.close(interrupted)
+
+
+@contextlib.contextmanager
+def _finder(
+    calling_aet: str, node: RemoteNode, cancel: threading.Event | None, kept: KeptFinder | None
+) -> Iterator[PooledFinder]:
+    """A pool of find sessions for one funnel: the kept one, or one of its own."""
+    owned = kept is None
+    kept = kept or KeptFinder()
+    finder = kept.open(calling_aet, node, cancel)
+    try:
+        yield finder
+    except BaseException:
+        kept.close(interrupted=True)
+        raise
+    if owned:
+        kept.close()
+
+
 def plan(
     config: Config,
     remote: RemoteNode,
@@ -115,34 +156,33 @@ def plan(
     cancel: threading.Event | None = None,
     store: Store | None = None,
     also_studies: tuple[str, ...] = (),
+    kept: KeptFinder | None = None,
 ) -> JobOutcome:
     """The query funnel. Without `store`, an existing index is read to skip what is held.
-    `also_studies`: UIDs of studies owed by earlier runs, asked whatever their date."""
+    `also_studies`: UIDs of studies owed by earlier runs, asked whatever their date. With
+    `kept`, its associations serve, and stay open after (a backfill's next window)."""
     paused: list[str] = []
 
     def pause(line: str) -> None:
         paused.append(line)
         emit(Paused(line))
 
+    if kept is not None and quiet_until(remote.quiet_hours, clock.now()) is not None:
+        kept.close()  # no association held open through the node's quiet hours
     wait_out_quiet_hours(remote, pause, cancel)
     try:
         with contextlib.ExitStack() as stack:
             if store is None:
                 store = stack.enter_context(opened_store(store_node, for_writing=False))
             node, found = knowledge(config, remote)
-            with FindSession(config.client.aet, node, cancel) as session:
-                finder = PooledFinder(session)
-                try:
-                    funnel = Funnel(
-                        finder, node, params, emit=emit, holdings=store, knowledge=found,
-                        also_studies=also_studies,
-                    )  # fmt: skip
-                    result = funnel.run()
-                except BaseException:
-                    finder.close(interrupted=True)
-                    raise
-                finder.close()
-            result.find_requests = finder.requests
+            with _finder(config.client.aet, node, cancel, kept) as finder:
+                asked_before = finder.requests
+                funnel = Funnel(
+                    finder, node, params, emit=emit, holdings=store, knowledge=found,
+                    also_studies=also_studies,
+                )  # fmt: skip
+                result = funnel.run()
+            result.find_requests = finder.requests - asked_before
             if funnel.learned_cap != found.result_cap and (
                 funnel.learned_cap is not None or funnel.cap_forgotten
             ):

@@ -31,7 +31,7 @@ from qrtui.windows import (
 )
 from qrtui.worker.custody import PlanSpool
 from qrtui.worker.outcome import JobOutcome, incomplete_message
-from qrtui.worker.planning import plan
+from qrtui.worker.planning import KeptFinder, plan
 from qrtui.worker.retrieving import _retrieve
 
 # Handed each window's plan as the window ends: the whole range's query, the window's first
@@ -79,51 +79,63 @@ def run_days(
     if on_window is not None and not dry_run and store is not None:
         outcome.custody = PlanSpool()  # the history's entries, as the plans are let go
     first, position, studies_seen, last = clock.monotonic(), 0, 0, (0, 0)
-    while position < len(todo):
-        size = next_window_days((position, studies_seen), last, remote.window_studies)
-        window = next_window(todo[position:], size)
-        one = replace(params, date_from=window[0], date_until=window[-1])
-        planned = plan(
-            config, remote, store_node, one, emit=emit, cancel=cancel, store=store,
-            also_studies=also_studies if position == 0 else (),
-        )  # fmt: skip
-        if planned.result is None or planned.status != EXIT_OK:
-            return _stopped(outcome, planned)
-        position += len(window)
-        last = (len(window), len(planned.result.plans) + len(planned.result.dropped))
-        studies_seen += last[1]
-        part = planned
-        if not dry_run:
-            part = _retrieve(
-                config, remote, store_node, planned.result, emit=emit, cancel=cancel, store=store
-            )
-            _add_summary(summary, part.summary)
-        if on_window is not None:
-            on_window(params, window[0], window[-1], planned.result)
-            if outcome.custody is not None:
-                outcome.custody.add(planned.result, part.summary)
-            planned.result.passed_on = len(planned.result.to_fetch)
-            planned.result.plans, planned.result.dropped = [], []
-        _add_result(result, planned.result)
-        whole = not planned.result.incomplete and part.status == EXIT_OK
-        if whole and not dry_run and store is not None:
-            past = [d.isoformat() for d in window if d < started]
-            store.history.mark_days_done(key, past, clock.now().isoformat("T", "seconds"))
-        if part.status != EXIT_OK and outcome.status == EXIT_OK:
-            outcome.status, outcome.message = part.status, part.message
-        if summary.cancelled and not dry_run:
-            break  # the user stopped inside this window: it is not done, and no next one
-        result.counts[WINDOWS_DONE] += len(window)
-        seconds = clock.monotonic() - first
-        emit(
-            WindowProgress(
-                result.counts[WINDOWS_DONE], len(days), window_label(window[0], window[-1]),
-                summary.received, summary.bytes, seconds,
-                seconds / position * (len(todo) - position),
-            )
-        )  # fmt: skip
-        if part.status == EXIT_UNREACHABLE:
-            break  # the node is gone: no next window
+    kept = KeptFinder()  # the funnel's associations, from one window to the next
+    try:
+        while position < len(todo):
+            size = next_window_days((position, studies_seen), last, remote.window_studies)
+            window = next_window(todo[position:], size)
+            one = replace(params, date_from=window[0], date_until=window[-1])
+            planned = plan(
+                config, remote, store_node, one, emit=emit, cancel=cancel, store=store,
+                also_studies=also_studies if position == 0 else (), kept=kept,
+            )  # fmt: skip
+            if planned.result is None or planned.status != EXIT_OK:
+                return _stopped(outcome, planned)
+            position += len(window)
+            last = (len(window), len(planned.result.plans) + len(planned.result.dropped))
+            studies_seen += last[1]
+            part = planned
+            if not dry_run:
+                if planned.result.to_fetch:
+                    kept.close()  # the retrieve's associations count against the node's limit
+                part = _retrieve(
+                    config,
+                    remote,
+                    store_node,
+                    planned.result,
+                    emit=emit,
+                    cancel=cancel,
+                    store=store,
+                )
+                _add_summary(summary, part.summary)
+            if on_window is not None:
+                on_window(params, window[0], window[-1], planned.result)
+                if outcome.custody is not None:
+                    outcome.custody.add(planned.result, part.summary)
+                planned.result.passed_on = len(planned.result.to_fetch)
+                planned.result.plans, planned.result.dropped = [], []
+            _add_result(result, planned.result)
+            whole = not planned.result.incomplete and part.status == EXIT_OK
+            if whole and not dry_run and store is not None:
+                past = [d.isoformat() for d in window if d < started]
+                store.history.mark_days_done(key, past, clock.now().isoformat("T", "seconds"))
+            if part.status != EXIT_OK and outcome.status == EXIT_OK:
+                outcome.status, outcome.message = part.status, part.message
+            if summary.cancelled and not dry_run:
+                break  # the user stopped inside this window: it is not done, and no next one
+            result.counts[WINDOWS_DONE] += len(window)
+            seconds = clock.monotonic() - first
+            emit(
+                WindowProgress(
+                    result.counts[WINDOWS_DONE], len(days), window_label(window[0], window[-1]),
+                    summary.received, summary.bytes, seconds,
+                    seconds / position * (len(todo) - position),
+                )
+            )  # fmt: skip
+            if part.status == EXIT_UNREACHABLE:
+                break  # the node is gone: no next window
+    finally:
+        kept.close()
     if outcome.status == EXIT_OK and result.incomplete:
         outcome.status, outcome.message = EXIT_PARTIAL, incomplete_message(result)
     finished = len(todo) == 0 or result.counts[WINDOWS_DONE] == len(days)

@@ -1,6 +1,6 @@
 """How qrtui patches pynetdicom: each replaced or relied-on piece is taken through
-`_original`, which keeps it in `SHAPES` as it was before patching, and replaced through
-`_install`. tests/test_pynetdicom_fixes.py compares each shape's signature and source with
+`original`, which keeps it in `SHAPES` as it was before patching, and replaced through
+`install`. tests/test_pynetdicom_fixes.py compares each shape's signature and source with
 what was recorded, and names the patch to re-check when a pynetdicom release changes it.
 
 The patches: pynetdicom_fixes.py (defects, written up for pynetdicom in docs/upstream.md)

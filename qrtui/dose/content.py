@@ -79,6 +79,7 @@ def content_tree(ds: Any) -> Any:
     elements: dict[int, Any] = {}
     implicit = False
     try:
+        encodings = getattr(ds, "_character_set", None)
         for keyword in _TOP:
             tag = _ELEMENTS[keyword][0]
             if tag not in ds:
@@ -91,14 +92,9 @@ def content_tree(ds: Any) -> Any:
                 return ds
             value = raw.value if raw.value is not None else _deferred(ds, raw)
             implicit = raw.is_implicit_VR
-            elements[tag] = _sequence(value, 0, len(value), implicit)[0]
+            elements[tag] = _sequence(value, 0, len(value), implicit, encodings)[0]
     except Exception:  # NotPlain, or a dataset that will not be read: pydicom says why
         return ds
-    encodings = getattr(ds, "_character_set", None)
-    for items in elements.values():
-        for item in items:
-            if isinstance(item, Item):
-                _adopt(item, encodings)
     return Item(elements, encodings, implicit)
 
 
@@ -114,17 +110,11 @@ def _deferred(ds: Any, raw: RawDataElement) -> bytes:
     return value
 
 
-def _adopt(item: Item, encodings: Any) -> None:
-    """The dataset's character sets, given down the tree once it is read."""
-    item._encodings = encodings
-    for value in item._elements.values():
-        if isinstance(value, list):
-            for child in value:
-                _adopt(child, encodings)
-
-
-def _sequence(data: bytes, pos: int, end: int, implicit: bool) -> tuple[list[Item], int]:
-    """The items from pos, to end or to a sequence delimiter (then just past it)."""
+def _sequence(
+    data: bytes, pos: int, end: int, implicit: bool, encodings: Any = None
+) -> tuple[list[Item], int]:
+    """The items from pos, to end or to a sequence delimiter (then just past it); their
+    text is in the dataset's character sets, `encodings`."""
     items: list[Item] = []
     while pos + 8 <= end:
         group, element, length = _HEAD.unpack_from(data, pos)
@@ -135,20 +125,20 @@ def _sequence(data: bytes, pos: int, end: int, implicit: bool) -> tuple[list[Ite
         if tag != _ITEM:
             raise NotPlain(f"{tag:08X} in a sequence")
         if length == _UNDEFINED:
-            elements, pos = _dataset(data, pos, end, implicit, delimited=True)
+            elements, pos = _dataset(data, pos, end, implicit, encodings, delimited=True)
         else:
             if pos + length > end:
                 raise NotPlain("an item longer than its sequence")
-            elements, _ = _dataset(data, pos, pos + length, implicit, delimited=False)
+            elements, _ = _dataset(data, pos, pos + length, implicit, encodings, delimited=False)
             pos += length
-        items.append(Item(elements, None, implicit))
+        items.append(Item(elements, encodings, implicit))
     if pos != end:
         raise NotPlain("a sequence cut short")
     return items, pos
 
 
 def _dataset(
-    data: bytes, pos: int, end: int, implicit: bool, delimited: bool
+    data: bytes, pos: int, end: int, implicit: bool, encodings: Any, delimited: bool
 ) -> tuple[dict[int, Any], int]:
     """One item's elements: sequences as lists of items, other values as their bytes."""
     elements: dict[int, Any] = {}
@@ -172,11 +162,11 @@ def _dataset(
         value: list[Item] | bytes
         if sequence:
             if length == _UNDEFINED:
-                value, pos = _sequence(data, pos, end, implicit)
+                value, pos = _sequence(data, pos, end, implicit, encodings)
             elif pos + length > end:
                 raise NotPlain("a sequence longer than its item")
             else:
-                value, _ = _sequence(data, pos, pos + length, implicit)
+                value, _ = _sequence(data, pos, pos + length, implicit, encodings)
                 pos += length
         elif length == _UNDEFINED or pos + length > end:
             raise NotPlain(f"{tag:08X}: a length past the item")

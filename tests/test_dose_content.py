@@ -52,7 +52,7 @@ def every_item_read_quickly(tree: object) -> bool:
 
 
 def dose_objects() -> dict[str, Dataset]:
-    accented = DemoDose(protocol="Schädel nativ")  # ISO_IR 100: pydicom decodes it
+    accented = DemoDose(protocol="Schädel nativ")  # UTF-8, not the default: pydicom decodes it
     objects = {
         "CT RDSR": rdsr(),
         "projection RDSR": rdsr("10001", DemoDose(fluoro_time=12.5)),
@@ -60,9 +60,9 @@ def dose_objects() -> dict[str, Dataset]:
         "GE CT ESR": enhanced_sr(True),
         "GE projection ESR": enhanced_sr(True, projection=True),
         "not a dose report": enhanced_sr(False),
-        "Latin-1 protocol": rdsr(dose=accented),
+        "UTF-8 protocol": rdsr(dose=accented),
     }
-    objects["Latin-1 protocol"].SpecificCharacterSet = "ISO_IR 100"
+    objects["UTF-8 protocol"].SpecificCharacterSet = "ISO_IR 192"
     return objects
 
 
@@ -80,7 +80,7 @@ def test_read_from_its_bytes_as_pydicom_reads_it(tmp_path, monkeypatch, name, sy
 
 
 def test_the_accented_protocol_and_a_backslash_read_through_pydicom(tmp_path, monkeypatch):
-    ds = dose_objects()["Latin-1 protocol"]
+    ds = dose_objects()["UTF-8 protocol"]
     accumulated = ds.ContentSequence[1].ContentSequence[0]  # the DLP total
     accumulated.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue = "mGy\\cm"
     path = written(ds, tmp_path / "sr.dcm", ExplicitVRLittleEndian)

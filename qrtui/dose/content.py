@@ -20,7 +20,9 @@ from pydicom.values import convert_value
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 # Explicit VR: these have two reserved bytes and a 4-byte length (PS3.5 7.1.2)
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT"}
+_LONG_VRS = {
+    b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"
+}  # fmt: skip
 _HEAD = struct.Struct("<HHL")
 _SHORT = struct.Struct("<H")
 _LONG = struct.Struct("<L")

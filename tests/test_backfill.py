@@ -22,7 +22,7 @@ from qrtui.config import RemoteNode
 from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
 from qrtui.demo.studies import dose_uids
-from qrtui.events import Event, FunnelProgress, WindowProgress
+from qrtui.events import Event, FunnelProgress, RetrieveProgress, WindowProgress
 from qrtui.query import build_query
 from qrtui.report import plan_json
 from qrtui.store import INDEX_NAME, Store
@@ -120,6 +120,7 @@ def test_interrupted_then_run_again_it_starts_at_the_first_day_not_done(tmp_path
 
 
 def test_a_run_in_days_keeps_the_same_store_plan_and_history_as_one_piece(tmp_path, monkeypatch):
+    monkeypatch.setattr(streaming, "FIRST_STUDIES", 1)  # the first day fetched in two parts
     with population() as pacs:
         in_days = job(pacs, tmp_path / "days")
         monkeypatch.setattr(windows, "STREAM_OVER_DAYS", 365)
@@ -296,10 +297,10 @@ def plans_said(store: Path) -> list[tuple[str, str]]:
         return sorted(db.execute("SELECT study_uid, entry FROM run_studies"))
 
 
-def hold_the_fifth_day(pacs: DemoPacs) -> tuple[threading.Event, threading.Event]:
-    """Every retrieve of the fifth day waits until released (held is set), then sends
-    nothing: qrtui has stopped that request by then."""
-    fifth = (FIRST + timedelta(days=4)).strftime("%Y%m%d")
+def hold_the_fifth_day(pacs: DemoPacs, day: int = 4) -> tuple[threading.Event, threading.Event]:
+    """Every retrieve of the fifth day (or `day` days after the first) waits until released
+    (held is set), then sends nothing: qrtui has stopped that request by then."""
+    fifth = (FIRST + timedelta(days=day)).strftime("%Y%m%d")
     held, release = threading.Event(), threading.Event()
     serve = pacs._sub_operations
 
@@ -381,3 +382,78 @@ def test_a_node_that_takes_one_association_at_a_time_gives_a_whole_backfill(tmp_
         outcome = job(pacs, tmp_path)
         assert outcome.status == 0, outcome.message
         assert set(files(tmp_path / "store")) == wanted(pacs)
+
+
+def test_the_first_studies_are_fetched_before_the_rest_of_the_first_day_is_asked(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(streaming, "FIRST_STUDIES", 1)
+    events: list[Event] = []
+    with population() as pacs:
+        outcome = job(pacs, tmp_path, emit=events.append)
+        assert outcome.status == 0 and set(files(tmp_path / "store")) == wanted(pacs)
+    day_one = events[: next(i for i, e in enumerate(events) if isinstance(e, WindowProgress))]
+    stored = next(
+        i for i, e in enumerate(day_one) if isinstance(e, RetrieveProgress) and e.received
+    )
+    asked_after = [
+        e.stage
+        for e in day_one[stored:]
+        if isinstance(e, FunnelProgress) and e.stage in ("series query", "image query")
+    ]
+    assert asked_after, "the first day was decided whole before anything was fetched"
+    assert outcome.summary is not None
+    assert outcome.summary.stored == len(wanted(pacs)), "each object stored once"
+
+
+def test_a_dry_run_fetches_nothing_early(tmp_path, monkeypatch):
+    monkeypatch.setattr(streaming, "FIRST_STUDIES", 1)
+    events: list[Event] = []
+    with population() as pacs:
+        outcome = job(pacs, tmp_path, emit=events.append, dry_run=True)
+    assert outcome.status == 0 and outcome.summary is None
+    assert not any(isinstance(e, RetrieveProgress) for e in events)
+    assert not (tmp_path / "store" / INDEX_NAME).exists()
+
+
+def test_cancelled_while_the_first_studies_are_fetched_then_run_again_gets_all_once(
+    tmp_path, monkeypatch
+):
+    """Cancelled in the first day's early retrieve: the rest of the day is not asked, the
+    day is not done, and the run again fetches every object once."""
+    monkeypatch.setattr(streaming, "FIRST_STUDIES", 1)
+    pacs = population()
+    held, release = hold_the_fifth_day(pacs, day=0)
+    cancel = threading.Event()
+    flags = {g.lower(): True for g in GROUPS}
+    params = build_query(
+        today=TODAY, date_from=FIRST.isoformat(), date_until=LAST.isoformat(), **flags
+    )
+    context = worker.RunContext(started=worker.RunContext().started.replace(
+        year=TODAY.year, month=TODAY.month, day=TODAY.day
+    ))  # fmt: skip
+    outcomes: list[worker.JobOutcome] = []
+
+    def run() -> None:
+        config = demo_config(tmp_path, pacs, window_studies=1)
+        outcomes.append(worker.run(
+            config, config.remote(DEMO_REMOTE), config.store(DEMO_STORE), params,
+            dry_run=False, cancel=cancel, context=context,
+        ))  # fmt: skip
+
+    with pacs:
+        thread = threading.Thread(target=run)
+        thread.start()
+        assert held.wait(60)
+        series_asked = sum(what == "C-FIND" for _, what, _, _ in pacs.requests)
+        cancel.set()
+        release.set()
+        thread.join(120)
+        (stopped,) = outcomes
+        assert stopped.status != 0 and stopped.summary is not None and stopped.summary.cancelled
+        assert sum(what == "C-FIND" for _, what, _, _ in pacs.requests) == series_asked
+        again = job(pacs, tmp_path)
+    assert again.status == 0
+    assert again.result is not None and not again.result.counts.get(streaming.WINDOWS_BEFORE)
+    assert Counter(pacs.sent).most_common(1)[0][1] == 1, "nothing fetched twice"
+    assert set(files(tmp_path / "store")) == wanted(pacs)

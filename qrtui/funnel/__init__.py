@@ -9,6 +9,8 @@ import transport (qrtui.dicom.find), keeping and meaning, never the worker or a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from qrtui.funnel.base import Finder, FunnelBase, FunnelResult, Holdings, _listed, query_modalities
 from qrtui.funnel.counts import (
     HELD,
@@ -25,30 +27,43 @@ from qrtui.selection import (
     Decision,
     Options,
     Study,
+    StudyPlan,
     decide,
     study_group,
     without_held,
     without_inspected,
 )
 
+# Handed the plans of the studies decided first (Funnel.run's `head`).
+OnHead = Callable[[list[StudyPlan]], None]
+
 
 class Funnel(StudyQueries, SeriesQueries):
     """The whole funnel: study, series and image queries, then the rules -> a plan."""
 
-    def run(self) -> FunnelResult:
+    def run(self, head: int = 0, on_head: OnHead | None = None) -> FunnelResult:
+        """With `on_head`, the first `head` studies found are decided first, and their plans
+        handed to it before the rest is asked: a long window's first objects can be fetched
+        while most of its studies are still to be decided."""
         studies = self._study_level()
         self._recheck_round_answers()
         studies = self._study_filters(studies)
+        if on_head is not None and 0 < head < len(studies):
+            self._decide(studies[:head])
+            on_head(list(self.result.plans))
+            studies = studies[head:]
+        self._decide(studies)
+        return self.result
+
+    def _decide(self, studies: list[Study]) -> None:
         studies = self._series_level(studies)
         studies = self._image_level(studies)
         self._select(studies)
-        return self.result
 
     def _select(self, studies: list[Study]) -> None:
         options = Options(toshiba=self.params.toshiba, emptysr=self.params.emptysr)
-        self.counts[NO_DOSE] = 0
-        self.counts[HELD] = 0
-        self.counts[INSTANCES_HELD] = 0
+        for counter in (NO_DOSE, HELD, INSTANCES_HELD):  # added to by each part decided
+            self.counts.setdefault(counter, 0)
         for study in studies:
             group = study_group(study.modalities, self.params.groups)
             assert group is not None
@@ -74,5 +89,5 @@ class Funnel(StudyQueries, SeriesQueries):
 
 __all__ = [
     "IMAGE_QUERIES", "INSTANCES_HELD", "SERIES_QUERIES", "Finder", "Funnel", "FunnelBase",
-    "FunnelResult", "Holdings", "query_modalities",
+    "FunnelResult", "Holdings", "OnHead", "query_modalities",
 ]  # fmt: skip

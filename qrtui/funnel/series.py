@@ -30,7 +30,7 @@ from qrtui.selection import (
 class SeriesQueries(FunnelBase):
     def _series_level(self, studies: list[Study]) -> list[Study]:
         params = self.params
-        self.counts[SERIES_QUERIES] = 0
+        self.counts.setdefault(SERIES_QUERIES, 0)
         series_of = self._series_in_lists(studies)
         alone = [s for s in studies if s.study_instance_uid not in series_of]
         answers = self.finder.find_each([_series_query(s.study_instance_uid) for s in alone])
@@ -151,7 +151,7 @@ class SeriesQueries(FunnelBase):
             else study
             for study in studies
         ]
-        self.counts[IMAGE_QUERIES] = 0
+        self.counts.setdefault(IMAGE_QUERIES, 0)
         for first_pass in (True, False):
             todo = [(study, self._wants_instances(study, first_pass)) for study in studies]
             asked = [

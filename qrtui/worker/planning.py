@@ -16,7 +16,7 @@ from qrtui.dicom.echo import directory_problem
 from qrtui.dicom.find import FindSession, PooledFinder
 from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.events import Emit, Paused
-from qrtui.funnel import Funnel
+from qrtui.funnel import Funnel, OnHead
 from qrtui.learned import Findings, load_learned, save_learned
 from qrtui.politeness import quiet_until, wait_out_quiet_hours
 from qrtui.query import QueryParams
@@ -123,6 +123,12 @@ class KeptFinder:
             self.finder = PooledFinder(session)
         return self.finder
 
+    def release(self) -> None:
+        """Its associations let go, the pool kept: they open again when next asked (a
+        window's first studies are fetched while the funnel is still at work)."""
+        if self.finder is not None:
+            self.finder.close()
+
     def close(self, interrupted: bool = False) -> None:
         finder, self.finder = self.finder, None
         if finder is not None:
@@ -157,10 +163,13 @@ def plan(
     store: Store | None = None,
     also_studies: tuple[str, ...] = (),
     kept: KeptFinder | None = None,
+    head: int = 0,
+    on_head: OnHead | None = None,
 ) -> JobOutcome:
     """The query funnel. Without `store`, an existing index is read to skip what is held.
     `also_studies`: UIDs of studies owed by earlier runs, asked whatever their date. With
-    `kept`, its associations serve, and stay open after (a backfill's next window)."""
+    `kept`, its associations serve, and stay open after (a backfill's next window).
+    `head`, `on_head`: the first studies' plans handed on early (Funnel.run)."""
     paused: list[str] = []
 
     def pause(line: str) -> None:
@@ -181,7 +190,7 @@ def plan(
                     finder, node, params, emit=emit, holdings=store, knowledge=found,
                     also_studies=also_studies,
                 )  # fmt: skip
-                result = funnel.run()
+                result = funnel.run(head, on_head)
             result.find_requests = finder.requests - asked_before
             if funnel.learned_cap != found.result_cap and (
                 funnel.learned_cap is not None or funnel.cap_forgotten

@@ -19,6 +19,7 @@ from qrtui.events import Emit, Notice, WindowProgress
 from qrtui.funnel import FunnelResult
 from qrtui.query import QueryParams
 from qrtui.retrieve import RetrieveSummary
+from qrtui.selection import StudyPlan
 from qrtui.status import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE
 from qrtui.store import Store
 from qrtui.windows import (
@@ -33,6 +34,10 @@ from qrtui.worker.custody import PlanSpool
 from qrtui.worker.outcome import JobOutcome, incomplete_message
 from qrtui.worker.planning import KeptFinder, plan
 from qrtui.worker.retrieving import _retrieve
+
+# The first studies of the first window that has any: decided, then fetched, before the rest
+# of it is asked, so that a long run stores its first objects within seconds (issue 26).
+FIRST_STUDIES = 8
 
 # Handed each window's plan as the window ends: the whole range's query, the window's first
 # and last day, its plan.
@@ -80,33 +85,45 @@ def run_days(
         outcome.custody = PlanSpool()  # the history's entries, as the plans are let go
     first, position, studies_seen, last = clock.monotonic(), 0, 0, (0, 0)
     kept = KeptFinder()  # the funnel's associations, from one window to the next
+    early: list[JobOutcome] = []
+
+    def fetch_early(plans: list[StudyPlan]) -> None:
+        head = FunnelResult(plans=plans)
+        if head.to_fetch:
+            kept.release()  # the retrieve's associations count against the limit
+            early.append(
+                _retrieve(
+                    config, remote, store_node, head, emit=emit, cancel=cancel,
+                    store=store,
+                )
+            )  # fmt: skip
+
     try:
         while position < len(todo):
             size = next_window_days((position, studies_seen), last, remote.window_studies)
             window = next_window(todo[position:], size)
             one = replace(params, date_from=window[0], date_until=window[-1])
+            early.clear()
             planned = plan(
                 config, remote, store_node, one, emit=emit, cancel=cancel, store=store,
                 also_studies=also_studies if position == 0 else (), kept=kept,
+                head=FIRST_STUDIES if studies_seen == 0 and not dry_run else 0,
+                on_head=fetch_early,
             )  # fmt: skip
             if planned.result is None or planned.status != EXIT_OK:
-                return _stopped(outcome, planned)
+                return _stopped(outcome, planned, early)
             position += len(window)
             last = (len(window), len(planned.result.plans) + len(planned.result.dropped))
             studies_seen += last[1]
             part = planned
             if not dry_run:
-                if planned.result.to_fetch:
+                rest = _not_fetched(planned.result, early)
+                if rest.to_fetch:
                     kept.close()  # the retrieve's associations count against the node's limit
                 part = _retrieve(
-                    config,
-                    remote,
-                    store_node,
-                    planned.result,
-                    emit=emit,
-                    cancel=cancel,
-                    store=store,
+                    config, remote, store_node, rest, emit=emit, cancel=cancel, store=store
                 )
+                part = _joined([*early, part])
                 _add_summary(summary, part.summary)
             if on_window is not None:
                 on_window(params, window[0], window[-1], planned.result)
@@ -147,14 +164,44 @@ def run_days(
     return outcome
 
 
-def _stopped(outcome: JobOutcome, planned: JobOutcome) -> JobOutcome:
+def _stopped(outcome: JobOutcome, planned: JobOutcome, early: list[JobOutcome]) -> JobOutcome:
     """A day that could not be planned ends the run with its status; what came before
-    stays in the outcome (and was marked done)."""
+    stays in the outcome (and was marked done), and so do its first studies, if fetched."""
     outcome.status, outcome.message = planned.status, planned.message
+    assert outcome.result is not None
+    for part in early:
+        assert part.result is not None
+        _add_result(outcome.result, part.result)
+        if outcome.summary is not None:
+            _add_summary(outcome.summary, part.summary)
     if planned.result is not None:
-        assert outcome.result is not None
         _add_result(outcome.result, planned.result)
     return outcome
+
+
+def _not_fetched(result: FunnelResult, early: list[JobOutcome]) -> FunnelResult:
+    """The window's plan less its first studies, where they were fetched already."""
+    fetched = {p.study.study_instance_uid for e in early if e.result for p in e.result.plans}
+    if not fetched:
+        return result
+    return replace(
+        result, plans=[p for p in result.plans if p.study.study_instance_uid not in fetched]
+    )
+
+
+def _joined(parts: list[JobOutcome]) -> JobOutcome:
+    """A window's retrieve, fetched in parts: the first status that is not OK, and one
+    summary with every study's outcome in plan order."""
+    if len(parts) == 1:
+        return parts[0]
+    summary = RetrieveSummary()
+    for part in parts:
+        if part.summary is not None:
+            _add_summary(summary, part.summary)
+            summary.studies.update(part.summary.studies)
+    failed = [p for p in parts if p.status != EXIT_OK]
+    first = failed[0] if failed else parts[-1]
+    return replace(parts[-1], status=first.status, message=first.message, summary=summary)
 
 
 def _add_result(total: FunnelResult, part: FunnelResult) -> None:

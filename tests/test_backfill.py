@@ -54,13 +54,18 @@ def wanted(pacs: DemoPacs) -> set[str]:
 
 
 def job(
-    pacs: DemoPacs, directory: Path, emit=lambda e: None, dry_run=False, window_studies=1
+    pacs: DemoPacs,
+    directory: Path,
+    emit=lambda e: None,
+    dry_run=False,
+    window_studies=1,
+    first: date = FIRST,
 ) -> worker.JobOutcome:
     """The range run as a backfill; by default a window a day."""
     config = demo_config(directory, pacs, window_studies=window_studies)
     flags = {g.lower(): True for g in GROUPS}
     params = build_query(
-        today=TODAY, date_from=FIRST.isoformat(), date_until=LAST.isoformat(), **flags
+        today=TODAY, date_from=first.isoformat(), date_until=LAST.isoformat(), **flags
     )
     context = worker.RunContext(started=worker.RunContext().started.replace(
         year=TODAY.year, month=TODAY.month, day=TODAY.day
@@ -374,9 +379,13 @@ def test_empty_days_are_asked_on_associations_kept_from_one_window_to_the_next(t
     assert pacs.associations == 1
 
 
-def test_a_node_that_takes_one_association_at_a_time_gives_a_whole_backfill(tmp_path):
+@pytest.mark.parametrize("first_studies", [streaming.FIRST_STUDIES, 1])
+def test_a_node_that_takes_one_association_at_a_time_gives_a_whole_backfill(
+    tmp_path, monkeypatch, first_studies
+):
     """The funnel's kept associations are let go before a window's retrieve, which the node
-    would otherwise refuse."""
+    would otherwise refuse; before the first studies' early retrieve (1) as well."""
+    monkeypatch.setattr(streaming, "FIRST_STUDIES", first_studies)
     with population() as pacs:
         pacs.faults = Faults(max_associations=1)
         outcome = job(pacs, tmp_path)
@@ -384,24 +393,28 @@ def test_a_node_that_takes_one_association_at_a_time_gives_a_whole_backfill(tmp_
         assert set(files(tmp_path / "store")) == wanted(pacs)
 
 
-def test_the_first_studies_are_fetched_before_the_rest_of_the_first_day_is_asked(
-    tmp_path, monkeypatch
+@pytest.mark.parametrize("empty_days", [0, 3])
+def test_the_first_studies_are_fetched_before_the_rest_of_their_day_is_asked(
+    tmp_path, monkeypatch, empty_days
 ):
+    """The first window that holds any study (after `empty_days` without) fetches its first
+    studies before it asks for the series of the rest."""
     monkeypatch.setattr(streaming, "FIRST_STUDIES", 1)
     events: list[Event] = []
     with population() as pacs:
-        outcome = job(pacs, tmp_path, emit=events.append)
+        outcome = job(pacs, tmp_path, emit=events.append, first=FIRST - timedelta(days=empty_days))
         assert outcome.status == 0 and set(files(tmp_path / "store")) == wanted(pacs)
-    day_one = events[: next(i for i, e in enumerate(events) if isinstance(e, WindowProgress))]
-    stored = next(
-        i for i, e in enumerate(day_one) if isinstance(e, RetrieveProgress) and e.received
+    stored = next(i for i, e in enumerate(events) if isinstance(e, RetrieveProgress) and e.received)
+    window_ends = next(
+        i for i, e in enumerate(events) if i > stored and isinstance(e, WindowProgress)
     )
+    assert events[window_ends].done == empty_days + 1, "the first day with studies"
     asked_after = [
         e.stage
-        for e in day_one[stored:]
+        for e in events[stored:window_ends]
         if isinstance(e, FunnelProgress) and e.stage in ("series query", "image query")
     ]
-    assert asked_after, "the first day was decided whole before anything was fetched"
+    assert asked_after, "the day was decided whole before anything was fetched"
     assert outcome.summary is not None
     assert outcome.summary.stored == len(wanted(pacs)), "each object stored once"
 

@@ -26,9 +26,6 @@ WINDOWS_BEFORE = "windows done by an earlier run (skipped)"
 # next window a season of a busy PACS, and at most a quarter of a year.
 WINDOW_GROWTH = 8
 WINDOW_MOST_DAYS = 92
-# Days without any study are asked one by one for a week (a weekend, a holiday: the next
-# day may be busy), then in windows twice the last.
-EMPTY_DAYS_ONE_BY_ONE = 7
 
 
 def split_range(date_key: str, time_key: str, today: date) -> list[tuple[str, str]] | None:
@@ -180,15 +177,16 @@ def day_windows(params: QueryParams, today: date) -> list[date] | None:
 
 def next_window_days(seen: tuple[int, int], last: tuple[int, int], window_studies: int) -> int:
     """How many days a backfill's next window spans, from the (days, studies) seen so far in
-    this run and in the last window: one a day until a study is seen (the first object
-    comes soon), but after a week without any, twice the last (an empty stretch costs a
-    few queries, not some a day); then as many as the busier of the two rates says would
-    hold about `window_studies` (1: one day each)."""
+    this run and in the last window: one day first, then twice the last until a study is
+    seen (an empty stretch costs a few queries, not some a day; the first objects still
+    come soon, as a window's first studies are fetched before the rest is asked); then as
+    many as the busier of the two rates says would hold about `window_studies` (1: one day
+    each)."""
     (days_seen, studies_seen), (last_days, last_studies) = seen, last
     if window_studies <= 1 or last_days == 0:
         return 1
     if studies_seen == 0:
-        return 1 if days_seen < EMPTY_DAYS_ONE_BY_ONE else min(2 * last_days, WINDOW_MOST_DAYS)
+        return min(2 * last_days, WINDOW_MOST_DAYS)
     per_day = max(studies_seen / days_seen, last_studies / last_days)
     fit = int(window_studies / per_day)
     return max(1, min(fit, last_days * WINDOW_GROWTH, WINDOW_MOST_DAYS))

@@ -243,8 +243,8 @@ def test_every_day_of_a_window_that_came_in_whole_is_done(tmp_path):
 def test_a_window_grows_from_a_day_by_what_the_days_so_far_held():
     grow, most = windows.WINDOW_GROWTH, windows.WINDOW_MOST_DAYS
     assert windows.next_window_days((0, 0), (0, 0), 500) == 1  # the first: a first object soon
-    assert windows.next_window_days((6, 0), (1, 0), 500) == 1  # nothing yet: a day at a time
-    assert windows.next_window_days((7, 0), (1, 0), 500) == 2  # a week of nothing: doubling
+    assert windows.next_window_days((1, 0), (1, 0), 500) == 2  # nothing yet: doubling
+    assert windows.next_window_days((3, 0), (2, 0), 500) == 4
     assert windows.next_window_days((15, 0), (4, 0), 500) == 8
     assert windows.next_window_days((1, 3), (1, 3), 500) == grow  # at most 8x the last
     assert windows.next_window_days((9, 450), (8, 400), 500) == 10  # 50 a day: 500 in 10 days

@@ -192,7 +192,44 @@ def test_a_run_in_days_equals_the_same_query_in_one_piece(
     else:
         assert asked == {f"{FIRST + timedelta(days=n):%Y%m%d}" for n in range(DAYS)}
 
-    # the same query in one piece, into a store of its own
+    whole, whole_store = _in_one_piece(backfill, tmp_path, monkeypatch)
+    assert whole.result and whole.summary and whole.params
+    one = plan_json("pacs", "local", whole.params, whole.result)
+
+    def by_uid(entries: list[dict]) -> list[dict]:
+        return sorted(entries, key=lambda s: s["study_instance_uid"])
+
+    assert by_uid(doc["studies"]) == by_uid(one["studies"]) and len(doc["studies"]) == 2 * DAYS
+    assert by_uid(doc["dropped"]) == by_uid(one["dropped"]) and len(doc["dropped"]) == DAYS
+    assert doc["studies_per_group"] == one["studies_per_group"]
+    assert doc["retrieve"] == whole.summary.to_json() and doc["missing"] == []
+    _same_stores(backfill, tmp_path / "store", whole_store)
+
+
+def test_the_first_studies_fetched_early_leave_the_store_and_history_of_one_piece(
+    backfill, tmp_path, monkeypatch
+):
+    """The first day's first study is fetched before the rest of the day is asked; the
+    store, the chain of custody and the history are those of the query in one piece."""
+    (backfill.work / "release").touch()  # no day held
+    monkeypatch.setattr(streaming, "FIRST_STUDIES", 1)
+    config = load_config(backfill.config)
+    params = build_query(
+        today=TODAY, date_from=FIRST.isoformat(), date_until=LAST.isoformat(), ct=True
+    )
+    days = worker.run(
+        config, config.remote("pacs"), config.store("local"), params, dry_run=False,
+        on_window=lambda *window: None,
+    )  # fmt: skip
+    assert days.status == 0, days.message
+    _, whole_store = _in_one_piece(backfill, tmp_path, monkeypatch)
+    _same_stores(backfill, tmp_path / "store", whole_store)
+
+
+def _in_one_piece(
+    backfill: Backfill, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[worker.JobOutcome, Path]:
+    """The same query in one piece, into a store of its own."""
     whole_dir = tmp_path / "whole"
     text = backfill.config.read_text().replace(str(tmp_path / "store"), str(whole_dir / "store"))
     whole_dir.mkdir()
@@ -203,17 +240,12 @@ def test_a_run_in_days_equals_the_same_query_in_one_piece(
         today=TODAY, date_from=FIRST.isoformat(), date_until=LAST.isoformat(), ct=True
     )
     whole = worker.run(config, config.remote("pacs"), config.store("local"), params, dry_run=False)
-    assert whole.status == 0 and whole.result and whole.summary and whole.params
-    one = plan_json("pacs", "local", whole.params, whole.result)
+    assert whole.status == 0, whole.message
+    return whole, whole_dir / "store"
 
-    def by_uid(entries: list[dict]) -> list[dict]:
-        return sorted(entries, key=lambda s: s["study_instance_uid"])
 
-    assert by_uid(doc["studies"]) == by_uid(one["studies"]) and len(doc["studies"]) == 2 * DAYS
-    assert by_uid(doc["dropped"]) == by_uid(one["dropped"]) and len(doc["dropped"]) == DAYS
-    assert doc["studies_per_group"] == one["studies_per_group"]
-    assert doc["retrieve"] == whole.summary.to_json() and doc["missing"] == []
-    stores = {"days": tmp_path / "store", "whole": whole_dir / "store"}
+def _same_stores(backfill: Backfill, days: Path, whole: Path) -> None:
+    stores = {"days": days, "whole": whole}
     assert stored_objects(stores["days"]) == stored_objects(stores["whole"])
     assert stored_objects(stores["days"]) == set().union(*backfill.rdsrs.values())
     custody = {name: _plans_said(path) for name, path in stores.items()}

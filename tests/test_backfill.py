@@ -60,6 +60,7 @@ def job(
     dry_run=False,
     window_studies=1,
     first: date = FIRST,
+    cancel: threading.Event | None = None,
 ) -> worker.JobOutcome:
     """The range run as a backfill; by default a window a day."""
     config = demo_config(directory, pacs, window_studies=window_studies)
@@ -72,7 +73,7 @@ def job(
     ))  # fmt: skip
     return worker.run(
         config, config.remote(DEMO_REMOTE), config.store(DEMO_STORE), params,
-        dry_run=dry_run, emit=emit, context=context,
+        dry_run=dry_run, emit=emit, context=context, cancel=cancel,
     )  # fmt: skip
 
 
@@ -438,21 +439,10 @@ def test_cancelled_while_the_first_studies_are_fetched_then_run_again_gets_all_o
     pacs = population()
     held, release = hold_the_fifth_day(pacs, day=0)
     cancel = threading.Event()
-    flags = {g.lower(): True for g in GROUPS}
-    params = build_query(
-        today=TODAY, date_from=FIRST.isoformat(), date_until=LAST.isoformat(), **flags
-    )
-    context = worker.RunContext(started=worker.RunContext().started.replace(
-        year=TODAY.year, month=TODAY.month, day=TODAY.day
-    ))  # fmt: skip
     outcomes: list[worker.JobOutcome] = []
 
     def run() -> None:
-        config = demo_config(tmp_path, pacs, window_studies=1)
-        outcomes.append(worker.run(
-            config, config.remote(DEMO_REMOTE), config.store(DEMO_STORE), params,
-            dry_run=False, cancel=cancel, context=context,
-        ))  # fmt: skip
+        outcomes.append(job(pacs, tmp_path, cancel=cancel))
 
     with pacs:
         thread = threading.Thread(target=run)

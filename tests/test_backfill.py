@@ -22,7 +22,7 @@ from qrtui.config import RemoteNode
 from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
 from qrtui.demo.studies import dose_uids
-from qrtui.events import Event, FunnelProgress, RetrieveProgress, WindowProgress
+from qrtui.events import Event, FunnelProgress, Notice, RetrieveProgress, WindowProgress
 from qrtui.query import build_query
 from qrtui.report import plan_json
 from qrtui.store import INDEX_NAME, Store
@@ -416,6 +416,8 @@ def test_the_first_studies_are_fetched_before_the_rest_of_their_day_is_asked(
         if isinstance(e, FunnelProgress) and e.stage in ("series query", "image query")
     ]
     assert asked_after, "the day was decided whole before anything was fetched"
+    told = [e.text for e in events[:stored] if isinstance(e, Notice)]
+    assert "fetching the first 1 study; then the rest of the window" in told
     assert outcome.summary is not None
     assert outcome.summary.stored == len(wanted(pacs)), "each object stored once"
 

@@ -91,6 +91,8 @@ def run_days(
         head = FunnelResult(plans=plans)
         if head.to_fetch:
             kept.release()  # the retrieve's associations count against the limit
+            first = f"{len(head.to_fetch)} stud{'y' if len(head.to_fetch) == 1 else 'ies'}"
+            emit(Notice(f"fetching the first {first}; then the rest of the window"))
             early.append(
                 _retrieve(
                     config, remote, store_node, head, emit=emit, cancel=cancel,

@@ -61,6 +61,7 @@ def job(
     window_studies=1,
     first: date = FIRST,
     cancel: threading.Event | None = None,
+    on_window: streaming.OnWindow | None = None,
 ) -> worker.JobOutcome:
     """The range run as a backfill; by default a window a day."""
     config = demo_config(directory, pacs, window_studies=window_studies)
@@ -73,7 +74,7 @@ def job(
     ))  # fmt: skip
     return worker.run(
         config, config.remote(DEMO_REMOTE), config.store(DEMO_STORE), params,
-        dry_run=dry_run, emit=emit, context=context, cancel=cancel,
+        dry_run=dry_run, emit=emit, context=context, cancel=cancel, on_window=on_window,
     )  # fmt: skip
 
 
@@ -436,15 +437,19 @@ def test_cancelled_while_the_first_studies_are_fetched_then_run_again_gets_all_o
     tmp_path, monkeypatch
 ):
     """Cancelled in the first day's early retrieve: the rest of the day is not asked, the
-    day is not done, and the run again fetches every object once."""
+    day is not done, what was planned for that part is handed on and kept in the chain of
+    custody, and the run again fetches every object once."""
     monkeypatch.setattr(streaming, "FIRST_STUDIES", 1)
     pacs = population()
     held, release = hold_the_fifth_day(pacs, day=0)
     cancel = threading.Event()
     outcomes: list[worker.JobOutcome] = []
 
+    handed: list[int] = []
+
     def run() -> None:
-        outcomes.append(job(pacs, tmp_path, cancel=cancel))
+        on_window = lambda _, first, last, plans: handed.append(len(plans.plans))  # noqa: E731
+        outcomes.append(job(pacs, tmp_path, cancel=cancel, on_window=on_window))
 
     with pacs:
         thread = threading.Thread(target=run)
@@ -457,6 +462,10 @@ def test_cancelled_while_the_first_studies_are_fetched_then_run_again_gets_all_o
         (stopped,) = outcomes
         assert stopped.status != 0 and stopped.summary is not None and stopped.summary.cancelled
         assert sum(what == "C-FIND" for _, what, _, _ in pacs.requests) == series_asked
+        assert handed == [1], "the early part, handed on"
+        with sqlite3.connect(tmp_path / "store" / INDEX_NAME) as db:
+            custody = db.execute("SELECT entry FROM run_studies").fetchall()
+        assert len(custody) == 1 and '"outcome": "interrupted"' in custody[0][0]
         again = job(pacs, tmp_path)
     assert again.status == 0
     assert again.result is not None and not again.result.counts.get(streaming.WINDOWS_BEFORE)

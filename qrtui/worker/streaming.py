@@ -113,7 +113,11 @@ def run_days(
                 on_head=fetch_early,
             )  # fmt: skip
             if planned.result is None or planned.status != EXIT_OK:
-                return _stopped(outcome, planned, early)
+                for fetched in early:  # the first studies came in: handed on all the same
+                    assert fetched.result is not None
+                    _hand_on(outcome, on_window, params, window, fetched.result, fetched.summary)
+                    _add_summary(summary, fetched.summary)
+                return _stopped(outcome, planned)
             position += len(window)
             last = (len(window), len(planned.result.plans) + len(planned.result.dropped))
             studies_seen += last[1]
@@ -127,13 +131,7 @@ def run_days(
                 )
                 part = _joined([*early, part])
                 _add_summary(summary, part.summary)
-            if on_window is not None:
-                on_window(params, window[0], window[-1], planned.result)
-                if outcome.custody is not None:
-                    outcome.custody.add(planned.result, part.summary)
-                planned.result.passed_on = len(planned.result.to_fetch)
-                planned.result.plans, planned.result.dropped = [], []
-            _add_result(result, planned.result)
+            _hand_on(outcome, on_window, params, window, planned.result, part.summary)
             whole = not planned.result.incomplete and part.status == EXIT_OK
             if whole and not dry_run and store is not None:
                 past = [d.isoformat() for d in window if d < started]
@@ -166,19 +164,34 @@ def run_days(
     return outcome
 
 
-def _stopped(outcome: JobOutcome, planned: JobOutcome, early: list[JobOutcome]) -> JobOutcome:
+def _stopped(outcome: JobOutcome, planned: JobOutcome) -> JobOutcome:
     """A day that could not be planned ends the run with its status; what came before
-    stays in the outcome (and was marked done), and so do its first studies, if fetched."""
+    stays in the outcome (and was marked done)."""
     outcome.status, outcome.message = planned.status, planned.message
-    assert outcome.result is not None
-    for part in early:
-        assert part.result is not None
-        _add_result(outcome.result, part.result)
-        if outcome.summary is not None:
-            _add_summary(outcome.summary, part.summary)
     if planned.result is not None:
+        assert outcome.result is not None
         _add_result(outcome.result, planned.result)
     return outcome
+
+
+def _hand_on(
+    outcome: JobOutcome,
+    on_window: OnWindow | None,
+    params: QueryParams,
+    window: list[date],
+    plans: FunnelResult,
+    summary: RetrieveSummary | None,
+) -> None:
+    """A window's plans into the run's totals; with `on_window`, handed to the face and
+    the chain of custody first, then let go, so that memory stays flat."""
+    if on_window is not None:
+        on_window(params, window[0], window[-1], plans)
+        if outcome.custody is not None:
+            outcome.custody.add(plans, summary)
+        plans.passed_on = len(plans.to_fetch)
+        plans.plans, plans.dropped = [], []
+    assert outcome.result is not None
+    _add_result(outcome.result, plans)
 
 
 def _not_fetched(result: FunnelResult, early: list[JobOutcome]) -> FunnelResult:

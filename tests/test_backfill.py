@@ -22,9 +22,13 @@ from qrtui.config import RemoteNode
 from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
 from qrtui.demo.studies import dose_uids
+from qrtui.dicom.find import FindSession
 from qrtui.events import Event, FunnelProgress, Notice, RetrieveProgress, WindowProgress
+from qrtui.funnel import Funnel
+from qrtui.funnel.counts import IMAGE_QUERIES, NO_DOSE, SERIES_QUERIES
 from qrtui.query import build_query
 from qrtui.report import plan_json
+from qrtui.status import EXIT_PARTIAL, EXIT_UNREACHABLE
 from qrtui.store import INDEX_NAME, Store
 from qrtui.worker import streaming
 from tests.test_promises import many_ct_studies
@@ -471,3 +475,70 @@ def test_cancelled_while_the_first_studies_are_fetched_then_run_again_gets_all_o
     assert again.result is not None and not again.result.counts.get(streaming.WINDOWS_BEFORE)
     assert Counter(pacs.sent).most_common(1)[0][1] == 1, "nothing fetched twice"
     assert set(files(tmp_path / "store")) == wanted(pacs)
+
+
+def test_a_node_gone_in_the_early_retrieve_ends_the_run_unreachable(tmp_path, monkeypatch):
+    """Every retrieve loses its association as the first studies are fetched, in a run with
+    a cancel event (as the TUI's): the run ends as unreachable, not as cancelled."""
+    monkeypatch.setattr(streaming, "FIRST_STUDIES", 1)
+    pacs = population()
+
+    def gone(event):  # every retrieve's association lost: the session gives up
+        event.assoc.abort()
+        yield from ()
+
+    pacs._sub_operations = gone
+    with pacs:
+        outcome = job(pacs, tmp_path, cancel=threading.Event())
+    assert outcome.status == EXIT_UNREACHABLE, outcome.message
+    assert "cancelled" not in outcome.message
+    assert outcome.summary is not None and outcome.summary.stored == 0
+
+
+def test_a_study_refused_among_the_first_leaves_its_day_not_done(tmp_path, monkeypatch):
+    """The early part fails (the PACS refuses its study), the rest of the day comes in: the
+    run is partial, that day is not done, and the run again asks it alone."""
+    monkeypatch.setattr(streaming, "FIRST_STUDIES", 1)
+    pacs = population()
+    serve, refused = pacs._sub_operations, []
+
+    def refuse_the_first(event):
+        study = str(event.identifier.StudyInstanceUID)
+        if refused and refused[0] != study:
+            yield from serve(event)
+            return
+        refused.append(study)
+        yield 1
+        yield 0xA702, None  # refused: out of resources
+
+    pacs._sub_operations = refuse_the_first
+    with pacs:
+        stopped = job(pacs, tmp_path)
+        assert stopped.status == EXIT_PARTIAL, stopped.message
+        pacs._sub_operations = serve
+        again = job(pacs, tmp_path)
+    assert again.status == 0 and again.result is not None
+    assert again.result.notices[0] == f"resuming: {DAYS - 1} of {DAYS} days done"
+    assert set(files(tmp_path / "store")) == wanted(pacs)
+
+
+def test_a_funnel_decided_in_two_parts_counts_as_one_does():
+    """The first studies decided, handed on, then the rest: the same plans and the same
+    counts as one pass (series queries aside: the first part asks for its own list)."""
+    flags = {g.lower(): True for g in GROUPS}
+    params = build_query(today=TODAY, date_from=LAST.isoformat(), **flags)
+    results, heads = [], []
+    with DemoPacs(today=TODAY) as pacs:  # its 21 studies of yesterday, of every kind
+        node = RemoteNode("demo", pacs.aet, "127.0.0.1", pacs.port, timeout=10)
+        for head in (0, 12):
+            with FindSession("QRTUI", node) as session:
+                funnel = Funnel(session, node, params, today=TODAY)
+                results.append(funnel.run(head, heads.append))
+    one, parts = results
+    assert len(heads) == 1 and 0 < len(heads[0]) <= 12 and all(p in parts.plans for p in heads[0])
+    assert sorted(p.study.study_instance_uid for p in one.plans) == sorted(
+        p.study.study_instance_uid for p in parts.plans
+    )
+    assert one.counts[NO_DOSE] > 0 and one.counts[IMAGE_QUERIES] > 0, "a population that tells"
+    counted = {k: v for k, v in parts.counts.items() if k != SERIES_QUERIES}
+    assert counted == {k: v for k, v in one.counts.items() if k != SERIES_QUERIES}

@@ -5,15 +5,17 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+
+from pydicom.dataset import Dataset
 
 from qrtui import clock
 from qrtui.config import Config, ConfigError, RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed
 from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
 from qrtui.dicom.echo import directory_problem
-from qrtui.dicom.find import FindSession, PooledFinder
+from qrtui.dicom.find import FindOutcome, FindSession, PooledFinder
 from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.events import Emit, Paused
 from qrtui.funnel import Funnel, OnHead
@@ -109,36 +111,54 @@ class KeptFinder:
     """The funnel's associations, kept open from one window of a backfill to the next while
     no retrieve needs the node: a run of empty days asks each of them without opening and
     releasing associations every day. Closed before a retrieve (the node's limit counts
-    both), before quiet hours, and at the end."""
+    both), before quiet hours, and at the end. The funnel asks through it: closed in the
+    middle of a funnel (a window's first studies fetched early), it opens a new pool at the
+    next query, as patient with a busy node as the first."""
 
     def __init__(self) -> None:
         self.finder: PooledFinder | None = None
+        self._asked_before = 0  # requests of the pools closed
+        self._opening: tuple[str, RemoteNode, threading.Event | None] | None = None
 
     def open(
         self, calling_aet: str, node: RemoteNode, cancel: threading.Event | None
-    ) -> PooledFinder:
+    ) -> KeptFinder:
+        self._opening = (calling_aet, node, cancel)
+        self._pool()
+        return self
+
+    def _pool(self) -> PooledFinder:
         if self.finder is None:
-            session = FindSession(calling_aet, node, cancel)
+            assert self._opening is not None, "open() first"
+            session = FindSession(*self._opening)
             session.__enter__()
             self.finder = PooledFinder(session)
         return self.finder
 
-    def release(self) -> None:
-        """Its associations let go, the pool kept: they open again when next asked (a
-        window's first studies are fetched while the funnel is still at work)."""
-        if self.finder is not None:
-            self.finder.close()
+    def find(self, identifier: Dataset) -> FindOutcome:
+        return self._pool().find(identifier)
+
+    def find_each(
+        self, identifiers: Sequence[Dataset], limit: int | None = None
+    ) -> Iterator[FindOutcome]:
+        return self._pool().find_each(identifiers, limit)
+
+    @property
+    def requests(self) -> int:
+        """C-FIND requests sent so far, by every pool it has had."""
+        return self._asked_before + (self.finder.requests if self.finder else 0)
 
     def close(self, interrupted: bool = False) -> None:
         finder, self.finder = self.finder, None
         if finder is not None:
+            self._asked_before += finder.requests
             finder.close(interrupted)
 
 
 @contextlib.contextmanager
 def _finder(
     calling_aet: str, node: RemoteNode, cancel: threading.Event | None, kept: KeptFinder | None
-) -> Iterator[PooledFinder]:
+) -> Iterator[KeptFinder]:
     """A pool of find sessions for one funnel: the kept one, or one of its own."""
     owned = kept is None
     kept = kept or KeptFinder()

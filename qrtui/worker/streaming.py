@@ -90,15 +90,15 @@ def run_days(
     def fetch_early(plans: list[StudyPlan]) -> None:
         head = FunnelResult(plans=plans)
         if head.to_fetch:
-            kept.release()  # the retrieve's associations count against the limit
-            first = f"{len(head.to_fetch)} stud{'y' if len(head.to_fetch) == 1 else 'ies'}"
-            emit(Notice(f"fetching the first {first}; then the rest of the window"))
-            early.append(
-                _retrieve(
-                    config, remote, store_node, head, emit=emit, cancel=cancel,
-                    store=store,
-                )
-            )  # fmt: skip
+            kept.close()  # the retrieve's associations count against the limit
+            studies = f"{len(head.to_fetch)} stud{'y' if len(head.to_fetch) == 1 else 'ies'}"
+            emit(Notice(f"fetching the first {studies}; then the rest of the window"))
+            fetched = _retrieve(
+                config, remote, store_node, head, emit=emit, cancel=cancel, store=store
+            )
+            early.append(fetched)
+            if fetched.status == EXIT_UNREACHABLE or (cancel is not None and cancel.is_set()):
+                raise _WindowStopped  # the node is gone, or the run stopped: ask no more
 
     try:
         while position < len(todo):
@@ -106,12 +106,20 @@ def run_days(
             window = next_window(todo[position:], size)
             one = replace(params, date_from=window[0], date_until=window[-1])
             early.clear()
-            planned = plan(
-                config, remote, store_node, one, emit=emit, cancel=cancel, store=store,
-                also_studies=also_studies if position == 0 else (), kept=kept,
-                head=FIRST_STUDIES if studies_seen == 0 and not dry_run else 0,
-                on_head=fetch_early,
-            )  # fmt: skip
+            try:
+                planned = plan(
+                    config, remote, store_node, one, emit=emit, cancel=cancel, store=store,
+                    also_studies=also_studies if position == 0 else (), kept=kept,
+                    head=FIRST_STUDIES if studies_seen == 0 and not dry_run else 0,
+                    on_head=fetch_early,
+                )  # fmt: skip
+            except _WindowStopped:  # the early part's status, where it says what went wrong
+                stopped = early[-1]
+                planned = (
+                    JobOutcome(stopped.status, stopped.message)
+                    if stopped.status != EXIT_OK
+                    else JobOutcome(EXIT_PARTIAL, "query cancelled")
+                )
             if planned.result is None or planned.status != EXIT_OK:
                 for fetched in early:  # the first studies came in: handed on all the same
                     assert fetched.result is not None
@@ -162,6 +170,10 @@ def run_days(
         # the same query run again must ask every day again, or it would miss them.
         store.history.forget_days(key)
     return outcome
+
+
+class _WindowStopped(Exception):
+    """A window's first studies were fetched, and what came back ends the run there."""
 
 
 def _stopped(outcome: JobOutcome, planned: JobOutcome) -> JobOutcome:

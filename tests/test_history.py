@@ -241,3 +241,26 @@ def test_history_of_a_store_without_runs_and_of_an_external_store(tmp_path):
     assert as_json(qrtui(config, "--history", "local", "--json"))["runs"] == []
     done = qrtui(config, "--history", "dms")
     assert done.returncode == 2 and "only an embedded store keeps a history" in done.stderr
+
+
+def test_studies_owed_stay_owed_when_a_run_in_days_stops_before_asking_them(tmp_path):
+    """A run in days asks the owed studies in its first window. Stopped there (the node
+    refuses every association), it has settled nothing: the next run still asks them."""
+    with DemoPacs() as pacs:
+        config = demo_config(tmp_path, pacs)
+        old = next(s for s in pacs.studies if s.label == "ct_last_month")
+        old_uid = old.objects[0].StudyInstanceUID
+        pacs.faults = Faults(fail_studies=frozenset({old_uid}))
+        args = (DEMO_REMOTE, DEMO_STORE, "-ct", "--since-last", "--json")
+        assert qrtui(config.path, *args, "-f", "31d").returncode == 1
+
+        pacs.faults = Faults(reject_associations=True)
+        stopped = qrtui(config.path, *args, "-f", "31d")
+        assert stopped.returncode == 3, stopped.stderr
+
+        pacs.faults = Faults()
+        done = qrtui(config.path, *args)
+        assert done.returncode == 0, done.stderr
+        doc = as_json(done)
+        assert doc["counts"]["owed studies asked again"] == 1, "the owed study was forgotten"
+        assert set(old.dose_uids) <= stored_objects(tmp_path / "store")

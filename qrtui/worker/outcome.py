@@ -34,6 +34,7 @@ class JobOutcome:
     run_id: int | None = None  # its entry in the store's history
     delivery: DeliveryReport | None = None  # what its delivery pass came to
     custody: PlanSpool | None = None  # a run in days: its plans' entries, let go from memory
+    owed_decided: bool = True  # False: stopped before the studies owed were planned and fetched
 
 
 @dataclass(frozen=True)

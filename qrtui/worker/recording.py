@@ -107,6 +107,8 @@ def record(
             return store.history.record(run, studies=studies)
         planned = {m.study_uid for m in missing}
         settled = frozenset(m.study_uid for m in owed if m.study_uid not in planned)
+        if not outcome.owed_decided:  # stopped before it asked them: none is settled
+            settled = frozenset()
         return store.history.record(
             run,
             checkpoint=run.started if outcome.status == EXIT_OK else None,

@@ -81,6 +81,7 @@ def run_days(
         result.notices.append(line)
         emit(Notice(line))
     outcome = JobOutcome(EXIT_OK, result=result, summary=None if dry_run else summary)
+    outcome.owed_decided = not also_studies  # they are asked in the first window
     if on_window is not None and not dry_run and store is not None:
         outcome.custody = PlanSpool()  # the history's entries, as the plans are let go
     first, position, studies_seen, last = clock.monotonic(), 0, 0, (0, 0)
@@ -139,6 +140,7 @@ def run_days(
                 )
                 part = _joined([*early, part])
                 _add_summary(summary, part.summary)
+                outcome.owed_decided = True  # those not fetched whole are in its summary
             _hand_on(outcome, on_window, params, window, planned.result, part.summary)
             whole = not planned.result.incomplete and part.status == EXIT_OK
             if whole and not dry_run and store is not None:

@@ -264,3 +264,29 @@ def test_studies_owed_stay_owed_when_a_run_in_days_stops_before_asking_them(tmp_
         doc = as_json(done)
         assert doc["counts"]["owed studies asked again"] == 1, "the owed study was forgotten"
         assert set(old.dose_uids) <= stored_objects(tmp_path / "store")
+
+
+def test_studies_owed_stay_owed_when_the_retrieve_cannot_begin(tmp_path):
+    """The funnel asks the owed study again, then the node refuses the retrieve's
+    association: the study was never reached, so it is still owed, and says why."""
+    with DemoPacs() as pacs:
+        config = demo_config(tmp_path, pacs)
+        old = next(s for s in pacs.studies if s.label == "ct_last_month")
+        old_uid = old.objects[0].StudyInstanceUID
+        pacs.faults = Faults(fail_studies=frozenset({old_uid}))
+        args = (DEMO_REMOTE, DEMO_STORE, "-ct", "--since-last", "--json")
+        assert qrtui(config.path, *args, "-f", "31d").returncode == 1
+
+        pacs.faults = Faults(refuse_retrieves=True)
+        refused = qrtui(config.path, *args)
+        assert refused.returncode == 3, refused.stderr
+        doc = as_json(refused)
+        assert doc["counts"]["owed studies asked again"] == 1
+        missing = {m["study_instance_uid"]: m["reason"] for m in doc["missing"]}
+        assert missing[old_uid].startswith("not reached: remote"), missing
+
+        pacs.faults = Faults()
+        done = qrtui(config.path, *args)
+        assert done.returncode == 0, done.stderr
+        assert as_json(done)["counts"]["owed studies asked again"] == 1, "it was forgotten"
+        assert set(old.dose_uids) <= stored_objects(tmp_path / "store")

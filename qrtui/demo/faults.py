@@ -24,6 +24,7 @@ class Faults:
     cap_results: int | None = None  # stop each C-FIND after N matches...
     cap_status: int = 0x0000  # ...with success, 0xA700 (refused) or 0xFE00 / 0xB001
     reject_associations: bool = False
+    refuse_retrieves: bool = False  # associations proposing C-GET or C-MOVE are rejected
     abort_after: int | None = None  # abort a C-MOVE/C-GET after K sub-operations
     delay: float = 0.0  # seconds before each response
     move_status: int | None = None  # 0xA801: destination unknown; 0xB000: one failed

@@ -134,7 +134,15 @@ class DemoPacs:
         self.associations += 1
         # Read when the request is checked, just after this event: "calling AE title not
         # recognised" for everyone.
-        self._ae.require_calling_aet = ["NOBODY_AT_ALL"] if self.faults.reject_associations else []
+        retrieves = (
+            StudyRootQueryRetrieveInformationModelGet,
+            StudyRootQueryRetrieveInformationModelMove,
+        )
+        retrieving = self.faults.refuse_retrieves and any(
+            c.abstract_syntax in retrieves for c in event.assoc.requestor.requested_contexts
+        )
+        reject = self.faults.reject_associations or retrieving
+        self._ae.require_calling_aet = ["NOBODY_AT_ALL"] if reject else []
         self._ae.maximum_associations = self.faults.max_associations
 
     def _wait(self) -> None:

@@ -18,7 +18,13 @@ from qrtui.events import Emit
 from qrtui.funnel import INSTANCES_HELD, FunnelResult
 from qrtui.learned import Findings
 from qrtui.query import QueryParams
-from qrtui.retrieve import Retriever, RetrieveStopped, RetrieveSummary, get_sop_classes
+from qrtui.retrieve import (
+    Retriever,
+    RetrieveStopped,
+    RetrieveSummary,
+    StudyOutcome,
+    get_sop_classes,
+)
 from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     EXIT_OK,
     EXIT_PARTIAL,
@@ -117,6 +123,12 @@ def _retrieve(
     except (AssociationFailed, SessionFailed) as exc:
         summary.problems.append(str(exc))
         status, message = EXIT_UNREACHABLE, f"remote {remote.name}: {exc}"
+    if status != EXIT_OK:  # a study never reached stays owed, with why
+        for plan in result.to_fetch:
+            uid = plan.study.study_instance_uid
+            summary.studies.setdefault(
+                uid, StudyOutcome(uid, plan.study.study_date, problems=[message])
+            )
     if status == EXIT_OK and not summary.clean:
         status, message = EXIT_PARTIAL, unclean_message(summary)
     if status == EXIT_OK and result.incomplete:

@@ -14,7 +14,7 @@ import pytest
 from qrtui import clock
 from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs, Faults
-from qrtui.demo.studies import dose_uids
+from qrtui.demo.studies import DemoStudy, dose_uids
 from qrtui.store import INDEX_NAME
 from tests.conftest import corpus_if_present, qrtui, require
 from tests.servers import ORTHANC_BIN, Orthanc, free_port, qrtui_modalities
@@ -138,17 +138,26 @@ def test_a_nightly_profile_with_since_last_never_leaves_a_gap(tmp_path):
     assert "exit 3" in text.stdout and "profile nightly" in text.stdout
 
 
+SINCE_LAST = (DEMO_REMOTE, DEMO_STORE, "-ct", "--since-last", "--json")
+
+
+def owe_the_old_study(
+    pacs: DemoPacs, config: Path
+) -> tuple[DemoStudy, str, subprocess.CompletedProcess[str]]:
+    """A backfill of a month (-f 31d) whose PACS refuses one old study, which is owed."""
+    old = next(s for s in pacs.studies if s.label == "ct_last_month")
+    old_uid = old.objects[0].StudyInstanceUID
+    pacs.faults = Faults(fail_studies=frozenset({old_uid}))
+    return old, old_uid, qrtui(config, *SINCE_LAST, "-f", "31d")
+
+
 def test_a_failed_study_is_owed_and_fetched_by_a_later_run_whatever_its_date(tmp_path):
     """A backfill of a month (-f 31d) fails one old study; the nightly run, which looks only
     from yesterday, still asks for it by UID and fetches it."""
     with DemoPacs() as pacs:
         config = demo_config(tmp_path, pacs)
-        old = next(s for s in pacs.studies if s.label == "ct_last_month")
-        old_uid = old.objects[0].StudyInstanceUID
-        pacs.faults = Faults(fail_studies=frozenset({old_uid}))
-        args = (DEMO_REMOTE, DEMO_STORE, "-ct", "--since-last", "--json")
-
-        done = qrtui(config.path, *args, "-f", "31d")
+        old, old_uid, done = owe_the_old_study(pacs, config.path)
+        args = SINCE_LAST
         assert done.returncode == 1, done.stderr
         doc = as_json(done)
         assert [m["study_instance_uid"] for m in doc["missing"]] == [old_uid]
@@ -243,47 +252,29 @@ def test_history_of_a_store_without_runs_and_of_an_external_store(tmp_path):
     assert done.returncode == 2 and "only an embedded store keeps a history" in done.stderr
 
 
-def test_studies_owed_stay_owed_when_a_run_in_days_stops_before_asking_them(tmp_path):
-    """A run in days asks the owed studies in its first window. Stopped there (the node
-    refuses every association), it has settled nothing: the next run still asks them."""
+@pytest.mark.parametrize(
+    ("fault", "more"),
+    [
+        (Faults(reject_associations=True), ("-f", "31d")),  # in days: stopped in the first
+        (Faults(refuse_retrieves=True), ()),  # one piece: asked, then the retrieve refused
+    ],
+)
+def test_a_study_owed_stays_owed_until_a_run_reaches_it(tmp_path, fault, more):
+    """A run that stops before it reached an owed study (a run in days asks them in its
+    first window; a retrieve may be refused its association) has settled nothing: the
+    study is still owed, says why where it was asked, and the next run fetches it."""
     with DemoPacs() as pacs:
         config = demo_config(tmp_path, pacs)
-        old = next(s for s in pacs.studies if s.label == "ct_last_month")
-        old_uid = old.objects[0].StudyInstanceUID
-        pacs.faults = Faults(fail_studies=frozenset({old_uid}))
-        args = (DEMO_REMOTE, DEMO_STORE, "-ct", "--since-last", "--json")
-        assert qrtui(config.path, *args, "-f", "31d").returncode == 1
+        old, old_uid, owed = owe_the_old_study(pacs, config.path)
+        args = SINCE_LAST
+        assert owed.returncode == 1, owed.stderr
 
-        pacs.faults = Faults(reject_associations=True)
-        stopped = qrtui(config.path, *args, "-f", "31d")
+        pacs.faults = fault
+        stopped = qrtui(config.path, *args, *more)
         assert stopped.returncode == 3, stopped.stderr
-
-        pacs.faults = Faults()
-        done = qrtui(config.path, *args)
-        assert done.returncode == 0, done.stderr
-        doc = as_json(done)
-        assert doc["counts"]["owed studies asked again"] == 1, "the owed study was forgotten"
-        assert set(old.dose_uids) <= stored_objects(tmp_path / "store")
-
-
-def test_studies_owed_stay_owed_when_the_retrieve_cannot_begin(tmp_path):
-    """The funnel asks the owed study again, then the node refuses the retrieve's
-    association: the study was never reached, so it is still owed, and says why."""
-    with DemoPacs() as pacs:
-        config = demo_config(tmp_path, pacs)
-        old = next(s for s in pacs.studies if s.label == "ct_last_month")
-        old_uid = old.objects[0].StudyInstanceUID
-        pacs.faults = Faults(fail_studies=frozenset({old_uid}))
-        args = (DEMO_REMOTE, DEMO_STORE, "-ct", "--since-last", "--json")
-        assert qrtui(config.path, *args, "-f", "31d").returncode == 1
-
-        pacs.faults = Faults(refuse_retrieves=True)
-        refused = qrtui(config.path, *args)
-        assert refused.returncode == 3, refused.stderr
-        doc = as_json(refused)
-        assert doc["counts"]["owed studies asked again"] == 1
-        missing = {m["study_instance_uid"]: m["reason"] for m in doc["missing"]}
-        assert missing[old_uid].startswith("not reached: remote"), missing
+        if fault.refuse_retrieves:
+            missing = {m["study_instance_uid"]: m["reason"] for m in as_json(stopped)["missing"]}
+            assert missing[old_uid].startswith("not reached: remote"), missing
 
         pacs.faults = Faults()
         done = qrtui(config.path, *args)

@@ -116,7 +116,7 @@ class KeptFinder:
     next query, as patient with a busy node as the first."""
 
     def __init__(self) -> None:
-        self.finder: PooledFinder | None = None
+        self._pooled: PooledFinder | None = None
         self._asked_before = 0  # requests of the pools closed
         self._opening: tuple[str, RemoteNode, threading.Event | None] | None = None
 
@@ -128,12 +128,12 @@ class KeptFinder:
         return self
 
     def _pool(self) -> PooledFinder:
-        if self.finder is None:
+        if self._pooled is None:
             assert self._opening is not None, "open() first"
             session = FindSession(*self._opening)
             session.__enter__()
-            self.finder = PooledFinder(session)
-        return self.finder
+            self._pooled = PooledFinder(session)
+        return self._pooled
 
     def find(self, identifier: Dataset) -> FindOutcome:
         return self._pool().find(identifier)
@@ -146,10 +146,10 @@ class KeptFinder:
     @property
     def requests(self) -> int:
         """C-FIND requests sent so far, by every pool it has had."""
-        return self._asked_before + (self.finder.requests if self.finder else 0)
+        return self._asked_before + (self._pooled.requests if self._pooled else 0)
 
     def close(self, interrupted: bool = False) -> None:
-        finder, self.finder = self.finder, None
+        finder, self._pooled = self._pooled, None
         if finder is not None:
             self._asked_before += finder.requests
             finder.close(interrupted)

@@ -25,17 +25,18 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from qrtui import clock
 from qrtui.demo.faults import Faults, miscount, misname_stores
+from qrtui.demo.records import (
+    LEVEL_KEYS,
+    RANGE_KEYS,
+    UID_KEYS,
+    in_range,
+    query_records,
+    values,
+)
 from qrtui.demo.studies import DemoStudy, demo_studies
 from qrtui.dicom.assoc import tune_socket
 from qrtui.dicom.storescp import SERVER_POLL_SECONDS
 
-LEVEL_KEYS = {
-    "STUDY": ("StudyInstanceUID",),
-    "SERIES": ("StudyInstanceUID", "SeriesInstanceUID"),
-    "IMAGE": ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"),
-}
-_UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"}
-_RANGE_KEYS = {"StudyDate", "StudyTime", "SeriesDate", "SeriesTime"}
 _STATUS_OUT_OF_RESOURCES = 0xA700
 
 
@@ -152,60 +153,7 @@ class DemoPacs:
     # ------------------------------------------------------------ C-FIND
 
     def records(self, level: str) -> list[dict[str, Any]]:
-        if level == "IMAGE":
-            return [
-                {
-                    "StudyInstanceUID": o.StudyInstanceUID,
-                    "SeriesInstanceUID": o.SeriesInstanceUID,
-                    "SOPInstanceUID": o.SOPInstanceUID,
-                    "SOPClassUID": o.SOPClassUID,
-                    "InstanceNumber": o.InstanceNumber,
-                }
-                for o in self.objects
-            ]
-        series: dict[str, dict[str, Any]] = {}
-        for o in self.objects:
-            record = series.setdefault(
-                o.SeriesInstanceUID,
-                {
-                    "StudyInstanceUID": o.StudyInstanceUID,
-                    "SeriesInstanceUID": o.SeriesInstanceUID,
-                    "Modality": o.Modality,
-                    "SeriesDescription": o.SeriesDescription,
-                    "SeriesNumber": o.SeriesNumber,
-                    "SeriesDate": o.SeriesDate,
-                    "SeriesTime": o.SeriesTime,
-                    "StationName": o.StationName,
-                    "NumberOfSeriesRelatedInstances": 0,
-                },
-            )
-            record["NumberOfSeriesRelatedInstances"] += 1
-        if level == "SERIES":
-            return list(series.values())
-        studies: dict[str, dict[str, Any]] = {}
-        for o in self.objects:
-            record = studies.setdefault(
-                o.StudyInstanceUID,
-                {
-                    "StudyInstanceUID": o.StudyInstanceUID,
-                    "StudyDate": o.StudyDate,
-                    "StudyTime": o.StudyTime,
-                    "StudyDescription": o.StudyDescription,
-                    "AccessionNumber": o.AccessionNumber,
-                    "PatientName": str(o.PatientName),
-                    "PatientID": o.PatientID,
-                    "ModalitiesInStudy": [],
-                    "NumberOfStudyRelatedSeries": 0,
-                },
-            )
-            if o.Modality not in record["ModalitiesInStudy"]:
-                record["ModalitiesInStudy"].append(o.Modality)
-        for s in series.values():
-            studies[s["StudyInstanceUID"]]["NumberOfStudyRelatedSeries"] += 1
-        if self.faults.miscount_series:
-            for study in studies.values():
-                study["NumberOfStudyRelatedSeries"] += 1
-        return list(studies.values())
+        return query_records(self.objects, level, self.faults.miscount_series)
 
     def _hidden(self) -> set[str]:
         f = self.faults
@@ -241,23 +189,23 @@ class DemoPacs:
             if keyword == "ModalitiesInStudy":
                 if self.faults.ignore_modalities_in_study:
                     continue
-                asked = _values(value)
+                asked = values(value)
                 if not set(asked) & set(record[keyword]):
                     return False
-            elif keyword in _UID_KEYS:
-                asked = _values(value)
+            elif keyword in UID_KEYS:
+                asked = values(value)
                 if len(asked) > 1 and self.faults.ignore_uid_lists:
                     continue
                 if str(record[keyword]) not in asked:
                     return False
-            elif keyword in _RANGE_KEYS:
+            elif keyword in RANGE_KEYS:
                 if self.faults.ignore_dates:
                     continue
                 if keyword == "StudyTime" and record["StudyInstanceUID"] in (
                     self.faults.unmatched_by_time
                 ):
                     return False
-                if not _in_range(str(record[keyword]), str(value)):
+                if not in_range(str(record[keyword]), str(value)):
                     return False
             elif not fnmatch.fnmatchcase(str(record[keyword]), str(value)):
                 return False
@@ -305,7 +253,7 @@ class DemoPacs:
 
     def _answered(self, identifier: Dataset, level: str) -> list[dict[str, Any]]:
         records = self.matches(identifier)
-        asked = _values(identifier.get("StudyInstanceUID", ""))
+        asked = values(identifier.get("StudyInstanceUID", ""))
         other = self.faults.foreign_series.get(asked[0]) if len(asked) == 1 else None
         if level == "SERIES" and other:
             records += [r for r in self.records(level) if r["StudyInstanceUID"] == other]
@@ -318,7 +266,7 @@ class DemoPacs:
         if level not in LEVEL_KEYS:
             return []
         keys = LEVEL_KEYS[level][-1:] if self.faults.lowest_key_only else LEVEL_KEYS[level]
-        wanted = {key: _values(identifier.get(key, "")) for key in keys}
+        wanted = {key: values(identifier.get(key, "")) for key in keys}
         return [
             o
             for o in self.objects
@@ -406,22 +354,3 @@ class DemoPacs:
         if self.faults.also_send:
             objects += [o for o in self.objects if o.StudyInstanceUID == self.faults.also_send]
         return objects
-
-
-def _values(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [v.strip() for v in value.split("\\") if v.strip()]
-    try:
-        return [str(v).strip() for v in value if str(v).strip()]
-    except TypeError:
-        return [str(value).strip()]
-
-
-def _in_range(actual: str, wanted: str) -> bool:
-    """DICOM range matching: 'A', 'A-B', 'A-', '-B' (dates or times)."""
-    if "-" not in wanted:
-        return actual.startswith(wanted) or actual == wanted
-    start, end = wanted.split("-", 1)
-    width = max(len(start), len(end))
-    value = actual[:width] if width else actual
-    return (not start or value >= start[: len(value)]) and (not end or value <= end[: len(value)])

@@ -495,6 +495,27 @@ def test_a_node_gone_in_the_early_retrieve_ends_the_run_unreachable(tmp_path, mo
     assert outcome.summary is not None and outcome.summary.stored == 0
 
 
+def test_a_node_gone_in_a_series_query_leaves_the_users_cancel_alone(tmp_path):
+    """The node drops every series query of a run with a cancel event (as the TUI's): the
+    run ends unreachable and the event stays unset, so the face reports the failure, not a
+    stop that nobody asked for."""
+    pacs = population()
+    answer = pacs._on_find
+
+    def series_gone(event):
+        if event.identifier.QueryRetrieveLevel == "SERIES":
+            event.assoc.abort()
+            return
+        yield from answer(event)
+
+    pacs._on_find = series_gone
+    cancel = threading.Event()
+    with pacs:
+        outcome = job(pacs, tmp_path, cancel=cancel)
+    assert outcome.status == EXIT_UNREACHABLE, outcome.message
+    assert not cancel.is_set(), "the node's failure is not the user's cancel"
+
+
 def test_a_study_refused_among_the_first_leaves_its_day_not_done(tmp_path, monkeypatch):
     """The early part fails (the PACS refuses its study), the rest of the day comes in: the
     run is partial, that day is not done, and the run again asks it alone."""

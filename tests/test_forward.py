@@ -24,11 +24,14 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from qrtui import worker
 from qrtui.config import Config, Profile, save_config
 from qrtui.config.destinations import Destination
-from qrtui.demo import demo_config
+from qrtui.demo import DEMO_REMOTE, DEMO_STORE, demo_config
 from qrtui.demo.pacs import DemoPacs
 from qrtui.demo.studies import dose_uids
+from qrtui.query import build_query
+from qrtui.status import EXIT_UNREACHABLE
 from qrtui.store import INDEX_NAME, Store
 from tests.conftest import qrtui, require
 from tests.servers import ORTHANC_BIN, Orthanc, free_port, wait_until_listening
@@ -692,3 +695,37 @@ def test_a_profile_forward_list_wins_in_the_tui_s_retrieve_too(tmp_path):
                                params=params)  # fmt: skip
     assert done.status == 0, done.message
     assert done.delivery is not None and done.delivery.sent == len(held(config)) > 0
+
+
+def test_a_retrieve_that_loses_its_node_still_delivers_what_came(tmp_path):
+    """The TUI hands every job a cancel event. A retrieve whose node goes away partway ends
+    unreachable, and leaves that event alone: the objects that did arrive are delivered in
+    the same run, and the face reports no stop that nobody asked for."""
+    folder = Destination("folder", directory=tmp_path / "import-folder")
+    pacs = DemoPacs(today=TODAY)
+    send_objects, requests = pacs._sub_operations, []
+
+    def gone_after_three(event):  # the fourth retrieve on loses its association
+        requests.append(event)
+        if len(requests) > 3:
+            event.assoc.abort()
+            return
+        yield from send_objects(event)
+
+    pacs._sub_operations = gone_after_three
+    cancel = threading.Event()
+    with pacs:
+        config = configure(tmp_path, pacs, folder)
+        flags = {group: True for group in GROUPS}
+        params = build_query(today=TODAY, date_from=YESTERDAY.isoformat(), **flags)
+        outcome = worker.run(
+            config, config.remote(DEMO_REMOTE), config.store(DEMO_STORE), params,
+            dry_run=False, cancel=cancel, context=worker.RunContext(),
+        )  # fmt: skip
+    assert outcome.status == EXIT_UNREACHABLE, outcome.message
+    assert not cancel.is_set(), "the node's failure is not the user's cancel"
+    stored = held(config)
+    assert stored, "some objects came before the node went"
+    assert outcome.delivery is not None and outcome.delivery.sent == len(stored)
+    delivered = sorted(p.name for p in (tmp_path / "import-folder").rglob("*.dcm"))
+    assert delivered == sorted(f"{uid}.dcm" for uid in stored)

@@ -10,7 +10,7 @@ import pytest
 from qrtui.config import RemoteNode
 from qrtui.dicom.pool import SessionPool
 from qrtui.dicom.retrieve import RetrieveSession, series_identifier
-from qrtui.dicom.session import Session
+from qrtui.dicom.session import LinkedCancel, Session
 from qrtui.retrieve import Retriever
 from qrtui.selection import Decision, Pick, Series, Study, StudyPlan
 from tests.fake_pacs import FakePacs
@@ -113,3 +113,20 @@ def test_a_pool_closes_its_sessions_at_once_and_says_what_failed(interrupted):
     with pytest.raises(RuntimeError, match="release failed"):
         pool.close(interrupted=interrupted)
     assert [s.closed_cancelled for s in sessions] == [interrupted] * 3  # every one closed
+
+
+def test_a_pools_own_cancel_follows_the_users_and_never_sets_it():
+    """Set by the pool (a failed request), it leaves the user's event alone; set by the
+    user, it is set, and a wait on it ends."""
+    users = threading.Event()
+    own = LinkedCancel(users)
+    own.set()
+    assert own.is_set() and not users.is_set()
+    own.clear()
+    assert not own.is_set() and not own.wait(0)
+    waited: list[bool] = []
+    waiter = threading.Thread(target=lambda: waited.append(own.wait()))
+    waiter.start()
+    users.set()
+    waiter.join(30)
+    assert waited == [True] and own.is_set()

@@ -142,3 +142,26 @@ async def test_q_during_a_backfill_stops_it_then_exits_as_interrupted(tmp_path):
         assert quitting
         await quitting[0].wait()
     assert app.return_code == 130
+
+
+async def test_a_backfill_whose_node_goes_away_says_so_not_stopped(tmp_path):
+    """Every retrieve loses its association: the screen tells the node's failure (status 3),
+    not "Stopped after", which would read as the user's own cancel."""
+    pacs = population()
+
+    def gone(event):
+        event.assoc.abort()
+        yield from ()
+
+    pacs._sub_operations = gone
+    with pacs:
+        app = backfill_app(tmp_path, pacs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await ask_for_the_range(app, pilot)
+            await pilot.press("b")
+            await pilot.pause()
+            screen = app.screen
+            await settle(app, pilot)
+            assert status(screen).startswith("Backfill ended (status 3): remote demo"), status(
+                screen
+            )

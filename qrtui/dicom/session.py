@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Self, TypeVar
 
@@ -31,6 +32,30 @@ def node_peer(node: RemoteNode) -> Peer:
     return Peer(
         node.aet, node.host, node.port, node.timeout, node.dimse_timeout, client_context(node)
     )
+
+
+class LinkedCancel(threading.Event):
+    """The cancel a pool's sessions share: set by the caller's cancel, or by the pool itself
+    when a request fails (its siblings are aborted). Setting it leaves the caller's event
+    alone, so a node's failure is never taken for the user's cancel."""
+
+    POLL = 0.05  # seconds between looks at the caller's event while waiting
+
+    def __init__(self, outer: threading.Event | None) -> None:
+        super().__init__()
+        self.outer = outer
+
+    def is_set(self) -> bool:
+        return super().is_set() or (self.outer is not None and self.outer.is_set())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = self.POLL if deadline is None else min(self.POLL, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            super().wait(left)
+        return True
 
 
 class Session:

@@ -16,7 +16,7 @@ from qrtui.dicom.assoc import AssociationFailed
 from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
 from qrtui.dicom.echo import directory_problem
 from qrtui.dicom.find import FindOutcome, FindSession, PooledFinder
-from qrtui.dicom.session import Cancelled, SessionFailed
+from qrtui.dicom.session import Cancelled, LinkedCancel, SessionFailed
 from qrtui.events import Emit, Paused
 from qrtui.funnel import Funnel, OnHead
 from qrtui.learned import Findings, load_learned, save_learned
@@ -130,7 +130,9 @@ class KeptFinder:
     def _pool(self) -> PooledFinder:
         if self._pooled is None:
             assert self._opening is not None, "open() first"
-            session = FindSession(*self._opening)
+            calling_aet, node, cancel = self._opening
+            # a pool's cancel of its own: a failed request aborts the pool, not the user's run
+            session = FindSession(calling_aet, node, LinkedCancel(cancel))
             session.__enter__()
             self._pooled = PooledFinder(session)
         return self._pooled

@@ -12,7 +12,7 @@ from qrtui.dicom.assoc import AssociationFailed
 from qrtui.dicom.echo import EchoResult as EchoResult  # re-exported for the faces
 from qrtui.dicom.pool import SessionPool
 from qrtui.dicom.retrieve import RetrieveSession
-from qrtui.dicom.session import SessionFailed
+from qrtui.dicom.session import LinkedCancel, SessionFailed
 from qrtui.dicom.storescp import Receiver, StorageSCP
 from qrtui.events import Emit
 from qrtui.funnel import INSTANCES_HELD, FunnelResult
@@ -158,7 +158,7 @@ def _retriever(
                 scp.listening()
         get = remote.retrieve in ("get", "auto")
         sop_classes = get_sop_classes(result.to_fetch) if get else ()
-        cancel = cancel or threading.Event()
+        cancel = LinkedCancel(cancel)  # a failed request aborts the pool, not the user's run
 
         def session(patient: bool = False) -> RetrieveSession:
             return RetrieveSession(

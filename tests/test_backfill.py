@@ -548,14 +548,25 @@ def test_a_funnel_decided_in_two_parts_counts_as_one_does():
     counts as one pass (series queries aside: the first part asks for its own list)."""
     flags = {g.lower(): True for g in GROUPS}
     params = build_query(today=TODAY, date_from=LAST.isoformat(), **flags)
-    results, heads = [], []
+    results, heads, shown = [], [], []
     with DemoPacs(today=TODAY) as pacs:  # its 21 studies of yesterday, of every kind
         node = RemoteNode("demo", pacs.aet, "127.0.0.1", pacs.port, timeout=10)
         for head in (0, 12):
+            progress: dict[str, list[tuple[int, int | None]]] = {}
+            shown.append(progress)
+
+            def show(event, progress=progress):
+                if isinstance(event, FunnelProgress) and event.stage.endswith("query"):
+                    progress.setdefault(event.stage, []).append((event.done, event.total))
+
             with FindSession("QRTUI", node) as session:
-                funnel = Funnel(session, node, params, today=TODAY)
+                funnel = Funnel(session, node, params, emit=show, today=TODAY)
                 results.append(funnel.run(head, heads.append))
     one, parts = results
+    steps = shown[1]["series query"]  # on screen: one stage of the window's studies
+    assert steps[-1] == shown[0]["series query"][-1], (steps, shown[0]["series query"])
+    assert [done for done, _ in steps] == sorted(done for done, _ in steps), steps
+    assert {total for _, total in steps} == {shown[0]["series query"][-1][1]}, steps
     assert len(heads) == 1 and 0 < len(heads[0]) <= 12 and all(p in parts.plans for p in heads[0])
     assert sorted(p.study.study_instance_uid for p in one.plans) == sorted(
         p.study.study_instance_uid for p in parts.plans

@@ -49,7 +49,10 @@ class Funnel(StudyQueries, SeriesQueries):
         self._recheck_round_answers()
         studies = self._study_filters(studies)
         if on_head is not None and 0 < head < len(studies):
+            # progress counts the window's studies across both parts, not each part anew
+            self.stage_parts["series query"] = (0, len(studies))
             self._decide(studies[:head])
+            self.stage_parts["series query"] = (head, len(studies))
             on_head(list(self.result.plans))
             studies = studies[head:]
         self._decide(studies)

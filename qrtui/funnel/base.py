@@ -144,6 +144,8 @@ class FunnelBase:
         self.learned_cap = self.knowledge.result_cap  # updated when this run meets a cap
         self.cap_forgotten = False  # a complete answer held more than the learned cap
         self._cut_at: dict[int, int] = {}  # answers cut short by a failure, by their size
+        # a stage run in parts (Funnel.run's head): (done before this part, whole total)
+        self.stage_parts: dict[str, tuple[int, int | None]] = {}
         self._round_accepted: list[tuple[str, str, int]] = []  # unsplittable, taken as whole
         self.today = today or clock.today()
         self.split_budget = max(
@@ -184,7 +186,10 @@ class FunnelBase:
         self.emit(Notice(line))
 
     def _progress(self, stage: str, done: int, total: int | None) -> None:
-        self.emit(FunnelProgress(stage, done, total, dict(self.counts)))
+        before, whole = self.stage_parts.get(stage, (0, None))
+        if total is not None:
+            total = whole if whole is not None else before + total
+        self.emit(FunnelProgress(stage, before + done, total, dict(self.counts)))
 
     def _drop(self, study: Study, counter: str, reason: str) -> None:
         self._count(counter)

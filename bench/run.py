@@ -8,6 +8,8 @@ Population: 200 CT studies (a tiny CT image and an RDSR each) and 10 MG studies 
   to fetch, twice: movescu into a running storescp, and getscu. The reference is the queries
   plus the faster of the two. Its queries are written beforehand from the known population, so
   DCMTK spends nothing on deciding: the reference is a lower bound for a serial tool.
+Tuned, each side runs `--rounds` times (default 5), in turn, and each figure is the median;
+a process's time is taken as it exits.
 
 Run from the project root: `python bench/run.py` (needs orthanc and dcmtk installed).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,6 +109,19 @@ class Run:
         )
 
 
+def median_run(runs: Sequence[Run]) -> Run:
+    """Each figure's median over rounds; the highest peak RSS and exit status."""
+
+    def median(name: str) -> float:
+        return statistics.median(getattr(r, name) for r in runs)
+
+    return Run(
+        median("seconds"), max(r.peak_rss_kb for r in runs), runs[0].objects,
+        median("megabytes"), median("queries"), max(r.status for r in runs),
+        median("move"), median("get"),
+    )  # fmt: skip
+
+
 def timed(
     command: Sequence[str], env: dict[str, str], ok: Sequence[int] = (0,)
 ) -> tuple[float, int]:
@@ -117,11 +133,19 @@ def timed(
     errors: list[bytes] = []
     reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()))  # type: ignore[union-attr]
     reader.start()
+    ended: list[float] = []  # taken as the process ends, not at the next 20 ms look
+
+    def wait() -> None:
+        proc.wait()
+        ended.append(time.perf_counter())
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
     peak = 0
-    while proc.poll() is None:
+    while waiter.is_alive():
         peak = max(peak, _high_water_kb(proc.pid))
-        time.sleep(0.02)
-    elapsed = time.perf_counter() - started
+        waiter.join(0.02)
+    elapsed = ended[0] - started
     reader.join()
     if proc.returncode not in ok:
         raise SystemExit(f"{command[0]} failed ({proc.returncode}): {errors[0].decode()[-2000:]}")
@@ -319,6 +343,9 @@ def main() -> None:
         "--wide", type=int, default=10000, help="studies in the memory run (0: skip)"
     )
     parser.add_argument("--wide-days", type=int, default=30, help="days the memory run spans")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="tuned: rounds of each side, in turn; medians"
+    )
     args = parser.parse_args()
     for tool in ("Orthanc", "findscu", "movescu", "getscu", "storescp"):
         if not shutil.which(tool):
@@ -362,17 +389,29 @@ def main() -> None:
                 },
                 env=env,
             ).start()
+            rounds = args.rounds if mode == "tuned" else 1  # as shipped, DCMTK takes a minute
+            theirs: list[Run] = []
+            mine: list[Run] = []
             try:
                 pacs.upload(pop.files)
-                dcmtk = dcmtk_reference(pop, pacs, work / "dcmtk", env)
-                ours = qrtui_run(pacs, work / "qrtui", store_port, env)
+                for n in range(rounds):  # in turn, so that a drift of the machine hits both
+                    theirs.append(dcmtk_reference(pop, pacs, work / f"dcmtk-{n}", env))
+                    mine.append(qrtui_run(pacs, work / f"qrtui-{n}", store_port, env))
             finally:
                 pacs.stop()
-            for name, run in (("dcmtk", dcmtk), ("qrtui", ours)):
-                if run.objects != expected:
-                    print(f"  warning: {name} received {run.objects} objects, not {expected}")
+            for name, runs in (("dcmtk", theirs), ("qrtui", mine)):
+                for run in runs:
+                    if run.objects != expected:
+                        print(f"  warning: {name} received {run.objects} objects, not {expected}")
+            dcmtk, ours = median_run(theirs), median_run(mine)
             results[mode] = dcmtk, ours
             print(f"\n{mode} (TCP_NODELAY={env.get('TCP_NODELAY', 'unset')}):")
+            if rounds > 1:
+                print(f"  medians of {rounds} rounds, in turn:")
+                for name, runs in (("DCMTK", theirs), ("qrtui", mine)):
+                    whole = " ".join(f"{r.seconds:.2f}" for r in runs)
+                    queries = " ".join(f"{r.queries:.2f}" for r in runs)
+                    print(f"    {name}: whole {whole} s; queries {queries} s")
             print("  " + dcmtk.line("DCMTK serial reference"))
             faster = "getscu" if dcmtk.get < dcmtk.move else "movescu"
             print(
@@ -385,7 +424,7 @@ def main() -> None:
                 f"{ours.queries:.2f} s; qrtui exit status {ours.status}"
             )
             print(f"  ratio qrtui / DCMTK: {ours.seconds / dcmtk.seconds:.2f}")
-        targets = {"shipped": 0.3, "tuned": 2.0}
+        targets = {"shipped": 0.15, "tuned": 2.0}  # issue 26
         print()
         for mode, (dcmtk, ours) in results.items():
             ratio = ours.seconds / dcmtk.seconds
@@ -393,8 +432,8 @@ def main() -> None:
             print(f"{mode}: {ratio:.2f}x DCMTK (target <= {targets[mode]}x): {verdict}")
             if mode == "tuned":
                 funnel = ours.queries / dcmtk.queries
-                verdict = "met" if funnel <= 1.5 else "NOT met"
-                print(f"tuned, the funnel alone: {funnel:.2f}x DCMTK's queries (target <= 1.5x): "
+                verdict = "met" if funnel <= 1.0 else "NOT met"
+                print(f"tuned, the funnel alone: {funnel:.2f}x DCMTK's queries (target <= 1.0x): "
                       f"{verdict}")  # fmt: skip
             print(f"{mode}: qrtui exit status {ours.status} (target 0)")
         peak = max((r.peak_rss_kb for pair in results.values() for r in pair), default=0)

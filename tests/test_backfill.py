@@ -66,9 +66,10 @@ def job(
     first: date = FIRST,
     cancel: threading.Event | None = None,
     on_window: streaming.OnWindow | None = None,
+    **remote: object,
 ) -> worker.JobOutcome:
     """The range run as a backfill; by default a window a day."""
-    config = demo_config(directory, pacs, window_studies=window_studies)
+    config = demo_config(directory, pacs, window_studies=window_studies, **remote)
     flags = {g.lower(): True for g in GROUPS}
     params = build_query(
         today=TODAY, date_from=first.isoformat(), date_until=LAST.isoformat(), **flags
@@ -514,6 +515,21 @@ def test_a_node_gone_in_a_series_query_leaves_the_users_cancel_alone(tmp_path):
         outcome = job(pacs, tmp_path, cancel=cancel)
     assert outcome.status == EXIT_UNREACHABLE, outcome.message
     assert not cancel.is_set(), "the node's failure is not the user's cancel"
+
+
+@pytest.mark.parametrize("first_studies", [8, 1], ids=["early-part", "one-study-early"])
+def test_a_retrieve_that_cannot_work_stops_the_backfill(tmp_path, monkeypatch, first_studies):
+    """Every C-MOVE refused (the node does not know our store): the retrieve stops, as
+    asking again cannot help, and so does the backfill, with a cancel event as the TUI's:
+    not a window's queries and requests more, for every window of the range."""
+    monkeypatch.setattr(streaming, "FIRST_STUDIES", first_studies)
+    pacs = population()
+    pacs.faults = Faults(move_status=0xA801)
+    with pacs:
+        outcome = job(pacs, tmp_path, cancel=threading.Event(), retrieve="move")
+    moves = [r for r in pacs.requests if r[1] == "C-MOVE"]
+    assert outcome.status == EXIT_PARTIAL and "cancelled" not in outcome.message
+    assert len(moves) == 1, moves
 
 
 def test_a_study_refused_among_the_first_leaves_its_day_not_done(tmp_path, monkeypatch):

@@ -75,7 +75,7 @@ class SessionPool(Generic[S]):
             for item in items:
                 yield self.run(work, item)
             return
-        cancel = self._sessions[0].cancel  # shared by every session, and the caller's
+        cancel = self._sessions[0].cancel  # shared by every session; it reads the caller's
         stopped_here = False
         try:
             with ThreadPoolExecutor(self.size, thread_name_prefix="qrtui-request") as pool:

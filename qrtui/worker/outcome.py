@@ -35,6 +35,7 @@ class JobOutcome:
     delivery: DeliveryReport | None = None  # what its delivery pass came to
     custody: PlanSpool | None = None  # a run in days: its plans' entries, let go from memory
     owed_decided: bool = True  # False: stopped before the studies owed were planned and fetched
+    hopeless: bool = False  # every request failed the same way: asking more cannot help
 
 
 @dataclass(frozen=True)

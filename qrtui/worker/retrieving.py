@@ -101,7 +101,7 @@ def _retrieve(
 ) -> JobOutcome:
     held = result.counts.get(INSTANCES_HELD, 0)
     summary = RetrieveSummary(skipped_already_held=held)
-    status, message = EXIT_OK, ""
+    status, message, hopeless = EXIT_OK, "", False
     try:
         with contextlib.ExitStack() as stack:
             if store is None:
@@ -119,7 +119,7 @@ def _retrieve(
         return JobOutcome(EXIT_USAGE, str(exc), result, summary)
     except RetrieveStopped as exc:
         summary.problems.append(str(exc))
-        status, message = EXIT_PARTIAL, str(exc)
+        status, message, hopeless = EXIT_PARTIAL, str(exc), True
     except (AssociationFailed, SessionFailed) as exc:
         summary.problems.append(str(exc))
         status, message = EXIT_UNREACHABLE, f"remote {remote.name}: {exc}"
@@ -133,7 +133,7 @@ def _retrieve(
         status, message = EXIT_PARTIAL, unclean_message(summary)
     if status == EXIT_OK and result.incomplete:
         status, message = EXIT_PARTIAL, incomplete_message(result)
-    return JobOutcome(status, message, result, summary)
+    return JobOutcome(status, message, result, summary, hopeless=hopeless)
 
 
 @contextlib.contextmanager

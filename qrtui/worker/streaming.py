@@ -98,8 +98,9 @@ def run_days(
                 config, remote, store_node, head, emit=emit, cancel=cancel, store=store
             )
             early.append(fetched)
-            if fetched.status == EXIT_UNREACHABLE or (cancel is not None and cancel.is_set()):
-                raise _WindowStopped  # the node is gone, or the run stopped: ask no more
+            gone = fetched.status == EXIT_UNREACHABLE or fetched.hopeless
+            if gone or (cancel is not None and cancel.is_set()):
+                raise _WindowStopped  # the node is gone or refuses, or the run stopped
 
     try:
         while position < len(todo):
@@ -159,8 +160,8 @@ def run_days(
                     seconds / position * (len(todo) - position),
                 )
             )  # fmt: skip
-            if part.status == EXIT_UNREACHABLE:
-                break  # the node is gone: no next window
+            if part.status == EXIT_UNREACHABLE or part.hopeless:
+                break  # the node is gone, or refuses every retrieve: no next window
     finally:
         kept.close()
     if outcome.status == EXIT_OK and result.incomplete:
@@ -230,7 +231,10 @@ def _joined(parts: list[JobOutcome]) -> JobOutcome:
             summary.studies.update(part.summary.studies)
     failed = [p for p in parts if p.status != EXIT_OK]
     first = failed[0] if failed else parts[-1]
-    return replace(parts[-1], status=first.status, message=first.message, summary=summary)
+    hopeless = any(p.hopeless for p in parts)
+    return replace(
+        parts[-1], status=first.status, message=first.message, summary=summary, hopeless=hopeless
+    )
 
 
 def _add_result(total: FunnelResult, part: FunnelResult) -> None:

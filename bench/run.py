@@ -434,9 +434,10 @@ def main() -> None:
             print(f"{mode}: {ratio:.2f}x DCMTK (target <= {targets[mode]}x): {verdict}")
             if mode == "tuned":
                 funnel = ours.queries / dcmtk.queries
-                verdict = "met" if funnel <= 1.0 else "NOT met"
-                print(f"tuned, the funnel alone: {funnel:.2f}x DCMTK's queries (target <= 1.0x): "
-                      f"{verdict}")  # fmt: skip
+                line = f"tuned, the funnel alone: {funnel:.2f}x DCMTK's queries"
+                if args.same_second:  # issue 26 sets its target on this population
+                    line += f" (target <= 1.0x): {'met' if funnel <= 1.0 else 'NOT met'}"
+                print(line)
             print(f"{mode}: qrtui exit status {ours.status} (target 0)")
         peak = max((r.peak_rss_kb for pair in results.values() for r in pair), default=0)
         print(f"peak RSS of every run: {peak / 1024:.0f} MB (target < 200 MB)")

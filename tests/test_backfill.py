@@ -83,6 +83,19 @@ def job(
     )  # fmt: skip
 
 
+def lost_when(handler, lost):
+    """The demo PACS's `handler`, except that a request for which `lost(event)` holds loses
+    its association instead of an answer."""
+
+    def answer(event):
+        if lost(event):
+            event.assoc.abort()
+            return
+        yield from handler(event)
+
+    return answer
+
+
 def files(store: Path) -> dict[str, str]:
     with sqlite3.connect(store / INDEX_NAME) as db:
         return dict(db.execute("SELECT sop_instance_uid, path FROM instances"))
@@ -501,15 +514,7 @@ def test_a_node_gone_in_a_series_query_leaves_the_users_cancel_alone(tmp_path):
     run ends unreachable and the event stays unset, so the face reports the failure, not a
     stop that nobody asked for."""
     pacs = population()
-    answer = pacs._on_find
-
-    def series_gone(event):
-        if event.identifier.QueryRetrieveLevel == "SERIES":
-            event.assoc.abort()
-            return
-        yield from answer(event)
-
-    pacs._on_find = series_gone
+    pacs._on_find = lost_when(pacs._on_find, lambda e: e.identifier.QueryRetrieveLevel == "SERIES")
     cancel = threading.Event()
     with pacs:
         outcome = job(pacs, tmp_path, cancel=cancel)

@@ -182,6 +182,8 @@ def test_knob_abort_mid_retrieve_then_the_next_run_completes(pacs, tmp_path):
     assert first.status == 3 and "lost" in first.message and first.summary.problems
     partial = stored(tmp_path / "store")
     assert partial < expected(pacs, ("MG",))
+    # an object sent again on the re-opened association is stored once, and counted once
+    assert first.summary.stored == len(partial) < first.summary.received
     pacs.faults = Faults()
     second = run(pacs, tmp_path, groups=("MG",))
     assert second.status == 0

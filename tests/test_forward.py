@@ -36,6 +36,7 @@ from qrtui.store import INDEX_NAME, Store
 from tests.conftest import qrtui, require
 from tests.servers import ORTHANC_BIN, Orthanc, free_port, wait_until_listening
 from tests.studies import rdsr_store
+from tests.test_backfill import lost_when
 
 TODAY = date(2026, 3, 10)
 YESTERDAY = TODAY - timedelta(days=1)
@@ -703,16 +704,11 @@ def test_a_retrieve_that_loses_its_node_still_delivers_what_came(tmp_path):
     the same run, and the face reports no stop that nobody asked for."""
     folder = Destination("folder", directory=tmp_path / "import-folder")
     pacs = DemoPacs(today=TODAY)
-    send_objects, requests = pacs._sub_operations, []
-
-    def gone_after_three(event):  # the fourth retrieve on loses its association
-        requests.append(event)
-        if len(requests) > 3:
-            event.assoc.abort()
-            return
-        yield from send_objects(event)
-
-    pacs._sub_operations = gone_after_three
+    requests: list[object] = []
+    # the fourth retrieve on loses its association
+    pacs._sub_operations = lost_when(
+        pacs._sub_operations, lambda e: requests.append(e) or len(requests) > 3
+    )
     cancel = threading.Event()
     with pacs:
         config = configure(tmp_path, pacs, folder)

@@ -58,6 +58,7 @@ def test_a_dropped_association_is_reopened_once_and_the_request_asked_again(tmp_
     assert status == 0, stderr
     assert stored(tmp_path / "store") == dose_uids(pacs.studies, ("MG",), YESTERDAY)
     assert doc["retrieve"]["problems"] == [] and doc["retrieve"]["gaps"] == []
+    assert doc["retrieve"]["stored"] == len(stored(tmp_path / "store"))  # each counted once
 
 
 # ---------------------------------------------------------------- 5. silent caps

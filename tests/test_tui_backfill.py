@@ -44,6 +44,17 @@ async def settle(app, pilot) -> None:
     await pilot.pause()
 
 
+async def backfilled(app, pilot):
+    """The ten days asked for and run as a backfill, to the end: its screen."""
+    await ask_for_the_range(app, pilot)
+    await pilot.press("b")
+    await pilot.pause()
+    screen = app.screen
+    assert isinstance(screen, BackfillScreen)
+    await settle(app, pilot)
+    return screen
+
+
 async def ask_for_the_range(app, pilot) -> None:
     """The form filled with the ten days; F5 asks how to run them."""
     form = app.screen
@@ -85,12 +96,7 @@ async def test_a_long_range_runs_as_a_backfill_with_its_progress(tmp_path):
     with population() as pacs:
         app = backfill_app(tmp_path, pacs)
         async with app.run_test(size=(80, 24)) as pilot:
-            await ask_for_the_range(app, pilot)
-            await pilot.press("b")
-            await pilot.pause()
-            screen = app.screen
-            assert isinstance(screen, BackfillScreen)
-            await settle(app, pilot)
+            screen = await backfilled(app, pilot)
             assert status(screen).startswith(f"Backfill done: {DAYS} of {DAYS} days;"), status(
                 screen
             )
@@ -157,11 +163,7 @@ async def test_a_backfill_whose_node_goes_away_says_so_not_stopped(tmp_path):
     with pacs:
         app = backfill_app(tmp_path, pacs)
         async with app.run_test(size=(80, 24)) as pilot:
-            await ask_for_the_range(app, pilot)
-            await pilot.press("b")
-            await pilot.pause()
-            screen = app.screen
-            await settle(app, pilot)
+            screen = await backfilled(app, pilot)
             assert status(screen).startswith("Backfill ended (status 3): remote demo"), status(
                 screen
             )

@@ -73,6 +73,7 @@ class Retriever(ArrivalChecks):
         self._studies_total = 0
         self._told_external = False
         self._failures_in_a_row = 0
+        self._stored_once: set[tuple[str, str]] = set()  # (study, object) counted as stored
         self._anything_worked = False
         # C-GET or C-MOVE: as configured; "auto" tries C-GET first where the node took it
         self.auto = session.offers_get and session.offers_move
@@ -343,12 +344,17 @@ class Retriever(ArrivalChecks):
         return ""
 
     def _count_arrivals(self, arrived: Sequence[Received]) -> None:
+        """Every object received counts; stored, only the first time (a request asked
+        again, on a re-opened association, may bring the same objects again)."""
         s = self.summary
         s.received += len(arrived)
         s.bytes += sum(r.instance.size for r in arrived)
-        stored = sum(not r.probe for r in arrived)
-        s.stored += stored
-        self._outcome.stored += stored
+        new = {
+            (r.instance.study_uid, r.instance.sop_instance_uid) for r in arrived if not r.probe
+        } - self._stored_once
+        self._stored_once |= new
+        s.stored += len(new)
+        self._outcome.stored += len(new)
 
     def _account(self, what: str, outcome: RetrieveOutcome, arrived: list[Received]) -> None:
         with self._lock:

@@ -57,22 +57,25 @@ class WindowProgress:
     """A run in windows (days): how many are done of how many, what arrived so far in this
     run, and an estimate of the time left (None before the first window ends)."""
 
-    done: int
+    done: int  # days that came in whole (and those done before)
     total: int
     day: str  # the window just finished
     received: int
     bytes: int
     seconds: float  # since this run's first window began
     eta_seconds: float | None
+    asked: int  # days this run has been through, whole or not (and those done before)
 
     def line(self) -> str:
-        """days 12/365 done (2026-01-12): 340 objects, 120.3 MB, 2.1 MB/s, about 1 h 20 min left"""
+        """days 12/365 done (2026-01-12): 340 objects, 120.3 MB, 2.1 MB/s, about 1 h 20 min left
+        (or "days 12/365 asked, 9 done", where some did not come in whole)"""
         rate = f", {size_text(int(self.bytes / self.seconds))}/s" if self.seconds > 0 else ""
         left = "" if self.eta_seconds is None else f", about {duration_text(self.eta_seconds)} left"
-        return (
-            f"days {self.done}/{self.total} done ({self.day}): {self.received} objects, "
-            f"{size_text(self.bytes)}{rate}{left}"
-        )
+        days = f"{self.done}/{self.total} done"
+        if self.asked != self.done:
+            days = f"{self.asked}/{self.total} asked, {self.done} done"
+        got = f"{self.received} objects, {size_text(self.bytes)}"
+        return f"days {days} ({self.day}): {got}{rate}{left}"
 
 
 Event = FunnelProgress | Notice | RetrieveProgress | DeliveryProgress | WindowProgress

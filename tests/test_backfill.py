@@ -199,6 +199,23 @@ def test_a_dry_run_goes_day_by_day_too_and_marks_nothing_done(tmp_path):
     assert real.result is not None and real.result.counts[streaming.WINDOWS_BEFORE] == 0
 
 
+def test_days_asked_but_not_in_whole_are_not_called_done(tmp_path):
+    """Every study query fails: each window is asked and none comes in whole. The progress
+    says so (asked, not done), and the run's count of days done stays at 0."""
+    progress: list[WindowProgress] = []
+    pacs = population()
+    pacs.faults = Faults(find_status=0xA700)
+    with pacs:
+        outcome = job(
+            pacs, tmp_path, lambda e: isinstance(e, WindowProgress) and progress.append(e)
+        )
+    assert outcome.status == EXIT_PARTIAL and outcome.result is not None
+    assert outcome.result.counts[windows.WINDOWS_DONE] == 0
+    assert progress and all(w.done == 0 for w in progress)
+    assert progress[-1].asked == DAYS
+    assert progress[-1].line().startswith(f"days {DAYS}/{DAYS} asked, 0 done"), progress[-1].line()
+
+
 def test_a_day_that_did_not_come_in_whole_is_not_done_and_is_asked_again(tmp_path):
     pacs = population()
     late = next(s for s in pacs.studies if s.label == "many9")  # ten days ago: the first day
@@ -245,7 +262,10 @@ def test_windows_grow_with_what_they_hold_and_one_not_whole_is_asked_again(tmp_p
     second = [FIRST + timedelta(days=n) for n in range(1, 9)]
     seen, asked_again, again = withheld_then_again(tmp_path, FIRST + timedelta(days=4))
     labels = [FIRST.isoformat(), f"{second[0]} to {second[-1]}", LAST.isoformat()]
-    assert [(w.day, w.done) for w in seen] == list(zip(labels, [1, 9, 10], strict=True))
+    # the 8-day window is asked, and not done: the progress counts it as asked only
+    assert [(w.day, w.asked, w.done) for w in seen] == list(
+        zip(labels, [1, 9, 10], [1, 1, 2], strict=True)
+    )
     assert again.result is not None
     assert again.result.notices[0] == f"resuming: 2 of {DAYS} days done"
     # the second window's days, from a day again; not the first day nor the last, done

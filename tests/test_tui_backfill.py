@@ -164,6 +164,6 @@ async def test_a_backfill_whose_node_goes_away_says_so_not_stopped(tmp_path):
         app = backfill_app(tmp_path, pacs)
         async with app.run_test(size=(80, 24)) as pilot:
             screen = await backfilled(app, pilot)
-            assert status(screen).startswith("Backfill ended (status 3): remote demo"), status(
-                screen
-            )
+            assert status(screen).startswith(
+                f"Backfill ended (status 3), 0 of {DAYS} days done: remote demo"
+            ), status(screen)

@@ -151,13 +151,13 @@ def run_days(
                 outcome.status, outcome.message = part.status, part.message
             if summary.cancelled and not dry_run:
                 break  # the user stopped inside this window: it is not done, and no next one
-            result.counts[WINDOWS_DONE] += len(window)
+            result.counts[WINDOWS_DONE] += len(window) if whole else 0
             seconds = clock.monotonic() - first
             emit(
                 WindowProgress(
                     result.counts[WINDOWS_DONE], len(days), window_label(window[0], window[-1]),
                     summary.received, summary.bytes, seconds,
-                    seconds / position * (len(todo) - position),
+                    seconds / position * (len(todo) - position), skipped + position,
                 )
             )  # fmt: skip
             if part.status == EXIT_UNREACHABLE or part.hopeless:

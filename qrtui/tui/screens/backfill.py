@@ -157,7 +157,7 @@ Today is never marked done: its studies may still be arriving."""
             self.query_one("#day", Static).update(message.text)
 
     def on_window_update(self, message: WindowUpdate) -> None:
-        self.query_one("#days", ProgressBar).update(progress=message.event.done)
+        self.query_one("#days", ProgressBar).update(progress=message.event.asked)
         if not self.cancel.is_set():
             self._status(message.event.line())
 
@@ -172,8 +172,11 @@ Today is never marked done: its studies may still be arriving."""
             text = f"Stopped after {done} of {self.days} days{objects}: run it again to resume"
         elif outcome.status == 0:
             text = f"Backfill done: {done} of {self.days} days{objects}"
-        else:
-            text = f"Backfill ended (status {outcome.status}): {outcome.message}"
+        else:  # the days done first: the reason may be longer than the line
+            text = (
+                f"Backfill ended (status {outcome.status}), {done} of {self.days} days done: "
+                f"{outcome.message}"
+            )
         self._status(text)
         self._log(text)
         for line in (d.line() for d in outcome.delivery.destinations) if outcome.delivery else ():

@@ -6,6 +6,8 @@ from __future__ import annotations
 from textual.widgets import Static
 
 from qrtui.demo.pacs import DemoPacs
+from qrtui.events import RetrieveProgress
+from qrtui.tui.messages import RetrieveUpdate
 from qrtui.tui.screens.study import StudyDetailScreen
 from tests.test_tui_results import (
     column,
@@ -241,6 +243,11 @@ async def test_quitting_during_a_retrieve_says_so_at_once_and_exits_as_cancelled
             async with app.run_test(size=(80, 24)) as pilot:
                 results = await retrieve_held_by_the_pacs(app, pilot, pacs)
                 await pilot.press("q")
+                status = str(results.query_one("#status", Static).render())
+                assert status.startswith("Stopping: cancelling the retrieve"), status
+                late = RetrieveProgress(0, 1, "20261204 CT series 2 (RDSR)", None, 0, 0, 0, 0, 0)
+                results.post_message(RetrieveUpdate(late))  # progress still on its way
+                await pilot.pause()
                 status = str(results.query_one("#status", Static).render())
                 assert status.startswith("Stopping: cancelling the retrieve"), status
                 pacs.release()

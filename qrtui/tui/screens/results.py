@@ -378,6 +378,7 @@ never in logs, JSON, history or snapshots; off at each start."""
         if not self.busy or self.cancel.is_set():
             return
         self.cancel.set()
+        self._status("Stopping: cancelling the retrieve…")
         self._log("cancelling: C-CANCEL sent; the association is aborted if the node does not stop")
 
     def stop_for_quit(self) -> None:

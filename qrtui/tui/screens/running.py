@@ -117,8 +117,13 @@ class RunningScreen(Screen[None]):
     def on_funnel_update(self, message: FunnelUpdate) -> None:
         event = message.event
         total = f"/{event.total}" if event.total is not None else ""
-        self._status(f"Querying {self.remote.name}: {event.stage} {event.done}{total}")
+        self._progress_status(f"Querying {self.remote.name}: {event.stage} {event.done}{total}")
         self._show_counts(event.counts)
+
+    def _progress_status(self, text: str) -> None:
+        """Progress on the status line, unless it says the job is being stopped."""
+        if not self.cancel.is_set():
+            self._status(text)
 
     def _status(self, text: str) -> None:
         badge = "[PHI shown] " if self.patients is not None else ""
@@ -137,12 +142,13 @@ class RunningScreen(Screen[None]):
         self.query_one("#retrieve-status", Static).update(
             f"{e.completed} done, {e.failed} failed, {e.warning} warn{left}, {size_text(e.bytes)}"
         )
-        self._status(f"Retrieving: {e.current}")
+        self._progress_status(f"Retrieving: {e.current}")
 
     def on_delivery_update(self, message: DeliveryUpdate) -> None:
         e = message.event
-        self._status(f"Delivering to {e.destination}: {e.sent} sent, {e.refused} refused, "
-                     f"{e.left} left")  # fmt: skip
+        self._progress_status(
+            f"Delivering to {e.destination}: {e.sent} sent, {e.refused} refused, {e.left} left"
+        )
 
     def on_deliveries_read(self, message: DeliveriesRead) -> None:
         self.deliveries = message.lines

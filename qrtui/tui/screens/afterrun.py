@@ -35,7 +35,7 @@ class AfterRunScreen(RunningScreen):
             return
         lines = [f"Gaps: {len(gaps)}", *(f"- {g}" for g in gaps), ""]
         lines += [f"Problems: {len(problems)}", *(f"- {p}" for p in problems), ""]
-        lines += [f"Not fetched whole: {len(missing)} (r fetches them)"]
+        lines += [f"Not fetched whole: {len(missing)} (back on Results, r fetches them)"]
         lines += [f"- {date_text(r.study.study_date)} {r.group} {r.study.description}: {why}"
                   for r, why in missing]  # fmt: skip
         self.app.push_screen(TextScreen("Problems", lines))

@@ -167,3 +167,17 @@ async def test_a_backfill_whose_node_goes_away_says_so_not_stopped(tmp_path):
             assert status(screen).startswith(
                 f"Backfill ended (status 3), 0 of {DAYS} days done: remote demo"
             ), status(screen)
+
+
+async def test_the_backfill_question_is_read_whole_at_80_columns(tmp_path):
+    """The question wraps inside its dialog rather than lose its end at the border."""
+    from textual.widgets import Label
+
+    with population() as pacs:
+        app = backfill_app(tmp_path, pacs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await ask_for_the_range(app, pilot)
+            question = app.screen.query(Label).first()
+            inside = app.screen.query_one("#dialog").content_region
+            assert str(question.render()).endswith("plan the whole range first?")
+            assert question.region.right <= inside.right, (question.region, inside)

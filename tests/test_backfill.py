@@ -608,6 +608,11 @@ def test_a_funnel_decided_in_two_parts_counts_as_one_does():
     assert steps[-1] == shown[0]["series query"][-1], (steps, shown[0]["series query"])
     assert [done for done, _ in steps] == sorted(done for done, _ in steps), steps
     assert {total for _, total in steps} == {shown[0]["series query"][-1][1]}, steps
+    for run in shown:  # image queries: one stage too, ending at the count of them
+        steps = run["image query"]
+        assert [done for done, _ in steps] == sorted(done for done, _ in steps), steps
+        assert all(done <= total for done, total in steps), steps
+        assert steps[-1] == (one.counts[IMAGE_QUERIES], one.counts[IMAGE_QUERIES]), steps
     assert len(heads) == 1 and 0 < len(heads[0]) <= 12 and all(p in parts.plans for p in heads[0])
     assert sorted(p.study.study_instance_uid for p in one.plans) == sorted(
         p.study.study_instance_uid for p in parts.plans

@@ -172,10 +172,14 @@ class SeriesQueries(FunnelBase):
                 for study, series in asked
             ]
             listed: dict[str, Series] = {}
-            self._progress("image query", 0, len(asked))
+            # one stage on screen, never starting over: every image query of the funnel so
+            # far (its parts and passes), of those and this pass's; a pass asking none is silent
+            base, total = self.counts[IMAGE_QUERIES], self.counts[IMAGE_QUERIES] + len(asked)
+            if asked:
+                self._progress("image query", base, total)
             answers = self.finder.find_each(queries)
             for done, ((study, series), outcome) in enumerate(zip(asked, answers, strict=True)):
-                self._progress("image query", done, len(asked))
+                self._progress("image query", base + done, total)
                 matches = self._matches(outcome, "image query")
                 self.counts[IMAGE_QUERIES] += 1
                 matches = self._of_asked(
@@ -183,7 +187,8 @@ class SeriesQueries(FunnelBase):
                 )
                 instances = tuple(i for i in (_instance(m) for m in matches) if i)
                 listed[series.series_instance_uid] = replace(series, instances=instances)
-            self._progress("image query", len(asked), len(asked))
+            if asked:
+                self._progress("image query", total, total)
             studies = [
                 self._with_known(
                     replace(

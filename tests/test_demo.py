@@ -377,3 +377,23 @@ def test_the_plan_json_names_the_station_of_each_study_and_series(pacs, tmp_path
     with_station = replace(outcome.result, plans=[named])
     planned = plan_json("demo", "store", outcome.params, with_station)["studies"]
     assert planned[0]["station_name"] == "CT ROOM 1"
+
+
+def test_the_retrieve_totals_on_screen_never_go_back(tmp_path):
+    """Four studies fetched at once: the totals each progress event carries (what the
+    status line shows) count every request in flight, so they only grow."""
+    from qrtui.events import RetrieveProgress
+
+    seen: list[RetrieveProgress] = []
+    with DemoPacs() as pacs:
+        config = demo_config(tmp_path, pacs)
+        params = build_query(today=TODAY, date_from="yesterday", **{g.lower(): True for g in ALL})
+        outcome = worker.run(
+            config, config.remote(DEMO_REMOTE), config.store(DEMO_STORE), params,
+            dry_run=False, emit=lambda e: isinstance(e, RetrieveProgress) and seen.append(e),
+        )  # fmt: skip
+    assert outcome.status == 0 and outcome.summary is not None
+    for name in ("studies_done", "completed", "received", "bytes"):
+        values = [getattr(e, name) for e in seen]
+        assert values == sorted(values), (name, values)
+    assert seen[-1].received == outcome.summary.received

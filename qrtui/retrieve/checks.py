@@ -161,3 +161,15 @@ def tally(reasons: Sequence[str]) -> str:
     for reason in reasons:
         counted[reason] = counted.get(reason, 0) + 1
     return "; ".join(f"{n} x {reason}" if n > 1 else reason for reason, n in counted.items())
+
+
+def destination_advice(node: StoreNode, remote: str) -> str:
+    """What to do where a PACS does not know our store as a move destination."""
+    if node.embedded:
+        where = node.bind if node.bind not in ("0.0.0.0", "::", "") else "this machine's address"
+    else:
+        where = node.host or "?"
+    return (
+        f"register AE title {node.aet}, host {where}, port {node.port} on the PACS "
+        f'(or set retrieve = "get" on remote {remote})'
+    )

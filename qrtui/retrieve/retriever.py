@@ -25,7 +25,8 @@ from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.dicom.storescp import Received, Receiver
 from qrtui.events import Emit, Notice, Paused, RetrieveProgress
 from qrtui.politeness import wait_out_quiet_hours
-from qrtui.retrieve.checks import ArrivalChecks, tally
+from qrtui.retrieve.checks import ArrivalChecks, destination_advice, tally
+from qrtui.retrieve.inflight import InFlight
 from qrtui.retrieve.outcome import RetrieveSummary, StudyOutcome
 from qrtui.retrieve.plans import expected_series, inspect
 from qrtui.selection import WHOLE_STUDY, Decision, Inspected, Pick, StudyPlan, after_probe
@@ -74,6 +75,7 @@ class Retriever(ArrivalChecks):
         self._told_external = False
         self._failures_in_a_row = 0
         self._stored_once: set[tuple[str, str]] = set()  # (study, object) counted as stored
+        self._flying = InFlight()  # each thread's request, until the summary takes it in
         self._anything_worked = False
         # C-GET or C-MOVE: as configured; "auto" tries C-GET first where the node took it
         self.auto = session.offers_get and session.offers_move
@@ -112,20 +114,24 @@ class Retriever(ArrivalChecks):
     def _progress(
         self, current: str, inflight: SubOps | None = None, arrived: Sequence[Received] = ()
     ) -> None:
-        """Totals so far, plus what the current request reported and delivered."""
-        s, now = self.summary, inflight or SubOps()
+        """Totals so far, plus what every request in flight reported and delivered (this
+        thread's now `inflight` and `arrived`)."""
+        s = self.summary
         with self._lock:
+            if inflight is not None:
+                self._flying.update(inflight, arrived)
+            completed, failed, warning, received, size = self._flying.totals()
             self.emit(
                 RetrieveProgress(
                     studies_done=s.studies_done,
                     studies_total=self._studies_total,
                     current=current,
-                    remaining=now.remaining,
-                    completed=s.completed + (now.completed or 0),
-                    failed=s.failed + (now.failed or 0),
-                    warning=s.warning + (now.warning or 0),
-                    received=s.received + len(arrived),
-                    bytes=s.bytes + sum(r.instance.size for r in arrived),
+                    remaining=inflight.remaining if inflight else None,
+                    completed=s.completed + completed,
+                    failed=s.failed + failed,
+                    warning=s.warning + warning,
+                    received=s.received + received,
+                    bytes=s.bytes + size,
                 )
             )
 
@@ -257,6 +263,7 @@ class Retriever(ArrivalChecks):
                     if attempt == 1 and (switched or self._worth_retrying(outcome, now)):
                         with self._lock:
                             self.summary.completed += outcome.counts.completed or 0
+                            self._flying.counts_taken()
                         why = self._shortfall(outcome, now) or outcome.problem()
                         again = " with C-MOVE" if use_get and self.auto else ""
                         self._log(f"{what}: {why}; asking once more{again}")
@@ -267,6 +274,8 @@ class Retriever(ArrivalChecks):
             if len(self._outcome.problems) == reported:  # else said, and the study owed
                 arrived += self._against_the_plan(plan, pick, what, arrived)
         finally:
+            with self._lock:
+                self._flying.done()
             if probe and receiver is not None:
                 receiver.probe_series.discard(series.series_instance_uid)
         return arrived
@@ -302,8 +311,15 @@ class Retriever(ArrivalChecks):
             name = "C-GET" if use_get else "C-MOVE"
             self.summary.methods[name] = self.summary.methods.get(name, 0) + 1
 
+        def mine(received: Sequence[Received]) -> list[Received]:
+            return [
+                r
+                for r in received
+                if r.instance.series_uid == series_uid or series_uid == WHOLE_STUDY
+            ]
+
         def pending(counts: SubOps) -> None:
-            self._progress(what, counts, receiver.since(mark) if receiver else ())
+            self._progress(what, counts, mine(receiver.since(mark)) if receiver else ())
 
         now: list[Received] = []
         try:
@@ -317,13 +333,10 @@ class Retriever(ArrivalChecks):
                     self.summary.methods["C-MOVE"] = self.summary.methods.get("C-MOVE", 0) + 1
                 return self._session().retrieve(ident, pending, False), now
         finally:
-            now += [
-                r
-                for r in (receiver.since(mark) if receiver else [])
-                if r.instance.series_uid == series_uid or series_uid == WHOLE_STUDY
-            ]
+            now += mine(receiver.since(mark)) if receiver else []
             with self._lock:
                 self._count_arrivals(now)
+                self._flying.arrivals_taken()
 
     def _worth_retrying(self, outcome: RetrieveOutcome, arrived: list[Received]) -> bool:
         """Some sub-operations failed, or fewer objects came than reported: a second ask
@@ -366,13 +379,15 @@ class Retriever(ArrivalChecks):
             s.warning += counts.warning or 0
             failed = _failed(outcome)
             s.failed += failed
+            self._flying.counts_taken()
             self._outcome.failed += failed
             if outcome.cancelled:
                 raise Cancelled
             if outcome.status == STATUS_MOVE_DESTINATION_UNKNOWN:
+                name = self.session.node.name
                 raise RetrieveStopped(
-                    f"{self.session.node.name} does not know the move destination "
-                    f"{self.store_node.aet}: {self._destination_advice()}"
+                    f"{name} does not know the move destination {self.store_node.aet}: "
+                    + destination_advice(self.store_node, name)
                 )
             if not outcome.success:
                 self._problem(s.problems, f"{what}: {outcome.problem()}{self._refused_now()}")
@@ -414,24 +429,11 @@ class Retriever(ArrivalChecks):
         if not self.method.get:
             advice = (
                 f"; if the PACS does not know the move destination {self.store_node.aet}, "
-                + self._destination_advice()
+                + destination_advice(self.store_node, self.session.node.name)
             )
         raise RetrieveStopped(
             f"the first {self._failures_in_a_row} requests to {self.session.node.name} all "
             f"failed ({outcome.problem()}{self._refused_now()}): stopping{advice}"
-        )
-
-    def _destination_advice(self) -> str:
-        node = self.store_node
-        if node.embedded:
-            where = (
-                node.bind if node.bind not in ("0.0.0.0", "::", "") else "this machine's address"
-            )
-        else:
-            where = node.host or "?"
-        return (
-            f"register AE title {node.aet}, host {where}, port {node.port} on the PACS "
-            f'(or set retrieve = "get" on remote {self.session.node.name})'
         )
 
 

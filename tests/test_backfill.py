@@ -199,6 +199,21 @@ def test_a_dry_run_goes_day_by_day_too_and_marks_nothing_done(tmp_path):
     assert real.result is not None and real.result.counts[streaming.WINDOWS_BEFORE] == 0
 
 
+def test_no_time_left_is_guessed_from_empty_days_alone(tmp_path):
+    """A range that opens on days with no study: those windows go fast, so they give no
+    estimate of the time left; the first window with studies does."""
+    progress: list[WindowProgress] = []
+    with population() as pacs:
+        outcome = job(
+            pacs, tmp_path, lambda e: isinstance(e, WindowProgress) and progress.append(e),
+            first=FIRST - timedelta(days=15),
+        )  # fmt: skip
+    assert outcome.status == 0, outcome.message
+    empty = [w for w in progress if w.received == 0]
+    assert empty and all(w.eta_seconds is None and "left" not in w.line() for w in empty)
+    assert progress[-1].eta_seconds is not None and progress[-1].received > 0
+
+
 def test_days_asked_but_not_in_whole_are_not_called_done(tmp_path):
     """Every study query fails: each window is asked and none comes in whole. The progress
     says so (asked, not done), and the run's count of days done stays at 0."""

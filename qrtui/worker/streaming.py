@@ -157,7 +157,9 @@ def run_days(
                 WindowProgress(
                     result.counts[WINDOWS_DONE], len(days), window_label(window[0], window[-1]),
                     summary.received, summary.bytes, seconds,
-                    seconds / position * (len(todo) - position), skipped + position,
+                    # empty days go fast: no estimate of the time left until studies are seen
+                    seconds / position * (len(todo) - position) if studies_seen else None,
+                    skipped + position,
                 )
             )  # fmt: skip
             if part.status == EXIT_UNREACHABLE or part.hopeless:

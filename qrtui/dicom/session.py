@@ -49,6 +49,8 @@ class LinkedCancel(threading.Event):
         return super().is_set() or (self.outer is not None and self.outer.is_set())
 
     def wait(self, timeout: float | None = None) -> bool:
+        if self.outer is None:  # nothing else to look at: no polling
+            return super().wait(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.is_set():
             left = self.POLL if deadline is None else min(self.POLL, deadline - time.monotonic())

@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 
 from qrtui.config import StoreNode
 from qrtui.dicom.retrieve import (
+    STATUS_MOVE_DESTINATION_UNKNOWN,
     RetrieveOutcome,
     instance_identifier,
     series_identifier,
@@ -155,6 +156,24 @@ class ArrivalChecks:
                 )
         return now
 
+    def _worth_retrying(self, outcome: RetrieveOutcome, arrived: list[Received]) -> bool:
+        """Some sub-operations failed, or fewer objects came than reported: a second ask
+        fetches what is missing (what arrived is simply stored again)."""
+        if outcome.cancelled or outcome.status == STATUS_MOVE_DESTINATION_UNKNOWN:
+            return False
+        return bool(self._shortfall(outcome, arrived))
+
+    def _shortfall(self, outcome: RetrieveOutcome, arrived: list[Received]) -> str:
+        failed = failed_count(outcome)
+        return f"{failed} sub-operations failed" if failed else self._gap(outcome, arrived)
+
+    def _gap(self, outcome: RetrieveOutcome, arrived: list[Received]) -> str:
+        """Fewer objects arrived than the PACS reported sent (only a receiver can tell)."""
+        expected = (outcome.counts.completed or 0) + (outcome.counts.warning or 0)
+        if self.receiver is not None and expected > len(arrived):
+            return f"PACS reported {expected} completed, {len(arrived)} received"
+        return ""
+
 
 def tally(reasons: Sequence[str]) -> str:
     counted: dict[str, int] = {}
@@ -173,3 +192,8 @@ def destination_advice(node: StoreNode, remote: str) -> str:
         f"register AE title {node.aet}, host {where}, port {node.port} on the PACS "
         f'(or set retrieve = "get" on remote {remote})'
     )
+
+
+def failed_count(outcome: RetrieveOutcome) -> int:
+    """Failed sub-operations, by the count or by the list of UIDs, whichever says more."""
+    return max(outcome.counts.failed or 0, len(outcome.failed_uids))

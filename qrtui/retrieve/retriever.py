@@ -25,7 +25,7 @@ from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.dicom.storescp import Received, Receiver
 from qrtui.events import Emit, Notice, Paused, RetrieveProgress
 from qrtui.politeness import wait_out_quiet_hours
-from qrtui.retrieve.checks import ArrivalChecks, destination_advice, tally
+from qrtui.retrieve.checks import ArrivalChecks, destination_advice, failed_count, tally
 from qrtui.retrieve.inflight import InFlight
 from qrtui.retrieve.outcome import RetrieveSummary, StudyOutcome
 from qrtui.retrieve.plans import expected_series, inspect
@@ -285,7 +285,9 @@ class Retriever(ArrivalChecks):
         not, C-MOVE (True: the request is to be asked again)."""
         if not self.auto or self.method.confirmed or outcome.cancelled:
             return False
-        worked = (outcome.success or outcome.status & 0xF000 == 0xB000) and not _failed(outcome)
+        worked = (outcome.success or outcome.status & 0xF000 == 0xB000) and not failed_count(
+            outcome
+        )
         if worked and arrived:
             self.method = replace(self.method, confirmed=True)
             return False
@@ -338,24 +340,6 @@ class Retriever(ArrivalChecks):
                 self._count_arrivals(now)
                 self._flying.arrivals_taken()
 
-    def _worth_retrying(self, outcome: RetrieveOutcome, arrived: list[Received]) -> bool:
-        """Some sub-operations failed, or fewer objects came than reported: a second ask
-        fetches what is missing (what arrived is simply stored again)."""
-        if outcome.cancelled or outcome.status == STATUS_MOVE_DESTINATION_UNKNOWN:
-            return False
-        return bool(self._shortfall(outcome, arrived))
-
-    def _shortfall(self, outcome: RetrieveOutcome, arrived: list[Received]) -> str:
-        failed = _failed(outcome)
-        return f"{failed} sub-operations failed" if failed else self._gap(outcome, arrived)
-
-    def _gap(self, outcome: RetrieveOutcome, arrived: list[Received]) -> str:
-        """Fewer objects arrived than the PACS reported sent (only a receiver can tell)."""
-        expected = (outcome.counts.completed or 0) + (outcome.counts.warning or 0)
-        if self.receiver is not None and expected > len(arrived):
-            return f"PACS reported {expected} completed, {len(arrived)} received"
-        return ""
-
     def _count_arrivals(self, arrived: Sequence[Received]) -> None:
         """Every object received counts; stored, only the first time (a request asked
         again, on a re-opened association, may bring the same objects again)."""
@@ -377,7 +361,7 @@ class Retriever(ArrivalChecks):
             # What the embedded store received outweighs a count that says less.
             s.completed += max(reported or 0, len(arrived) - (counts.warning or 0))
             s.warning += counts.warning or 0
-            failed = _failed(outcome)
+            failed = failed_count(outcome)
             s.failed += failed
             self._flying.counts_taken()
             self._outcome.failed += failed
@@ -435,8 +419,3 @@ class Retriever(ArrivalChecks):
             f"the first {self._failures_in_a_row} requests to {self.session.node.name} all "
             f"failed ({outcome.problem()}{self._refused_now()}): stopping{advice}"
         )
-
-
-def _failed(outcome: RetrieveOutcome) -> int:
-    """Failed sub-operations, by the count or by the list of UIDs, whichever says more."""
-    return max(outcome.counts.failed or 0, len(outcome.failed_uids))

@@ -55,6 +55,14 @@ RECORDED: dict[str, tuple[str, str]] = {
     ),
     "pynetdicom.dimse_messages._DATASET_KEYWORDS": ("dict", "4006056746b641fa"),
     "pynetdicom.dimse_messages._MSG_TO_PRIMITVE": ("dict", "4a9f2cbad6e91d69"),
+    "pydicom.filereader.read_dataset": (
+        "(fp: <class 'BinaryIO'>, is_implicit_VR: bool, is_little_endian: bool, bytelength: int | None = None, stop_when: collections.abc.Callable[[pydicom.tag.BaseTag, str | None, int], bool] | None = None, defer_size: str | int | float | None = None, parent_encoding: str | collections.abc.MutableSequence[str] = 'iso8859', specific_tags: list[pydicom.tag.BaseTag | int] | None = None, at_top_level: bool = True) -> pydicom.dataset.Dataset",
+        "12a694baec955199",
+    ),
+    "pynetdicom.dsutils.decode": (
+        "(bytestring: _io.BytesIO, is_implicit_vr: bool, is_little_endian: bool, deflated: bool = False) -> pydicom.dataset.Dataset",
+        "33aaa74edebf3188",
+    ),
     "pynetdicom.dsutils.encode": (
         "(ds: pydicom.dataset.Dataset, is_implicit_vr: bool, is_little_endian: bool, deflated: bool = False) -> bytes | None",
         "0d29ffd5d358c45a",
@@ -106,6 +114,7 @@ def test_the_patches_are_installed() -> None:
     assert PresentationContext.__deepcopy__ is speed._copy_context  # type: ignore[attr-defined]
     for module in (association, dimse_messages):
         assert module.encode is speed._quick_encode  # type: ignore[attr-defined]
+        assert module.decode is speed._quick_decode  # type: ignore[attr-defined]
     assert dimse_messages.DIMSEMessage.message_to_primitive is speed._quick_message_to_primitive
     assert dimse_messages.DIMSEMessage.decode_msg is fixes._decode_msg_for
     assert dimse_messages.NamedTemporaryFile is fixes._incoming_file  # type: ignore[attr-defined]
@@ -114,7 +123,8 @@ def test_the_patches_are_installed() -> None:
     assert DULServiceProvider._is_transport_event is fixes._transport_event_held_back
     assert DIMSEServiceProvider.get_msg is fixes._get_msg_unless_paused
     replacements = {
-        speed._remembered_set_uid, speed._quick_encode, speed._quick_message_to_primitive,
+        speed._remembered_set_uid, speed._quick_encode, speed._quick_decode,
+        speed._quick_message_to_primitive,
         fixes._decode_msg_for,
         fixes._bounded_recv, fixes._bounded_receive_primitive,
         fixes._transport_event_held_back, fixes._get_msg_unless_paused,

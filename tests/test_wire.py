@@ -4,6 +4,7 @@ gives, and hand everything else to pydicom."""
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import date
@@ -17,7 +18,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
-from pynetdicom import dimse_messages, dimse_primitives, dsutils
+from pynetdicom import association, dimse_messages, dimse_primitives, dsutils
 
 from qrtui import worker
 from qrtui.config import RemoteNode
@@ -318,3 +319,92 @@ def test_received_command_sets_become_the_same_primitives() -> None:
         for (_, value), elem in zip(found, slow, strict=True):  # a UID as plain text is fine
             uid_as_text = isinstance(elem.value, str) and type(value) is str
             assert type(value) is type(elem.value) or uid_as_text, (elem.keyword, value)
+
+
+def answers() -> list[Dataset]:
+    """Answers as PACS send them: character sets, lists, numbers, names, a nested item."""
+    study = identifier("STUDY", StudyDate="20261204", StudyTime="101500", StudyInstanceUID="1.2.3",
+                       ModalitiesInStudy=["CT", "SR"], NumberOfStudyRelatedSeries="2",
+                       RetrieveAETitle="ORTHANC")  # fmt: skip
+    latin = identifier("STUDY", StudyDescription="café", PatientName="Müller^Hans")
+    latin.SpecificCharacterSet = "ISO_IR 100"
+    unicode = identifier("SERIES", SeriesDescription="胸部", SeriesNumber="3")
+    unicode.SpecificCharacterSet = "ISO_IR 192"
+    several = identifier("STUDY", PatientName="Yamada^Tarou")
+    several.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    nested = identifier("IMAGE", SOPInstanceUID="1.2.3.4", InstanceNumber="1")
+    item = Dataset()
+    item.ReferencedSOPInstanceUID = "1.2.3.4.5"
+    nested.ReferencedSOPSequence = [item]
+    empty = Dataset()
+    return [study, latin, unicode, several, nested, empty]
+
+
+def decoded_both_ways(data: bytes, implicit: bool) -> tuple[Dataset, Dataset]:
+    """What pynetdicom now decodes, and what pydicom's reader gives."""
+    return (
+        dimse_messages.decode(BytesIO(data), implicit, True),
+        speed._decode(BytesIO(data), implicit, True),  # type: ignore[attr-defined]
+    )
+
+
+def assert_same(quick: Dataset, slow: Dataset) -> None:
+    assert values(quick, raw=True) == values(slow, raw=True)  # before anything is read
+    assert quick.original_encoding == slow.original_encoding
+    assert quick.original_character_set == slow.original_character_set
+    assert values(quick) == values(slow)
+
+
+def values(ds: Dataset, raw: bool = False) -> list[object]:
+    """Each element as read (or its raw element, where it was not read yet), or what
+    pydicom raised reading it."""
+    found: list[object] = []
+    for tag in ds.keys():  # noqa: SIM118 (iterating a Dataset reads every element)
+        try:
+            elem = ds.get_item(tag) if raw else ds[tag]
+            found.append(elem if raw else (tag, elem.VR, elem.value))
+        except Exception as exc:
+            found.append((tag, str(exc)))
+    return found
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_received_datasets_are_read_as_pydicom_reads_them(
+    implicit: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flat = [*answers(), *identifiers(), *built_identifiers(monkeypatch)]
+    for ds in [*flat, *(command_sets() if implicit else [])]:
+        data = pydicom_bytes(ds, implicit)
+        assert speed.raw_elements(data, implicit) is not None, "read the quick way"
+        assert_same(*decoded_both_ways(data, implicit))
+    assert association.decode is dimse_messages.decode  # identifiers and command sets alike
+
+
+def test_what_the_quick_reader_cannot_vouch_for_goes_to_pydicom() -> None:
+    study = answers()[0]
+    explicit, implicit = pydicom_bytes(study, False), pydicom_bytes(study, True)
+    undefined = answers()[4]
+    undefined["ReferencedSOPSequence"].is_undefined_length = True
+    looks_explicit = Dataset()  # its first length's bytes read as a VR: "BA"
+    looks_explicit.StudyDescription = "A" * 0x4142
+    delimiter = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"  # pydicom stops reading there
+    odd = [
+        (explicit, True),  # explicit VR on a context said to be implicit: pydicom looks again
+        (implicit, False),
+        (implicit + b"\x08\x00", True),  # bytes left over
+        (implicit[:-3], True),  # the last value cut short
+        (pydicom_bytes(undefined, False), False),  # an item of undefined length
+        (pydicom_bytes(undefined, True), True),
+        (explicit[:12] + b"zz" + explicit[14:], False),  # an unknown VR
+        (pydicom_bytes(looks_explicit, True), True),
+        (implicit + delimiter + implicit, True),
+    ]
+    for data, implicit_vr in odd:
+        assert speed.raw_elements(data, implicit_vr) is None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert_same(*decoded_both_ways(data, implicit_vr))
+    big = BytesIO(b"\x00\x08\x00\x52\x00\x00\x00\x06STUDY ")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert dimse_messages.decode(big, True, False).QueryRetrieveLevel == "STUDY"

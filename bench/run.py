@@ -2,7 +2,8 @@
 
 Population: 200 CT studies (a tiny CT image and an RDSR each) and 10 MG studies (4 images of
 2 MB each), spread over the last 30 days. Each side runs the whole job against a fresh store:
-- qrtui: `qrtui --no-tui REMOTE STORE -ct -mg -f 30d` (funnel, selection, retrieve, index);
+- qrtui: `qrtui --no-tui REMOTE STORE -ct -mg -f 30d` (funnel, selection, retrieve, index),
+  with `retrieve_processes = 2` (a helper process receives a share; `--processes 1`: one);
 - DCMTK, serially, one association per tool: findscu study queries, findscu series queries of
   every study, findscu image queries of every SR series, then the retrieve of exactly the series
   to fetch, twice: movescu into a running storescp, and getscu. The reference is the queries
@@ -250,14 +251,16 @@ def dcmtk_reference(pop: Population, pacs: Orthanc, work: Path, env: dict[str, s
     return Run(total, peak, objects, megabytes, queries, move=move, get=get)
 
 
-def qrtui_run(pacs: Orthanc, work: Path, store_port: int, env: dict[str, str]) -> Run:
+def qrtui_run(
+    pacs: Orthanc, work: Path, store_port: int, env: dict[str, str], processes: int = 2
+) -> Run:
     store = work / "store"
     work.mkdir(parents=True)
     config = work / "qrtui.toml"
     config.write_text(
         f"[client]\naet = 'QRTUI'\n"
         f"[remotes.pacs]\naet = '{pacs.aet}'\nhost = '127.0.0.1'\nport = {pacs.dicom_port}\n"
-        f"{RETRIEVE}"
+        f"retrieve_processes = {processes}\n{RETRIEVE}"
         f"[stores.local]\naet = '{QRTUI_STORE_AET}'\nport = {store_port}\nbind = '127.0.0.1'\n"
         f"directory = '{store}'\n"
     )
@@ -346,6 +349,9 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=5, help="tuned: rounds of each side, in turn; medians"
     )
+    parser.add_argument(
+        "--processes", type=int, default=2, help="qrtui's retrieve_processes (1: one process)"
+    )
     args = parser.parse_args()
     for tool in ("Orthanc", "findscu", "movescu", "getscu", "storescp"):
         if not shutil.which(tool):
@@ -358,7 +364,7 @@ def main() -> None:
         expected = len(pop.fetched())
         print(
             f"population: {len(pop.ct)} CT + {len(pop.mg)} MG studies, {len(pop.files)} objects; "
-            f"a dose retrieve fetches {expected}"
+            f"a dose retrieve fetches {expected}; qrtui retrieve_processes = {args.processes}"
         )
         frame = first_frame()
         print(f"first TUI frame: {frame:.2f} s" if frame else "first TUI frame: (no tmux)")
@@ -399,7 +405,10 @@ def main() -> None:
                         if side == "dcmtk":
                             theirs.append(dcmtk_reference(pop, pacs, work / f"dcmtk-{n}", env))
                         else:
-                            mine.append(qrtui_run(pacs, work / f"qrtui-{n}", store_port, env))
+                            run = qrtui_run(
+                                pacs, work / f"qrtui-{n}", store_port, env, args.processes
+                            )
+                            mine.append(run)
             finally:
                 pacs.stop()
             for name, runs in (("dcmtk", theirs), ("qrtui", mine)):

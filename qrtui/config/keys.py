@@ -42,6 +42,10 @@ def check_associations(value: int) -> str | None:
     return None if 1 <= value <= 16 else f"{value} must be between 1 and 16"
 
 
+def check_processes(value: int) -> str | None:
+    return None if 1 <= value <= 4 else f"{value} must be between 1 and 4"
+
+
 def check_cap(value: int) -> str | None:
     return None if 1 <= value <= 1_000_000 else f"{value} must be between 1 and 1000000"
 

@@ -185,6 +185,23 @@ class Receiver:
             )
         return own
 
+    def took(self, received: Received) -> None:
+        """An object a helper process received and stored for this run (worker/helper.py)."""
+        with self._lock:
+            self.received.append(received)
+        if self.on_received:
+            self.on_received(received)
+
+    def merge(self, news: dict[str, Any]) -> None:
+        """What a helper process's receiver noted: refusals, write errors, objects set aside,
+        notes on the sender."""
+        with self._lock:
+            self.refused += int(news["refused"])
+            self.refusals += news["refusals"]
+            self.write_errors += news["write_errors"]
+            self.unasked += news["unasked"]
+            self.sender_notes += news["notes"]
+
     def since(self, mark: int) -> list[Received]:
         with self._lock:
             return self.received[mark:]

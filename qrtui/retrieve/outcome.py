@@ -53,6 +53,7 @@ class RetrieveSummary:
     inspected: int = 0
     discarded_after_inspection: int = 0
     requests: int = 0
+    by_helpers: int = 0  # of the requests, those a helper process sent (worker/helper.py)
     studies_done: int = 0
     problems: list[str] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
@@ -82,7 +83,8 @@ class RetrieveSummary:
         return not (self.failed or self.problems or self.gaps or self.cancelled)
 
     def to_json(self) -> dict[str, object]:
-        return {
+        helped = {"requests_by_helpers": self.by_helpers} if self.by_helpers else {}
+        return helped | {
             "completed": self.completed,
             "failed": self.failed,
             "warning": self.warning,

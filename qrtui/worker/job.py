@@ -20,6 +20,7 @@ from qrtui.status import (  # noqa: F401  (re-exported for the faces)
 from qrtui.store import Missing, StoreBusy, StoreError
 from qrtui.windows import day_windows
 from qrtui.worker.delivering import deliver_after_run
+from qrtui.worker.helper import helpers, wanted
 from qrtui.worker.outcome import JobOutcome, RunContext, _ignore, incomplete_message
 from qrtui.worker.planning import opened_store, plan, store_problem
 from qrtui.worker.recording import record, since_last_window
@@ -53,9 +54,14 @@ def run(
     if problem:
         return JobOutcome(status, problem)
     try:
-        with opened_store(
-            store_node, for_writing=not dry_run, wait=context.wait, on_wait=context.on_wait
-        ) as store:
+        with (
+            opened_store(
+                store_node, for_writing=not dry_run, wait=context.wait, on_wait=context.on_wait
+            ) as store,
+            helpers(
+                config.client.aet, remote, store_node, wanted(remote, store_node, dry_run)
+            ) as started,
+        ):
             if store is not None and context.forward is not None:
                 store.forward_to = context.forward
             owed: tuple[Missing, ...] = ()
@@ -72,7 +78,7 @@ def run(
                 planned = run_days(
                     config, remote, store_node, params, days, dry_run=dry_run, emit=emit,
                     cancel=cancel, store=store, started=context.started.date(),
-                    also_studies=also, on_window=on_window,
+                    also_studies=also, on_window=on_window, helpers=started,
                 )  # fmt: skip
             else:
                 planned = plan(
@@ -93,7 +99,7 @@ def run(
             else:
                 outcome = _retrieve(
                     config, remote, store_node, planned.result, emit=emit, cancel=cancel,
-                    store=store,
+                    store=store, helpers=started,
                 )  # fmt: skip
                 outcome.params = params
             if store is not None:

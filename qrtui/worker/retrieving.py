@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 from qrtui.config import Config, ConfigError, RemoteNode, StoreNode
@@ -34,6 +35,7 @@ from qrtui.status import (  # noqa: F401  (re-exported for the faces)
 )
 from qrtui.store import Store, StoreBusy, StoreError
 from qrtui.worker.delivering import deliver_after_run
+from qrtui.worker.helper import Helper, HelperSession
 from qrtui.worker.outcome import (
     JobOutcome,
     RunContext,
@@ -56,6 +58,7 @@ def retrieve(
     store: Store | None = None,
     context: RunContext | None = None,
     params: QueryParams | None = None,
+    helpers: Sequence[Helper] = (),
 ) -> JobOutcome:
     """Fetch what the plan keeps. Without `store`, the embedded store is opened and locked.
     With a `context` (and the `params` planned), the run goes into the store's history."""
@@ -68,8 +71,9 @@ def retrieve(
             if store is not None and context.forward is not None:
                 store.forward_to = context.forward  # a profile's list wins
         outcome = _retrieve(
-            config, remote, store_node, result, emit=emit, cancel=cancel, store=store
-        )
+            config, remote, store_node, result, emit=emit, cancel=cancel, store=store,
+            helpers=helpers,
+        )  # fmt: skip
         outcome.params = params
         if context is not None and params is not None and store is not None:
             outcome.run_id = record(store, context, remote, store_node, params, outcome)
@@ -98,6 +102,7 @@ def _retrieve(
     emit: Emit,
     cancel: threading.Event | None,
     store: Store | None,
+    helpers: Sequence[Helper] = (),
 ) -> JobOutcome:
     held = result.counts.get(INSTANCES_HELD, 0)
     summary = RetrieveSummary(skipped_already_held=held)
@@ -108,7 +113,7 @@ def _retrieve(
                 store = stack.enter_context(opened_store(store_node, for_writing=True))
             if result.to_fetch:
                 retriever = stack.enter_context(
-                    _retriever(config, remote, store_node, store, result, emit, cancel)
+                    _retriever(config, remote, store_node, store, result, emit, cancel, helpers)
                 )
                 summary = retriever.summary
                 summary.skipped_already_held = held
@@ -145,6 +150,7 @@ def _retriever(
     result: FunnelResult,
     emit: Emit,
     cancel: threading.Event | None,
+    helpers: Sequence[Helper] = (),
 ) -> Iterator[Retriever]:
     receiver = Receiver(store) if store is not None else None
     remote, found = knowledge(config, remote)
@@ -160,8 +166,13 @@ def _retriever(
         sop_classes = get_sop_classes(result.to_fetch) if get else ()
         cancel = LinkedCancel(cancel)  # a failed request aborts the pool, not the user's run
 
+        spare = list(helpers) if get and receiver is not None else []
+
         def session(patient: bool = False) -> RetrieveSession:
-            return RetrieveSession(
+            make: Callable[..., RetrieveSession] = RetrieveSession
+            if spare and not patient:  # the pool's second member on: a helper's, first
+                make = functools.partial(HelperSession, spare.pop(0))
+            return make(
                 config.client.aet,
                 remote,
                 destination=store_node.aet,
@@ -175,7 +186,13 @@ def _retriever(
         first = stack.enter_context(session(patient=True))
         pool = SessionPool(first, session, remote.max_associations)
         stack.push(lambda kind, *_: pool.close(interrupted=kind is not None))
-        yield Retriever(first, store_node, receiver=receiver, store=store, emit=emit, pool=pool)
+        retriever = Retriever(
+            first, store_node, receiver=receiver, store=store, emit=emit, pool=pool
+        )
+        yield retriever
+        retriever.summary.by_helpers = sum(
+            s.sent for s in pool.sessions if isinstance(s, HelperSession)
+        )
 
 
 def retrieve_method(remote: RemoteNode, store_node: StoreNode, found: Findings) -> str:

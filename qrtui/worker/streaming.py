@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date
 
@@ -31,6 +31,7 @@ from qrtui.windows import (
     window_label,
 )
 from qrtui.worker.custody import PlanSpool
+from qrtui.worker.helper import Helper
 from qrtui.worker.outcome import JobOutcome, incomplete_message
 from qrtui.worker.planning import KeptFinder, plan
 from qrtui.worker.retrieving import _retrieve
@@ -64,6 +65,7 @@ def run_days(
     started: date,
     also_studies: tuple[str, ...] = (),
     on_window: OnWindow | None = None,
+    helpers: Sequence[Helper] = (),
 ) -> JobOutcome:
     """Each window planned, then retrieved (not in a dry run), then its days marked done
     where it came in whole, in order; one outcome for the whole range. A day not before
@@ -95,8 +97,9 @@ def run_days(
             studies = f"{len(head.to_fetch)} stud{'y' if len(head.to_fetch) == 1 else 'ies'}"
             emit(Notice(f"fetching the first {studies}; then the rest of the window"))
             fetched = _retrieve(
-                config, remote, store_node, head, emit=emit, cancel=cancel, store=store
-            )
+                config, remote, store_node, head, emit=emit, cancel=cancel, store=store,
+                helpers=helpers,
+            )  # fmt: skip
             early.append(fetched)
             gone = fetched.status == EXIT_UNREACHABLE or fetched.hopeless
             if gone or (cancel is not None and cancel.is_set()):
@@ -137,8 +140,9 @@ def run_days(
                 if rest.to_fetch:
                     kept.close()  # the retrieve's associations count against the node's limit
                 part = _retrieve(
-                    config, remote, store_node, rest, emit=emit, cancel=cancel, store=store
-                )
+                    config, remote, store_node, rest, emit=emit, cancel=cancel, store=store,
+                    helpers=helpers,
+                )  # fmt: skip
                 part = _joined([*early, part])
                 _add_summary(summary, part.summary)
                 outcome.owed_decided = True  # those not fetched whole are in its summary
@@ -258,6 +262,7 @@ def _add_summary(total: RetrieveSummary, part: RetrieveSummary | None) -> None:
     for name in (
         "completed", "failed", "warning", "skipped_already_held", "received", "bytes",
         "stored", "inspected", "discarded_after_inspection", "requests", "studies_done",
+        "by_helpers",
     ):  # fmt: skip
         setattr(total, name, getattr(total, name) + getattr(part, name))
     total.problems += part.problems

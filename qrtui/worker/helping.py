@@ -1,0 +1,175 @@
+"""The helper process's side (qrtui/worker/helper.py has the parent's): requests read from
+standard input, one at a time, on one association; what happens written to standard output.
+It ignores Ctrl-C and SIGTERM, which reach the whole process group: the parent stops it, by
+closing its input. Its input closed mid-request, it cancels and leaves."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from qrtui.dicom.retrieve import RetrieveSession, SubOps
+from qrtui.dicom.session import Cancelled, SessionFailed
+from qrtui.dicom.storescp import Received, Receiver
+from qrtui.store import Store
+from qrtui.worker.helper import counts_to_wire, node_from_wire, received_to_wire
+
+
+class _Child:
+    def __init__(self, init: dict[str, Any]) -> None:
+        self.aet = init["aet"]
+        self.node = node_from_wire(init["node"])
+        self.destination = init["destination"]
+        self.store = Store(Path(init["store"]), lock=False)  # the parent holds the lock
+        self.receiver = Receiver(self.store, on_received=self._received)
+        self.session: RetrieveSession | None = None
+        self.cancel = threading.Event()
+        self.request: int | None = None
+        self._write = threading.Lock()
+        self._reported = (0, 0, 0, 0, 0)
+
+    def say(self, **message: Any) -> None:
+        with self._write:
+            sys.stdout.write(json.dumps(message) + "\n")
+            sys.stdout.flush()
+
+    def _received(self, received: Received) -> None:
+        self.say(op="received", id=self.request, **received_to_wire(received))
+
+    def _pending(self, counts: SubOps) -> None:
+        self.say(op="pending", id=self.request, counts=counts_to_wire(counts))
+
+    def _receiver_news(self) -> dict[str, Any]:
+        """What the receiver noted since the last report: refusals, write errors, objects
+        set aside, notes on the sender."""
+        r = self.receiver
+        a, b, c, d, e = self._reported
+        news = {
+            "refused": r.refused - a,
+            "refusals": r.refusals[b:],
+            "write_errors": r.write_errors[c:],
+            "unasked": r.unasked[d:],
+            "notes": r.sender_notes[e:],
+        }
+        self._reported = (
+            r.refused, len(r.refusals), len(r.write_errors), len(r.unasked), len(r.sender_notes)
+        )  # fmt: skip
+        return news
+
+    def open(self, message: dict[str, Any]) -> None:
+        self.close()
+        self.cancel = threading.Event()
+        self.store.forward_to = tuple(message["forward_to"])
+        try:
+            self.session = RetrieveSession(
+                self.aet,
+                self.node,
+                destination=self.destination,
+                receiver=self.receiver,
+                sop_classes=message["sop_classes"],
+                cancel=self.cancel,
+            ).__enter__()
+        except Exception as exc:
+            self.session = None
+            self.say(op="opened", ok=False, error=str(exc))
+            return
+        self.say(op="opened", ok=True)
+
+    def retrieve(self, message: dict[str, Any]) -> None:
+        self.request = message["id"]
+        self.receiver.probe_series = set(message["probe"])
+        try:
+            if self.session is None:
+                raise SessionFailed("the helper has no association")
+            outcome = self.session.retrieve(
+                Dataset.from_json(message["identifier"]),
+                lambda counts: self.say(
+                    op="pending", id=self.request, counts=counts_to_wire(counts)
+                ),
+                message["get"],
+            )
+        except Cancelled:
+            self.say(op="error", id=self.request, kind="cancelled", receiver=self._receiver_news())
+            return
+        except Exception as exc:  # SessionFailed and the unforeseen alike: the parent says
+            self.say(
+                op="error", id=self.request, kind="failed", message=str(exc),
+                receiver=self._receiver_news(),
+            )  # fmt: skip
+            return
+        self.say(
+            op="done", id=self.request, status=outcome.status,
+            counts=counts_to_wire(outcome.counts), failed_uids=list(outcome.failed_uids),
+            cancelled=outcome.cancelled, receiver=self._receiver_news(),
+        )  # fmt: skip
+
+    def close(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            with contextlib.suppress(Exception):  # a lost association: nothing more to do
+                session.close()
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    import qrtui.dicom  # noqa: F401  (the patches, before any association)
+
+    lines = iter(sys.stdin.readline, "")
+    try:
+        child = _Child(json.loads(next(lines)))
+    except Exception:
+        return
+    child.say(op="ready")
+    work: list[dict[str, Any]] = []
+    ready = threading.Condition()
+
+    def read() -> None:  # cancel must reach a request in flight
+        for line in lines:
+            message = json.loads(line)
+            if message["op"] == "cancel":
+                child.cancel.set()
+                continue
+            with ready:
+                work.append(message)
+                ready.notify()
+        child.cancel.set()  # the parent is gone
+        with ready:
+            work.append({"op": "end"})
+            ready.notify()
+
+    threading.Thread(target=read, daemon=True).start()
+    while True:
+        with ready:
+            while not work:
+                ready.wait()
+            message = work.pop(0)
+        op = message["op"]
+        if op == "end":
+            break
+        if op == "open":
+            child.open(message)
+        elif op == "expected":
+            expected = message["expected"]
+            child.receiver.expected = (
+                None
+                if expected is None
+                else {k: None if v is None else frozenset(v) for k, v in expected.items()}
+            )
+        elif op == "retrieve":
+            child.retrieve(message)
+        elif op == "close":
+            child.close()
+            child.say(op="closed")
+    child.close()
+    child.store.close()
+    sys.stdout.flush()
+    os._exit(0)  # pynetdicom's threads of a lost association must not keep it alive

@@ -1,0 +1,192 @@
+"""A second process that receives a share of a retrieve (`retrieve_processes = 2`, issue 26),
+against a real Orthanc: the run's store, history and counts are those of one process; a
+helper killed mid-run leaves its work to the parent, nothing lost or stored twice; Ctrl-C
+to the whole process group stops both, the helper leaving no process behind."""
+
+# ruff: noqa: F811  (the backfill fixture, imported, is each test's argument)
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from qrtui import worker
+from qrtui.config import load_config
+from qrtui.query import build_query
+from qrtui.store import Store
+from qrtui.worker import helper
+from tests.test_backfill_orthanc import (  # noqa: F401  (backfill: the fixture)
+    DAY_BY_DAY,
+    FIRST,
+    HELD,
+    LAST,
+    TODAY,
+    Backfill,
+    _wait_for,
+    backfill,
+)
+from tests.test_retrieve_integration import stored_objects
+
+HELPED = "retrieve = 'get'\nretrieve_processes = 2\n"
+
+
+def helped(backfill: Backfill, day_by_day: bool = False) -> Path:
+    """The config's C-GET remote ("pacs-get") with a helper process; windows grown, or a
+    day each."""
+    text = backfill.config.read_text().replace("retrieve = 'get'\n", HELPED)
+    if not day_by_day:
+        text = text.replace(DAY_BY_DAY, "timeout = 10\n")
+    backfill.config.write_text(text)
+    return backfill.config
+
+
+def helpers_of(pid: int) -> list[int]:
+    """The helper processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rpartition(")")[2].split()[1])
+        if parent == pid and b"qrtui.worker.helping" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def run(config: Path, emit=lambda event: None) -> worker.JobOutcome:
+    loaded = load_config(config)
+    params = build_query(
+        today=TODAY, date_from=FIRST.isoformat(), date_until=LAST.isoformat(), ct=True
+    )
+    return worker.run(
+        loaded, loaded.remote("pacs-get"), loaded.store("local"), params, dry_run=False,
+        emit=emit,
+    )  # fmt: skip
+
+
+def test_a_helper_takes_requests_and_the_run_is_that_of_one_process(
+    backfill, tmp_path, monkeypatch
+):
+    (backfill.work / "release").touch()  # no day held
+    monkeypatch.setattr(helper, "READY_SECONDS", 60.0)  # the pool waits for it
+    plain_dir = tmp_path / "plain"
+    plain_dir.mkdir()
+    text = backfill.config.read_text().replace(str(tmp_path / "store"), str(plain_dir / "store"))
+    (plain_dir / "config.toml").write_text(text)
+    helped(backfill)
+
+    two = run(backfill.config)
+    assert two.status == 0, two.message
+    assert two.summary is not None and two.summary.by_helpers > 0, "the helper sent requests"
+    assert helpers_of(os.getpid()) == [], "stopped at the end of the run"
+    one = run(plain_dir / "config.toml")
+    assert one.status == 0 and one.summary is not None and one.summary.by_helpers == 0
+
+    stores = {"two": tmp_path / "store", "one": plain_dir / "store"}
+    assert stored_objects(stores["two"]) == stored_objects(stores["one"])
+    assert stored_objects(stores["two"]) == set().union(*backfill.rdsrs.values())
+    counts = {name: outcome.summary.to_json() for name, outcome in (("two", two), ("one", one))}
+    assert counts["two"].pop("requests_by_helpers") == two.summary.by_helpers
+    assert counts["two"] == counts["one"]
+    doses = {}
+    for name, path in stores.items():
+        with Store(path) as index:
+            doses[name] = sorted(index.doses.summaries())  # each RDSR's, as indexed
+    assert doses["two"] == doses["one"] and len(doses["two"]) == 2 * len(backfill.rdsrs)
+
+
+@pytest.mark.parametrize("when", ["handed a request", "its first object told"])
+def test_a_helper_killed_mid_run_leaves_its_studies_to_the_parent(
+    backfill, tmp_path, monkeypatch, when
+):
+    """Killed as the parent hands it a request (nothing of it answered: the parent asks it
+    again itself), or as the parent reads the first object it stored (its index row stays;
+    asked again, the object is not stored twice)."""
+    (backfill.work / "release").touch()
+    monkeypatch.setattr(helper, "READY_SECONDS", 60.0)
+    helped(backfill)  # windows grown: a pool of more than one session
+    killed: list[int] = []
+
+    def kill(process: subprocess.Popen[bytes]) -> None:
+        if not killed:
+            killed.append(process.pid)
+            process.kill()
+            process.wait()
+
+    if when == "handed a request":
+        send = helper.Helper._send
+
+        def send_then_die(self: helper.Helper, **message: object) -> bool:
+            sent = send(self, **message)
+            if message["op"] == "retrieve":
+                kill(self._process)
+            return sent
+
+        monkeypatch.setattr(helper.Helper, "_send", send_then_die)
+    else:
+        told = helper.received_from_wire
+        made: list[helper.Helper] = []
+        monkeypatch.setattr(helper, "Helper", _Recorded(made))
+
+        def told_then_die(found: dict) -> object:
+            kill(made[0]._process)
+            return told(found)
+
+        monkeypatch.setattr(helper, "received_from_wire", told_then_die)
+
+    outcome = run(backfill.config)
+    assert killed, "the helper was killed"
+    assert outcome.status == 0, outcome.message
+    assert outcome.summary is not None and not outcome.summary.problems
+    every = set().union(*backfill.rdsrs.values())
+    assert stored_objects(tmp_path / "store") == every
+    assert outcome.summary.stored == len(every), "each object counted stored once"
+
+
+class _Recorded:
+    """helper.Helper, keeping each one made."""
+
+    def __init__(self, made: list[helper.Helper]) -> None:
+        self.made = made
+        self.real = helper.Helper
+
+    def __call__(self, *args: object) -> helper.Helper:
+        one = self.real(*args)  # type: ignore[arg-type]
+        self.made.append(one)
+        return one
+
+
+def test_ctrl_c_to_the_process_group_stops_the_run_and_its_helper(backfill):
+    config = helped(backfill, day_by_day=True)
+    command = backfill.command()
+    command[command.index("pacs")] = "pacs-get"
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_for(backfill.work / "held", proc)
+        assert helpers_of(proc.pid), "the helper runs beside the parent"
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: every process of the group
+        out, err = proc.communicate(timeout=60)
+    finally:
+        (backfill.work / "release").touch()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err, err
+    assert "Traceback" not in err, err
+    assert json.loads(out)["interrupted"] is True
+    with pytest.raises(ProcessLookupError):  # nothing of the group is left
+        os.killpg(proc.pid, 0)
+    before = {d for d in backfill.rdsrs if d < HELD}
+    assert stored_objects(config.parent / "store") == set().union(
+        *(backfill.rdsrs[d] for d in before)
+    )

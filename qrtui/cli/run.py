@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from qrtui import clock
+from qrtui import clock, helpers
 from qrtui.cli.progress import StderrProgress, pauses_only
 from qrtui.config import (
     GROUP_NAMES,
@@ -167,6 +167,7 @@ def run_query(
     dry_run: bool,
     context: RunContext,
 ) -> int:
+    helpers.prestart(config.client.aet, remote, store_node, dry_run)  # before what follows loads
     from qrtui import worker
     from qrtui.cli.streamed import stdout_report
     from qrtui.report import missing_json, plan_json, plan_lines, retrieve_lines
@@ -182,6 +183,8 @@ def run_query(
         if streamed.started:  # what was written stays one document
             streamed.finish(worker.JobOutcome(130), interrupted=True)
         raise
+    finally:
+        helpers.discard()  # where the run ended before it took them
     if progress:
         progress.clear()
     if outcome.message:

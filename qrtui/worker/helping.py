@@ -19,8 +19,9 @@ from pydicom.dataset import Dataset
 from qrtui.dicom.retrieve import RetrieveSession, SubOps
 from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.dicom.storescp import Received, Receiver
+from qrtui.helpers import node_from_wire
 from qrtui.store import Store
-from qrtui.worker.helper import counts_to_wire, node_from_wire, received_to_wire
+from qrtui.worker.helper import counts_to_wire, received_to_wire
 
 
 class _Child:
@@ -28,13 +29,21 @@ class _Child:
         self.aet = init["aet"]
         self.node = node_from_wire(init["node"])
         self.destination = init["destination"]
-        self.store = Store(Path(init["store"]), lock=False)  # the parent holds the lock
-        self.receiver = Receiver(self.store, on_received=self._received)
+        self.directory = Path(init["store"])
+        self._receiver: Receiver | None = None
         self.session: RetrieveSession | None = None
         self.cancel = threading.Event()
         self.request: int | None = None
         self._write = threading.Lock()
         self._reported = (0, 0, 0, 0, 0)
+
+    @property
+    def receiver(self) -> Receiver:
+        """Opened at the first retrieve: by then the parent holds the store's lock."""
+        if self._receiver is None:
+            store = Store(self.directory, lock=False)
+            self._receiver = Receiver(store, on_received=self._received)
+        return self._receiver
 
     def say(self, **message: Any) -> None:
         with self._write:
@@ -67,8 +76,8 @@ class _Child:
     def open(self, message: dict[str, Any]) -> None:
         self.close()
         self.cancel = threading.Event()
-        self.store.forward_to = tuple(message["forward_to"])
         try:
+            self.receiver.store.forward_to = tuple(message["forward_to"])
             self.session = RetrieveSession(
                 self.aet,
                 self.node,
@@ -170,6 +179,7 @@ def main() -> None:
             child.close()
             child.say(op="closed")
     child.close()
-    child.store.close()
+    if child._receiver is not None:
+        child.receiver.store.close()
     sys.stdout.flush()
     os._exit(0)  # pynetdicom's threads of a lost association must not keep it alive

@@ -20,7 +20,7 @@ from qrtui.status import (  # noqa: F401  (re-exported for the faces)
 from qrtui.store import Missing, StoreBusy, StoreError
 from qrtui.windows import day_windows
 from qrtui.worker.delivering import deliver_after_run
-from qrtui.worker.helper import helpers, wanted
+from qrtui.worker.helper import helpers
 from qrtui.worker.outcome import JobOutcome, RunContext, _ignore, incomplete_message
 from qrtui.worker.planning import opened_store, plan, store_problem
 from qrtui.worker.recording import record, since_last_window
@@ -58,9 +58,7 @@ def run(
             opened_store(
                 store_node, for_writing=not dry_run, wait=context.wait, on_wait=context.on_wait
             ) as store,
-            helpers(
-                config.client.aet, remote, store_node, wanted(remote, store_node, dry_run)
-            ) as started,
+            helpers(config.client.aet, remote, store_node, dry_run) as started,
         ):
             if store is not None and context.forward is not None:
                 store.forward_to = context.forward

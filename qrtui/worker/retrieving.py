@@ -17,6 +17,7 @@ from qrtui.dicom.session import LinkedCancel, SessionFailed
 from qrtui.dicom.storescp import Receiver, StorageSCP
 from qrtui.events import Emit
 from qrtui.funnel import INSTANCES_HELD, FunnelResult
+from qrtui.helpers import Helper
 from qrtui.learned import Findings
 from qrtui.query import QueryParams
 from qrtui.retrieve import (
@@ -35,7 +36,7 @@ from qrtui.status import (  # noqa: F401  (re-exported for the faces)
 )
 from qrtui.store import Store, StoreBusy, StoreError
 from qrtui.worker.delivering import deliver_after_run
-from qrtui.worker.helper import Helper, HelperSession
+from qrtui.worker.helper import HelperSession
 from qrtui.worker.outcome import (
     JobOutcome,
     RunContext,

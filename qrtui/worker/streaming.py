@@ -17,6 +17,7 @@ from qrtui import clock
 from qrtui.config import Config, RemoteNode, StoreNode
 from qrtui.events import Emit, Notice, WindowProgress
 from qrtui.funnel import FunnelResult
+from qrtui.helpers import Helper
 from qrtui.query import QueryParams
 from qrtui.retrieve import RetrieveSummary
 from qrtui.selection import StudyPlan
@@ -31,7 +32,6 @@ from qrtui.windows import (
     window_label,
 )
 from qrtui.worker.custody import PlanSpool
-from qrtui.worker.helper import Helper
 from qrtui.worker.outcome import JobOutcome, incomplete_message
 from qrtui.worker.planning import KeptFinder, plan
 from qrtui.worker.retrieving import _retrieve

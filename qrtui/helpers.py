@@ -71,20 +71,20 @@ class Helper:
         self.ready = threading.Event()  # its Python started: it can take a retrieve
         self._answers: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._write = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        # -P: not the working directory's modules; this qrtui, installed or not
         root = str(Path(qrtui.__file__).resolve().parent.parent)
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
-        }
+        paths = [root, *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", START],
+                [sys.executable, "-P", "-c", START],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 env=env,
             )
-        except OSError:
+        except OSError:  # no process to be had (a task limit): the run works without one
             return
         self.alive = True
         self._send(
@@ -97,7 +97,8 @@ class Helper:
         threading.Thread(target=self._read, name="qrtui-helper-read", daemon=True).start()
 
     def _read(self) -> None:
-        stdout: IO[bytes] = self._process.stdout  # type: ignore[assignment]
+        assert self._process is not None and self._process.stdout is not None
+        stdout: IO[bytes] = self._process.stdout
         with contextlib.suppress(Exception):
             for line in stdout:
                 answer = json.loads(line)
@@ -105,23 +106,24 @@ class Helper:
                     self.ready.set()
                     continue
                 self._answers.put(answer)
-        self.alive = False
+        self.kill()  # what it says can no longer be read: it is not asked again
         self._answers.put(None)  # whoever waits learns it is gone
 
     def _send(self, **message: Any) -> bool:
-        stdin = self._process.stdin
-        assert stdin is not None
+        if self._process is None or self._process.stdin is None:
+            return False
         try:
             with self._write:
-                stdin.write(json.dumps(message).encode() + b"\n")
-                stdin.flush()
+                self._process.stdin.write(json.dumps(message).encode() + b"\n")
+                self._process.stdin.flush()
         except (OSError, ValueError):
-            self.alive = False
+            self.kill()
             return False
         return True
 
     def ask(self, timeout: float | None = None, **message: Any) -> Iterator[dict[str, Any]]:
-        """Send a message; the answers that follow, until the helper is gone (nothing more)."""
+        """Send a message; the answers that follow (a "waiting" each `timeout` s without
+        one), until the helper is gone."""
         if not self.alive or not self._send(**message):
             return
         while True:
@@ -141,18 +143,23 @@ class Helper:
 
     def kill(self) -> None:
         self.alive = False
-        self._process.kill()
+        if self._process is not None:
+            with contextlib.suppress(OSError):
+                self._process.kill()
 
     def stop(self) -> None:
         """End of the run: the helper reads the end of its input and leaves."""
+        process = self._process
+        if process is None:
+            return
         with contextlib.suppress(OSError, ValueError):
-            assert self._process.stdin is not None
-            self._process.stdin.close()
+            assert process.stdin is not None
+            process.stdin.close()
         try:
-            self._process.wait(STOP_SECONDS)
+            process.wait(STOP_SECONDS)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+            process.kill()
+            process.wait()
 
 
 _started: list[Helper] = []  # by prestart(), for the run about to start

@@ -6,6 +6,7 @@ to the whole process group stops both, the helper leaving no process behind."""
 # ruff: noqa: F811  (the backfill fixture, imported, is each test's argument)
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from qrtui import worker
-from qrtui.config import load_config
+from qrtui import helpers, worker
+from qrtui.config import RemoteNode, StoreNode, load_config
 from qrtui.query import build_query
 from qrtui.store import Store
 from qrtui.worker import helper
@@ -190,3 +191,37 @@ def test_ctrl_c_to_the_process_group_stops_the_run_and_its_helper(backfill):
     assert stored_objects(config.parent / "store") == set().union(
         *(backfill.rdsrs[d] for d in before)
     )
+
+
+def test_a_run_that_cannot_start_its_helper_works_without_it(backfill, tmp_path, monkeypatch):
+    """No process to be had (a task limit, say): the run is that of one process."""
+    (backfill.work / "release").touch()
+    helped(backfill)
+    real = subprocess.Popen
+
+    def no_helper(command: list[str], *args: object, **kwargs: object) -> object:
+        if helpers.START in command:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real(command, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "Popen", no_helper)
+    outcome = run(backfill.config)
+    assert outcome.status == 0, outcome.message
+    assert outcome.summary is not None and outcome.summary.by_helpers == 0
+    assert stored_objects(tmp_path / "store") == set().union(*backfill.rdsrs.values())
+
+
+def test_a_helper_whose_parent_dies_mid_message_leaves(tmp_path):
+    """Its input ends inside a line (the parent killed as it wrote): it leaves at once."""
+    node = RemoteNode("pacs", "PACS", "127.0.0.1", 104)
+    alone = helpers.Helper("QRTUI", node, StoreNode("local", "QRTUI", directory=tmp_path))
+    process = alone._process
+    assert process is not None and process.stdin is not None
+    try:
+        assert alone.ready.wait(120), "the helper started"
+        process.stdin.write(b'{"op": "expected", "expected": {"1.2.3": ["1.2')
+        process.stdin.close()
+        assert process.wait(60) == 0
+    finally:
+        alone.kill()
+        process.wait()

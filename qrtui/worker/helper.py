@@ -71,26 +71,34 @@ class HelperSession(RetrieveSession):
     def __init__(self, helper: Helper, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.helper = helper
+        self.patient = True  # its own association, if any, replaces the helper's
         self.sent = 0  # requests the helper answered
+        self._here = False  # this window, the work is done here
         self._expected_sent: object = None
         self._request = 0
 
     def __enter__(self) -> HelperSession:
-        if self.helper.alive and not self.helper.ready.wait(READY_SECONDS):
-            raise AssociationFailed(self.peer, Outcome.REJECTED, "the helper is starting")
-        store = self.receiver.store if self.receiver is not None else None
-        for answer in self.helper.ask(
-            op="open",
-            sop_classes=self.sop_classes,
-            forward_to=list(store.forward_to) if store is not None else [],
-        ):
-            if answer["op"] != "opened":
-                continue
-            if not answer["ok"]:
-                detail = str(answer.get("error", "the helper could not associate"))
-                raise AssociationFailed(self.peer, Outcome.REJECTED, detail)
-            return self
-        super().__enter__()  # the helper is gone
+        """The helper's association; where it is still starting, gone or silent, this
+        session's own (the pool keeps its size)."""
+        if self.helper.alive and self.helper.ready.wait(READY_SECONDS):
+            deadline = clock.monotonic() + 2 * self.node.timeout + STOP_SECONDS
+            store = self.receiver.store if self.receiver is not None else None
+            for answer in self.helper.ask(
+                timeout=0.1,
+                op="open",
+                sop_classes=self.sop_classes,
+                forward_to=list(store.forward_to) if store is not None else [],
+            ):
+                if answer["op"] == "opened":
+                    if not answer["ok"]:
+                        detail = str(answer.get("error", "the helper could not associate"))
+                        raise AssociationFailed(self.peer, Outcome.REJECTED, detail)
+                    return self
+                if clock.monotonic() > deadline:
+                    self.helper.kill()
+                    break
+        self._here = True
+        super().__enter__()
         return self
 
     def retrieve(
@@ -101,16 +109,23 @@ class HelperSession(RetrieveSession):
     ) -> RetrieveOutcome:
         receiver = self.receiver
         get = self.use_get if use_get is None else use_get
-        if not self.helper.alive or receiver is None:
-            return super().retrieve(identifier, on_pending, get)
+        if self._here or not self.helper.alive or receiver is None:
+            return self._here_instead(identifier, on_pending, get)
+        if self.cancel.is_set():
+            raise Cancelled
         if receiver.expected is not self._expected_sent:
             self._expected_sent = expected = receiver.expected
-            plain = None if expected is None else {k: v and sorted(v) for k, v in expected.items()}
+            plain = (
+                None
+                if expected is None
+                else {k: None if v is None else sorted(v) for k, v in expected.items()}
+            )
             self.helper.send(op="expected", expected=plain)
         if not get and self.before_move is not None:
             self.before_move()
         self._request += 1
         told_cancel: float | None = None
+        deadline = clock.monotonic() + self.node.retrieve_deadline + STOP_SECONDS
         for answer in self.helper.ask(
             timeout=0.1,
             op="retrieve",
@@ -126,6 +141,9 @@ class HelperSession(RetrieveSession):
             if told_cancel is not None and clock.monotonic() - told_cancel > STOP_SECONDS:
                 self.helper.kill()  # it does not answer: bounded all the same
                 raise Cancelled
+            if clock.monotonic() > deadline:  # its own deadline passed without a word
+                self.helper.kill()
+                break
             if kind == "received":
                 receiver.took(received_from_wire(answer))
             if answer.get("id") != self._request:
@@ -145,13 +163,26 @@ class HelperSession(RetrieveSession):
                 receiver.merge(answer["receiver"])
                 if answer["kind"] == "cancelled":
                     raise Cancelled
-                raise RetrieveFailed(answer["message"])
+                if answer["kind"] == "failed":  # the node failed it, as it would here
+                    raise RetrieveFailed(answer["message"])
+                self.helper.kill()  # a fault of the helper's own: the request is asked here
+                break
         if self.cancel.is_set():
             raise Cancelled
-        return super().retrieve(identifier, on_pending, get)  # the helper is gone
+        return self._here_instead(identifier, on_pending, get)  # the helper is gone
+
+    def _here_instead(
+        self, identifier: Dataset, on_pending: Callable[[SubOps], None], get: bool
+    ) -> RetrieveOutcome:
+        try:
+            return super().retrieve(identifier, on_pending, get)
+        except AssociationFailed as exc:  # the node may still count the helper's
+            raise self.failure(str(exc)) from None
 
     def close(self) -> None:
         super().close()
+        if self._here:
+            return
         if self.cancel.is_set():
             self.helper.send(op="cancel")
         for answer in self.helper.ask(timeout=STOP_SECONDS, op="close"):

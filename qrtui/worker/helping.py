@@ -46,9 +46,12 @@ class _Child:
         return self._receiver
 
     def say(self, **message: Any) -> None:
-        with self._write:
-            sys.stdout.write(json.dumps(message) + "\n")
-            sys.stdout.flush()
+        try:
+            with self._write:
+                sys.stdout.write(json.dumps(message) + "\n")
+                sys.stdout.flush()
+        except (OSError, ValueError):  # the parent is gone: stop what is in flight
+            self.cancel.set()
 
     def _received(self, received: Received) -> None:
         self.say(op="received", id=self.request, **received_to_wire(received))
@@ -99,18 +102,15 @@ class _Child:
             if self.session is None:
                 raise SessionFailed("the helper has no association")
             outcome = self.session.retrieve(
-                Dataset.from_json(message["identifier"]),
-                lambda counts: self.say(
-                    op="pending", id=self.request, counts=counts_to_wire(counts)
-                ),
-                message["get"],
+                Dataset.from_json(message["identifier"]), self._pending, message["get"]
             )
         except Cancelled:
             self.say(op="error", id=self.request, kind="cancelled", receiver=self._receiver_news())
             return
-        except Exception as exc:  # SessionFailed and the unforeseen alike: the parent says
+        except Exception as exc:  # the node's failure, or one of the helper's own
+            kind = "failed" if isinstance(exc, SessionFailed) else "fault"
             self.say(
-                op="error", id=self.request, kind="failed", message=str(exc),
+                op="error", id=self.request, kind=kind, message=str(exc),
                 receiver=self._receiver_news(),
             )  # fmt: skip
             return
@@ -128,58 +128,67 @@ class _Child:
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()
     import qrtui.dicom  # noqa: F401  (the patches, before any association)
 
     lines = iter(sys.stdin.readline, "")
     try:
         child = _Child(json.loads(next(lines)))
     except Exception:
-        return
+        os._exit(0)
     child.say(op="ready")
     work: list[dict[str, Any]] = []
     ready = threading.Condition()
 
     def read() -> None:  # cancel must reach a request in flight
-        for line in lines:
-            message = json.loads(line)
-            if message["op"] == "cancel":
-                child.cancel.set()
-                continue
+        try:
+            for line in lines:
+                message = json.loads(line)  # a line cut short: the parent died writing it
+                if message["op"] == "cancel":
+                    child.cancel.set()
+                    continue
+                with ready:
+                    work.append(message)
+                    ready.notify()
+        finally:  # the parent is gone, or closed its side: stop and leave
+            child.cancel.set()
             with ready:
-                work.append(message)
+                work.append({"op": "end"})
                 ready.notify()
-        child.cancel.set()  # the parent is gone
-        with ready:
-            work.append({"op": "end"})
-            ready.notify()
 
     threading.Thread(target=read, daemon=True).start()
-    while True:
-        with ready:
-            while not work:
-                ready.wait()
-            message = work.pop(0)
-        op = message["op"]
-        if op == "end":
-            break
-        if op == "open":
-            child.open(message)
-        elif op == "expected":
-            expected = message["expected"]
-            child.receiver.expected = (
-                None
-                if expected is None
-                else {k: None if v is None else frozenset(v) for k, v in expected.items()}
-            )
-        elif op == "retrieve":
-            child.retrieve(message)
-        elif op == "close":
-            child.close()
-            child.say(op="closed")
-    child.close()
-    if child._receiver is not None:
-        child.receiver.store.close()
-    sys.stdout.flush()
-    os._exit(0)  # pynetdicom's threads of a lost association must not keep it alive
+    try:
+        while True:
+            with ready:
+                while not work:
+                    if not ready.wait(1.0) and os.getppid() != parent:
+                        work.append({"op": "end"})  # the parent died without a word
+                message = work.pop(0)
+            op = message["op"]
+            if op == "end":
+                break
+            if op == "open":
+                child.open(message)
+            elif op == "expected":
+                expected = message["expected"]
+                child.receiver.expected = (
+                    None
+                    if expected is None
+                    else {k: None if v is None else frozenset(v) for k, v in expected.items()}
+                )
+            elif op == "retrieve":
+                child.retrieve(message)
+            elif op == "close":
+                child.close()
+                child.say(op="closed")
+    finally:
+        child.cancel.set()  # an association still open is aborted, not released
+        child.close()
+        if child._receiver is not None:
+            with contextlib.suppress(Exception):
+                child.receiver.store.close()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        os._exit(0)  # pynetdicom's threads of a lost association must not keep it alive

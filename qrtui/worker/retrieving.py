@@ -190,10 +190,12 @@ def _retriever(
         retriever = Retriever(
             first, store_node, receiver=receiver, store=store, emit=emit, pool=pool
         )
-        yield retriever
-        retriever.summary.by_helpers = sum(
-            s.sent for s in pool.sessions if isinstance(s, HelperSession)
-        )
+        try:
+            yield retriever
+        finally:
+            retriever.summary.by_helpers = sum(
+                s.sent for s in pool.sessions if isinstance(s, HelperSession)
+            )
 
 
 def retrieve_method(remote: RemoteNode, store_node: StoreNode, found: Findings) -> str:

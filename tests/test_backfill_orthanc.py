@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -131,14 +131,14 @@ def _wait_for(path: Path, proc: subprocess.Popen[str]) -> None:
             proc.wait(0.05)
 
 
-def test_sigint_inside_a_day_then_run_again_resumes_and_fetches_each_object_once(backfill):
-    proc = subprocess.Popen(
-        backfill.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+def interrupted(
+    backfill: Backfill, proc: subprocess.Popen[str], interrupt: Callable[[], object]
+) -> tuple[str, str]:
+    """Once the fifth day's study query is held: `interrupt`, then what the run wrote. The
+    day is let go whatever happens; the run must have ended as interrupted, cleanly."""
     try:
         _wait_for(backfill.work / "held", proc)
-        proc.send_signal(signal.SIGINT)
+        interrupt()
         out, err = proc.communicate(timeout=60)
     finally:
         (backfill.work / "release").touch()
@@ -146,6 +146,15 @@ def test_sigint_inside_a_day_then_run_again_resumes_and_fetches_each_object_once
             proc.kill()
     assert proc.returncode == 130 and "interrupted" in err, err
     assert "Traceback" not in err, err
+    return out, err
+
+
+def test_sigint_inside_a_day_then_run_again_resumes_and_fetches_each_object_once(backfill):
+    proc = subprocess.Popen(
+        backfill.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    out, _ = interrupted(backfill, proc, lambda: proc.send_signal(signal.SIGINT))
     stopped = json.loads(out)  # what was written stays one document
     assert stopped["interrupted"] is True
     before = [FIRST + timedelta(days=n) for n in range(4)]

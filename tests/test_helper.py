@@ -27,8 +27,8 @@ from tests.test_backfill_orthanc import (  # noqa: F401  (backfill: the fixture)
     LAST,
     TODAY,
     Backfill,
-    _wait_for,
     backfill,
+    interrupted,
 )
 from tests.test_retrieve_integration import stored_objects
 
@@ -173,17 +173,12 @@ def test_ctrl_c_to_the_process_group_stops_the_run_and_its_helper(backfill):
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
-    try:
-        _wait_for(backfill.work / "held", proc)
+
+    def ctrl_c() -> None:  # as a terminal's: to every process of the group
         assert helpers_of(proc.pid), "the helper runs beside the parent"
-        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: every process of the group
-        out, err = proc.communicate(timeout=60)
-    finally:
-        (backfill.work / "release").touch()
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130 and "interrupted" in err, err
-    assert "Traceback" not in err, err
+        os.killpg(proc.pid, signal.SIGINT)
+
+    out, _ = interrupted(backfill, proc, ctrl_c)
     assert json.loads(out)["interrupted"] is True
     with pytest.raises(ProcessLookupError):  # nothing of the group is left
         os.killpg(proc.pid, 0)

@@ -36,7 +36,19 @@ from qrtui.dicom import pynetdicom_speed as speed
 # target -> (signature, first 16 hex digits of the SHA-256 of its source), as in pynetdicom
 # 3.0.4. A change means: read the new code, re-check the patch, then record the new shape.
 RECORDED: dict[str, tuple[str, str]] = {
+    "pynetdicom.association.Association._handle_no_response": (
+        "(self) -> None",
+        "6f3d62518395c3a8",
+    ),
     "pynetdicom.association.Association._run_reactor": ("(self) -> None", "f28838c5559e462a"),
+    "pynetdicom.association.Association._wrap_find_responses": (
+        "(self, transfer_syntax: pydicom.uid.UID, query_model: pydicom.uid.UID) -> Iterator[tuple[pydicom.dataset.Dataset, pydicom.dataset.Dataset | None]]",
+        "34436b9c80ccb5f3",
+    ),
+    "pynetdicom.association.Association.send_c_find": (
+        "(self, dataset: pydicom.dataset.Dataset, query_model: str | pydicom.uid.UID, msg_id: int = 1, priority: int = 2) -> Iterator[tuple[pydicom.dataset.Dataset, pydicom.dataset.Dataset | None]]",
+        "5879d593298e14b6",
+    ),
     "pynetdicom.dimse.DIMSEServiceProvider.get_msg": (
         "(self, block: bool = False) -> tuple[None, None] | tuple[int, 'C_ECHO | C_FIND | C_GET | C_MOVE | C_STORE | N_ACTION | N_CREATE | N_DELETE | N_EVENT_REPORT | N_GET | N_SET']",
         "890e3e04283f5aeb",
@@ -114,7 +126,8 @@ def test_the_patches_are_installed() -> None:
     assert PresentationContext.__deepcopy__ is speed._copy_context  # type: ignore[attr-defined]
     for module in (association, dimse_messages):
         assert module.encode is speed._quick_encode  # type: ignore[attr-defined]
-        assert module.decode is speed._quick_decode  # type: ignore[attr-defined]
+    assert association.decode is speed._quick_decode  # type: ignore[attr-defined]
+    assert dimse_messages.decode is speed._quick_decode_command  # type: ignore[attr-defined]
     assert dimse_messages.DIMSEMessage.message_to_primitive is speed._quick_message_to_primitive
     assert dimse_messages.DIMSEMessage.decode_msg is fixes._decode_msg_for
     assert dimse_messages.NamedTemporaryFile is fixes._incoming_file  # type: ignore[attr-defined]
@@ -124,7 +137,7 @@ def test_the_patches_are_installed() -> None:
     assert DIMSEServiceProvider.get_msg is fixes._get_msg_unless_paused
     replacements = {
         speed._remembered_set_uid, speed._quick_encode, speed._quick_decode,
-        speed._quick_message_to_primitive,
+        speed._quick_decode_command, speed._quick_message_to_primitive,
         fixes._decode_msg_for,
         fixes._bounded_recv, fixes._bounded_receive_primitive,
         fixes._transport_event_held_back, fixes._get_msg_unless_paused,

@@ -321,6 +321,29 @@ def test_received_command_sets_become_the_same_primitives() -> None:
             assert type(value) is type(elem.value) or uid_as_text, (elem.keyword, value)
 
 
+def test_a_received_command_set_gives_its_values_as_read_until_one_changes() -> None:
+    for command_set in command_sets():
+        data = dsutils.encode(command_set, True, True)
+        assert data is not None
+        quick = dimse_messages.decode(BytesIO(data), True, True)
+        assert type(quick) is speed.ReceivedCommand
+        slow = dsutils.decode(BytesIO(data), True, True)
+        as_pydicom = [(elem.keyword, elem.value) for elem in slow]
+        assert speed.command_values(quick) == as_pydicom
+        assert quick.values_as_read() == as_pydicom, "the values read as it was decoded"
+        for keyword, value in as_pydicom:
+            assert getattr(quick, keyword) == value
+        quick.CommandField = 0x0FFF  # a value changed is read as changed, everywhere
+        assert quick.CommandField == 0x0FFF and quick["CommandField"].value == 0x0FFF
+        assert quick.values_as_read() is None
+        assert ("CommandField", 0x0FFF) in (speed.command_values(quick) or [])
+        del quick.CommandDataSetType
+        assert "CommandDataSetType" not in quick
+        assert ("CommandDataSetType", slow.CommandDataSetType) not in (
+            speed.command_values(quick) or []
+        )
+
+
 def answers() -> list[Dataset]:
     """Answers as PACS send them: character sets, lists, numbers, names, a nested item."""
     study = identifier("STUDY", StudyDate="20261204", StudyTime="101500", StudyInstanceUID="1.2.3",
@@ -340,10 +363,14 @@ def answers() -> list[Dataset]:
     return [study, latin, unicode, several, nested, empty]
 
 
-def decoded_both_ways(data: bytes, implicit: bool) -> tuple[Dataset, Dataset]:
-    """What pynetdicom now decodes, and what pydicom's reader gives."""
+def decoded_both_ways(
+    data: bytes, implicit: bool, command: bool = False
+) -> tuple[Dataset, Dataset]:
+    """What pynetdicom now decodes (an identifier, or a command set), and what pydicom's
+    reader gives."""
+    reader = dimse_messages.decode if command else association.decode
     return (
-        dimse_messages.decode(BytesIO(data), implicit, True),
+        reader(BytesIO(data), implicit, True),
         speed._decode(BytesIO(data), implicit, True),  # type: ignore[attr-defined]
     )
 
@@ -373,11 +400,11 @@ def test_received_datasets_are_read_as_pydicom_reads_them(
     implicit: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     flat = [*answers(), *identifiers(), *built_identifiers(monkeypatch)]
-    for ds in [*flat, *(command_sets() if implicit else [])]:
+    commands = command_sets() if implicit else []
+    for ds in [*flat, *commands]:
         data = pydicom_bytes(ds, implicit)
         assert speed.raw_elements(data, implicit) is not None, "read the quick way"
-        assert_same(*decoded_both_ways(data, implicit))
-    assert association.decode is dimse_messages.decode  # identifiers and command sets alike
+        assert_same(*decoded_both_ways(data, implicit, command=ds in commands))
 
 
 def test_what_the_quick_reader_cannot_vouch_for_goes_to_pydicom() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from qrtui.config import RemoteNode
 from qrtui.dicom.assoc import associate, associate_patiently, make_ae
 from qrtui.dicom.pool import SessionPool
+from qrtui.dicom.pynetdicom_speed import find_responses, find_syntax
 from qrtui.dicom.session import Cancelled, Lost, Session, SessionFailed
 from qrtui.politeness import before_request
 
@@ -34,6 +35,8 @@ class FindOutcome:
     matches: list[Dataset] = field(default_factory=list)
     status: int = 0
     undecodable: int = 0
+    raw: list[bytes] = field(default_factory=list)  # RawFindSession's answers, undecoded
+    syntax: str = ""  # ...and their transfer syntax
 
     @property
     def complete(self) -> bool:
@@ -65,6 +68,7 @@ class FindSession(Session):
     """Sequential C-FINDs on one association, re-opened once if the peer dropped it."""
 
     failure = FindFailed
+    raw = False  # answers kept as received (a helper process's, for its parent to decode)
 
     def __init__(
         self,
@@ -76,6 +80,7 @@ class FindSession(Session):
     ) -> None:
         super().__init__(calling_aet, node, cancel)
         self.requests = 0
+        self.answers = 0  # Pending answers received, on every request
         self.patient = patient  # asks again after a transient rejection
 
     def _associate(self) -> Association:
@@ -101,21 +106,25 @@ class FindSession(Session):
         assoc = self._open()
         self.requests += 1
         outcome = FindOutcome()
-        responses = assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind)
-        for status, match in responses:
+        model = StudyRootQueryRetrieveInformationModelFind
+        if self.raw:
+            outcome.syntax = str(find_syntax(assoc, model))
+        for code, match in find_responses(assoc, identifier, model, self.raw):
             if self.cancel.is_set():
                 assoc.abort()
                 self._assoc = None
                 raise Cancelled
-            if not status or "Status" not in status:
+            if code is None:
                 raise Lost("the association was lost or timed out during C-FIND")
-            code = int(status.Status)
             if code in (0xFF00, 0xFF01):
+                self.answers += 1
                 if match is None:
                     outcome.undecodable += 1
+                elif isinstance(match, bytes):
+                    outcome.raw.append(match)
                 else:
                     outcome.matches.append(match)
-                if limit is not None and len(outcome.matches) > limit:
+                if limit is not None and len(outcome.matches) + len(outcome.raw) > limit:
                     assoc.abort()
                     self._assoc = None
                     outcome.status = CANCELLED_BY_US
@@ -133,8 +142,12 @@ class FindSession(Session):
 class PooledFinder:
     """C-FINDs spread over up to `node.max_associations` sessions; answers in request order."""
 
-    def __init__(self, first: FindSession) -> None:
+    def __init__(self, first: FindSession, extra: Callable[[], FindSession] | None = None) -> None:
+        """`extra`: the pool's next session, where it is not one more of this process's."""
+
         def make() -> FindSession:  # one more, if the node takes it now
+            if extra is not None:
+                return extra()
             return FindSession(first.calling_aet, first.node, first.cancel, patient=False)
 
         self.pool = SessionPool(first, make, first.node.max_associations)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import struct
+from collections.abc import Iterator
 from io import BytesIO
 from typing import Any
 
@@ -180,9 +181,27 @@ def _command_entry(tag: int) -> tuple[str, str] | None:
         return None
 
 
+def _raw_value(vr: str, element: Any) -> tuple[bool, Any]:
+    """(True, value) of a raw command element that is a plain integer, UID or AE title, as
+    pydicom would give it; (False, None) otherwise."""
+    raw = element.value
+    if not isinstance(raw, bytes) or (element.VR or vr) != vr:
+        return False, None
+    if vr in _INTEGER and len(raw) == _INTEGER[vr].size:
+        return True, _INTEGER[vr].unpack(raw)[0]
+    if vr in ("UI", "AE") and raw.isascii() and b"\\" not in raw:
+        plain = raw.decode("ascii")
+        return True, UID(plain.rstrip("\0 ")) if vr == "UI" else plain.strip()
+    return False, None
+
+
 def command_values(command_set: Dataset) -> list[tuple[str, Any]] | None:
     """(keyword, value) of each element in tag order, as pydicom would give them; None
     where one is not a plain integer, UID or AE title."""
+    if type(command_set) is ReceivedCommand:
+        known = command_set.values_as_read()
+        if known is not None:
+            return known
     found: list[tuple[str, Any]] = []
     for tag in sorted(command_set.keys()):
         element = command_set.get_item(tag)
@@ -195,16 +214,10 @@ def command_values(command_set: Dataset) -> list[tuple[str, Any]] | None:
                 return None
             found.append((keyword, element.value))
             continue
-        raw = element.value
-        if not isinstance(raw, bytes) or (element.VR or vr) != vr:
+        plain, value = _raw_value(vr, element)
+        if not plain:
             return None
-        if vr in _INTEGER and len(raw) == _INTEGER[vr].size:
-            found.append((keyword, _INTEGER[vr].unpack(raw)[0]))
-        elif vr in ("UI", "AE") and raw.isascii() and b"\\" not in raw:
-            plain = raw.decode("ascii")
-            found.append((keyword, UID(plain.rstrip("\0 ")) if vr == "UI" else plain.strip()))
-        else:
-            return None
+        found.append((keyword, value))
     return found
 
 
@@ -299,12 +312,16 @@ def _encodings(value: bytes | None, vr: str | None, implicit_vr: bool) -> tuple[
 
 
 def _quick_decode(
-    bytestring: Any, is_implicit_vr: bool, is_little_endian: bool, deflated: bool = False
+    bytestring: Any,
+    is_implicit_vr: bool,
+    is_little_endian: bool,
+    deflated: bool = False,
+    kind: type[Dataset] = Dataset,
 ) -> Dataset:
     if is_little_endian and not deflated and type(bytestring) is BytesIO:
         elements = raw_elements(bytestring.getvalue(), is_implicit_vr)
         if elements is not None:
-            ds = Dataset(elements)
+            ds = kind(elements)
             charset = elements.get(_CHARSET)
             encoding = (
                 default_encoding
@@ -316,5 +333,128 @@ def _quick_decode(
     return _decode(bytestring, is_implicit_vr, is_little_endian, deflated)  # type: ignore[no-any-return]
 
 
-for _module in (association, dimse_messages):
-    install(_module, "decode", _quick_decode)
+install(association, "decode", _quick_decode)
+
+
+# Saves: pynetdicom reads a received command set's CommandField and CommandDataSetType
+# through pydicom's conversion of raw elements, about 20 us each, and message_to_primitive
+# read it all again (command_values, about 30 us): for every C-FIND answer and every
+# C-STORE of a C-GET. Its plain values are now read once, as it is decoded. Figure: issue
+# 26, seventh round (bench/README.md). Written against 3.0.4 (dimse_messages' decode reads
+# command sets only).
+class ReceivedCommand(Dataset):
+    """A received command set whose plain values were read as it was decoded. A value is
+    taken from there only while its element is the one decoded (not changed, not read by
+    pydicom since); anything else is looked up as in any Dataset."""
+
+    def read_values(self) -> None:
+        as_read: dict[BaseTag, Any] = dict(self._dict)
+        by_keyword: dict[str, tuple[BaseTag, Any, Any]] = {}
+        values: list[tuple[str, Any]] | None = []
+        for tag in sorted(as_read):
+            entry = _command_entry(tag)
+            plain, value = _raw_value(entry[1], as_read[tag]) if entry else (False, None)
+            if entry is None or not plain:
+                values = None
+                continue
+            by_keyword[entry[0]] = (tag, as_read[tag], value)
+            if values is not None:
+                values.append((entry[0], value))
+        self.__dict__.update(_as_read=as_read, _by_keyword=by_keyword, _values=values)
+
+    def _unchanged(self, tag: BaseTag, element: Any) -> bool:
+        return self._dict.get(tag) is element
+
+    def __getattr__(self, name: str) -> Any:
+        entry = self.__dict__.get("_by_keyword", {}).get(name)
+        if entry is not None and self._unchanged(entry[0], entry[1]):
+            return entry[2]
+        return super().__getattr__(name)
+
+    def values_as_read(self) -> list[tuple[str, Any]] | None:
+        """command_values() of it, where every element is the one decoded."""
+        as_read = self.__dict__.get("_as_read")
+        if as_read is None or len(as_read) != len(self._dict):
+            return None
+        if not all(self._unchanged(tag, element) for tag, element in as_read.items()):
+            return None
+        return self.__dict__.get("_values")
+
+
+def _quick_decode_command(
+    bytestring: Any, is_implicit_vr: bool, is_little_endian: bool, deflated: bool = False
+) -> Dataset:
+    found = _quick_decode(bytestring, is_implicit_vr, is_little_endian, deflated, ReceivedCommand)
+    if type(found) is ReceivedCommand:
+        found.read_values()
+    return found
+
+
+install(dimse_messages, "decode", _quick_decode_command)
+
+
+# Saves: send_c_find's responses came through a wrapper that builds a status Dataset for
+# each answer and formats two log lines, about 50 us of the 430 us of CPU an answer costs
+# (the funnel reads about 800 answers on the bench's same-second population). The request
+# is still sent by send_c_find; its wrapper is left unstarted, and the responses are read
+# here, the same way: the association's lock held to decode, its reactor let go at the end.
+# Figure: issue 26, seventh round (bench/README.md). Written against 3.0.4 (relies on
+# dimse.get_msg, _get_valid_context, _handle_no_response and _reactor_checkpoint).
+original(association.Association, "_wrap_find_responses")
+original(association.Association, "send_c_find")
+original(association.Association, "_handle_no_response")
+_PENDING = frozenset({0xFF00, 0xFF01})
+FindResponse = tuple[int | None, Dataset | bytes | None]  # (status, None: lost; identifier)
+
+
+def find_syntax(assoc: association.Association, model: UID) -> UID:
+    """The transfer syntax of the association's C-FIND answers."""
+    return assoc._get_valid_context(model, "", "scu").transfer_syntax[0]
+
+
+def decode_answer(data: BytesIO, syntax: UID) -> Dataset | None:
+    """A C-FIND identifier as pynetdicom would decode it; None where it cannot be."""
+    try:
+        return _quick_decode(
+            data, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
+        )
+    except Exception:
+        return None
+
+
+def find_responses(
+    assoc: association.Association, identifier: Dataset, model: UID, raw: bool = False
+) -> Iterator[FindResponse]:
+    """(status, identifier) of each C-FIND response: the identifier of a Pending answer
+    (None where it cannot be decoded; its bytes with `raw`), None for the final one; a
+    status of None where the association timed out, was lost or answered with something
+    else (it is then aborted)."""
+    syntax = find_syntax(assoc, model)
+    assoc.send_c_find(identifier, model)  # sends the request; its reader is not used
+    try:
+        while True:
+            _, rsp = assoc.dimse.get_msg(block=True)
+            if rsp is None:
+                assoc._handle_no_response()
+                yield None, None
+                return
+            if not isinstance(rsp, dimse_primitives.C_FIND) or not rsp.is_valid_response:
+                assoc.abort()
+                yield None, None
+                return
+            status = rsp.Status
+            if status not in _PENDING:
+                yield status, None
+                return
+            data = rsp.Identifier
+            if data is None:
+                yield status, None
+                continue
+            if raw:
+                yield status, data.getvalue()
+                continue
+            with assoc.lock:
+                found = decode_answer(data, syntax)
+            yield status, found
+    finally:
+        assoc._reactor_checkpoint.set()

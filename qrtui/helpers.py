@@ -1,16 +1,20 @@
-"""A second process that takes a share of a retrieve's requests (`retrieve_processes`).
+"""A second process that takes a share of a run's queries and retrieves
+(`retrieve_processes`).
 
-Receiving is CPU-bound in one process: pynetdicom's threads and the handler of each object
-share one interpreter lock. The helper is another Python, started with the run, that keeps
-one association of the retrieve's pool: the parent's Retriever hands it requests like any
-session of the pool and decides everything as before. The helper writes what it receives
-into the same store (the parent holds the store's lock; both write its index, which takes
-turns) and tells the parent each object, each Pending count and each final status.
+Reading answers and receiving objects is CPU-bound in one process: pynetdicom's threads and
+the handler of each object share one interpreter lock. The helper is another Python,
+started with the run, that keeps one association of a pool at a time.
+- The funnel's pool: its C-FINDs are sent there, and their answers come back as received,
+  to be read and checked here.
+- The retrieve's pool: the parent's Retriever hands it requests like any session and
+  decides everything as before. The helper writes what it receives into the same store
+  (the parent holds the store's lock; both write its index, which takes turns) and tells
+  the parent each object, each Pending count and each final status. For this it needs
+  C-GET into an embedded store (under "auto" a request asked again with C-MOVE is sent by
+  the helper too; the objects then come to the parent's storage SCP).
 
-What it needs: C-GET into an embedded store (under "auto" a request asked again with C-MOVE
-is sent by the helper too; the objects then come to the parent's storage SCP). It is not
-used where the node sets `max_queries_per_second` (each process would keep its own rate)
-or allows fewer than two associations. Wire: one JSON object a line, each way.
+It is not used where the node sets `max_queries_per_second` (each process would keep its
+own rate) or allows fewer than two associations. Wire: one JSON object a line, each way.
 """
 
 from __future__ import annotations
@@ -30,14 +34,13 @@ from typing import IO, Any
 import qrtui
 from qrtui.config import RemoteNode, StoreNode
 
-START = "from qrtui.worker.helping import main; main()"
+START = "from qrtui.helping import main; main()"  # not the worker package: a lighter start
 STOP_SECONDS = 10.0  # for the helper to answer a cancel or a close, before it is killed
 
 
-def wanted(remote: RemoteNode, store_node: StoreNode, dry_run: bool) -> int:
-    """How many helper processes a run of `remote` into `store_node` starts."""
-    if dry_run or not store_node.embedded or remote.retrieve == "move":
-        return 0
+def wanted(remote: RemoteNode) -> int:
+    """How many helper processes a run of `remote` starts (dry or not: they take a share of
+    the funnel's queries too)."""
     if remote.max_queries_per_second is not None or remote.max_associations < 2:
         return 0
     return max(0, min(remote.retrieve_processes - 1, remote.max_associations - 1))
@@ -71,6 +74,7 @@ class Helper:
         self.ready = threading.Event()  # its Python started: it can take a retrieve
         self._answers: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._write = threading.Lock()
+        self._claimed = threading.Lock()  # held by the one session that uses it
         self._process: subprocess.Popen[bytes] | None = None
         # -P: not the working directory's modules; this qrtui, installed or not
         root = str(Path(qrtui.__file__).resolve().parent.parent)
@@ -137,6 +141,20 @@ class Helper:
                 return
             yield answer
 
+    @property
+    def free(self) -> bool:
+        """Started, and not taken by a session."""
+        return self.alive and self.ready.is_set() and not self._claimed.locked()
+
+    def claim(self) -> bool:
+        """For one session at a time (a find pool's or a retrieve pool's); False where it is
+        taken, or gone."""
+        return self.alive and self._claimed.acquire(blocking=False)
+
+    def unclaim(self) -> None:
+        if self._claimed.locked():
+            self._claimed.release()
+
     def send(self, **message: Any) -> None:
         if self.alive:
             self._send(**message)
@@ -165,10 +183,10 @@ class Helper:
 _started: list[Helper] = []  # by prestart(), for the run about to start
 
 
-def prestart(calling_aet: str, remote: RemoteNode, store_node: StoreNode, dry_run: bool) -> None:
+def prestart(calling_aet: str, remote: RemoteNode, store_node: StoreNode) -> None:
     """Start the run's helpers before the run has loaded pydicom and pynetdicom, so that
     their Python starts beside it (the scripted mode; the run takes them)."""
-    for _ in range(wanted(remote, store_node, dry_run)):
+    for _ in range(wanted(remote)):
         helper = Helper(calling_aet, remote, store_node)
         if helper.alive:
             _started.append(helper)

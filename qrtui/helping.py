@@ -1,27 +1,58 @@
 """The helper process's side (qrtui/worker/helper.py has the parent's): requests read from
-standard input, one at a time, on one association; what happens written to standard output.
+standard input, one at a time, on one association (a retrieve's, or a find's); what happens
+written to standard output.
 It ignores Ctrl-C and SIGTERM, which reach the whole process group: the parent stops it, by
 closing its input. Its input closed mid-request, it cancels and leaves."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import signal
 import sys
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
 
+from qrtui.dicom.find import FindSession
 from qrtui.dicom.retrieve import RetrieveSession, SubOps
 from qrtui.dicom.session import Cancelled, SessionFailed
 from qrtui.dicom.storescp import Received, Receiver
 from qrtui.helpers import node_from_wire
 from qrtui.store import Store
-from qrtui.worker.helper import counts_to_wire, received_to_wire
+from qrtui.store.files import StoredInstance
+
+
+def received_to_wire(received: Received) -> dict[str, Any]:
+    instance = asdict(received.instance)
+    instance["path"] = str(received.instance.path)
+    return {"instance": instance, "probe": received.probe}
+
+
+def received_from_wire(found: dict[str, Any]) -> Received:
+    instance = dict(found["instance"])
+    instance["path"] = Path(instance["path"])
+    return Received(StoredInstance(**instance), bool(found["probe"]))
+
+
+def counts_to_wire(counts: SubOps) -> list[int | None]:
+    return [counts.remaining, counts.completed, counts.failed, counts.warning]
+
+
+def counts_from_wire(found: list[int | None]) -> SubOps:
+    return SubOps(*found)
+
+
+BEAT_SECONDS = 1.0  # a find in flight says how many answers it has, this often
+
+
+class RawFindSession(FindSession):
+    raw = True  # the parent reads the answers
 
 
 class _Child:
@@ -36,6 +67,8 @@ class _Child:
         self.request: int | None = None
         self._write = threading.Lock()
         self._reported = (0, 0, 0, 0, 0)
+        self.finder: FindSession | None = None
+        self.find_cancel = threading.Event()
 
     @property
     def receiver(self) -> Receiver:
@@ -120,6 +153,50 @@ class _Child:
             cancelled=outcome.cancelled, receiver=self._receiver_news(),
         )  # fmt: skip
 
+    def find_open(self) -> None:
+        self.find_close()
+        self.find_cancel = threading.Event()
+        try:
+            session = RawFindSession(self.aet, self.node, self.find_cancel, patient=False)
+            self.finder = session.__enter__()
+        except Exception as exc:
+            self.say(op="find_opened", ok=False, error=str(exc))
+            return
+        self.say(op="find_opened", ok=True)
+
+    def find(self, message: dict[str, Any]) -> None:
+        request, finder = message["id"], self.finder
+        done = threading.Event()
+
+        def beat() -> None:  # the parent bounds a find by its progress
+            while not done.wait(BEAT_SECONDS):
+                self.say(op="finding", id=request, answers=finder.answers if finder else 0)
+
+        threading.Thread(target=beat, daemon=True).start()
+        try:
+            if finder is None:
+                raise SessionFailed("the helper has no association")
+            outcome = finder.find(Dataset.from_json(message["identifier"]), message["limit"])
+        except Cancelled:
+            self.say(op="error", id=request, kind="cancelled")
+            return
+        except Exception as exc:  # the node's failure, or one of the helper's own
+            kind = "failed" if isinstance(exc, SessionFailed) else "fault"
+            self.say(op="error", id=request, kind=kind, message=str(exc))
+            return
+        finally:
+            done.set()
+        self.say(
+            op="found", id=request, status=outcome.status, undecodable=outcome.undecodable,
+            syntax=outcome.syntax, raw=[base64.b64encode(r).decode("ascii") for r in outcome.raw],
+        )  # fmt: skip
+
+    def find_close(self) -> None:
+        finder, self.finder = self.finder, None
+        if finder is not None:
+            with contextlib.suppress(Exception):  # a lost association: nothing more to do
+                finder.close()
+
     def close(self) -> None:
         session, self.session = self.session, None
         if session is not None:
@@ -148,6 +225,7 @@ def main() -> None:
                 message = json.loads(line)  # a line cut short: the parent died writing it
                 if message["op"] == "cancel":
                     child.cancel.set()
+                    child.find_cancel.set()
                     continue
                 with ready:
                     work.append(message)
@@ -183,9 +261,18 @@ def main() -> None:
             elif op == "close":
                 child.close()
                 child.say(op="closed")
+            elif op == "find_open":
+                child.find_open()
+            elif op == "find":
+                child.find(message)
+            elif op == "find_close":
+                child.find_close()
+                child.say(op="find_closed")
     finally:
         child.cancel.set()  # an association still open is aborted, not released
+        child.find_cancel.set()
         child.close()
+        child.find_close()
         if child._receiver is not None:
             with contextlib.suppress(Exception):
                 child.receiver.store.close()

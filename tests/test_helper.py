@@ -57,7 +57,7 @@ def helpers_of(pid: int) -> list[int]:
         except OSError:
             continue
         parent = int(stat.rpartition(")")[2].split()[1])
-        if parent == pid and b"qrtui.worker.helping" in command:
+        if parent == pid and b"qrtui.helping" in command:
             found.append(int(entry.name))
     return found
 

@@ -167,7 +167,7 @@ def run_query(
     dry_run: bool,
     context: RunContext,
 ) -> int:
-    helpers.prestart(config.client.aet, remote, store_node, dry_run)  # before what follows loads
+    helpers.prestart(config.client.aet, remote, store_node)  # before what follows loads
     from qrtui import worker
     from qrtui.cli.streamed import stdout_report
     from qrtui.report import missing_json, plan_json, plan_lines, retrieve_lines

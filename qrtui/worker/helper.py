@@ -1,59 +1,40 @@
-"""The helper process's session of a retrieve's pool (qrtui/helpers.py starts the process;
-worker/helping.py is its side)."""
+"""The helper process's session of a retrieve's pool, and of a funnel's (qrtui/helpers.py
+starts the process; qrtui/helping.py is its side)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
-from pathlib import Path
+from io import BytesIO
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
 from qrtui import clock
 from qrtui.config import RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed, Outcome
+from qrtui.dicom.find import FindFailed, FindOutcome, FindSession
+from qrtui.dicom.pynetdicom_speed import decode_answer
 from qrtui.dicom.retrieve import RetrieveFailed, RetrieveOutcome, RetrieveSession, SubOps
 from qrtui.dicom.session import Cancelled
-from qrtui.dicom.storescp import Received
 from qrtui.helpers import STOP_SECONDS, Helper, taken, wanted
-from qrtui.store.files import StoredInstance
+from qrtui.helping import counts_from_wire, received_from_wire
 
 READY_SECONDS = 0.0  # a pool does not wait for a helper still starting (tests do)
-
-
-def received_to_wire(received: Received) -> dict[str, Any]:
-    instance = asdict(received.instance)
-    instance["path"] = str(received.instance.path)
-    return {"instance": instance, "probe": received.probe}
-
-
-def received_from_wire(found: dict[str, Any]) -> Received:
-    instance = dict(found["instance"])
-    instance["path"] = Path(instance["path"])
-    return Received(StoredInstance(**instance), bool(found["probe"]))
-
-
-def counts_to_wire(counts: SubOps) -> list[int | None]:
-    return [counts.remaining, counts.completed, counts.failed, counts.warning]
-
-
-def counts_from_wire(found: list[int | None]) -> SubOps:
-    return SubOps(*found)
 
 
 # ------------------------------------------------------------------ the parent's side
 
 
 @contextlib.contextmanager
-def helpers(
-    calling_aet: str, remote: RemoteNode, store_node: StoreNode, dry_run: bool
-) -> Iterator[list[Helper]]:
+def helpers(calling_aet: str, remote: RemoteNode, store_node: StoreNode) -> Iterator[list[Helper]]:
     """The run's helpers: those prestarted for it, or started now (their Python starts
     while the run plans); stopped at the end."""
     started = taken(remote, store_node)
-    for _ in range(wanted(remote, store_node, dry_run) - len(started)):
+    for _ in range(wanted(remote) - len(started)):
         started.append(Helper(calling_aet, remote, store_node))
     try:
         yield [h for h in started if h.alive]
@@ -80,7 +61,8 @@ class HelperSession(RetrieveSession):
     def __enter__(self) -> HelperSession:
         """The helper's association; where it is still starting, gone or silent, this
         session's own (the pool keeps its size)."""
-        if self.helper.alive and self.helper.ready.wait(READY_SECONDS):
+        ready = self.helper.alive and self.helper.ready.wait(READY_SECONDS)
+        if ready and self.helper.claim():
             deadline = clock.monotonic() + 2 * self.node.timeout + STOP_SECONDS
             store = self.receiver.store if self.receiver is not None else None
             for answer in self.helper.ask(
@@ -91,12 +73,14 @@ class HelperSession(RetrieveSession):
             ):
                 if answer["op"] == "opened":
                     if not answer["ok"]:
+                        self.helper.unclaim()
                         detail = str(answer.get("error", "the helper could not associate"))
                         raise AssociationFailed(self.peer, Outcome.REJECTED, detail)
                     return self
                 if clock.monotonic() > deadline:
                     self.helper.kill()
                     break
+            self.helper.unclaim()
         self._here = True
         super().__enter__()
         return self
@@ -190,3 +174,115 @@ class HelperSession(RetrieveSession):
                 self.receiver.took(received_from_wire(answer))
             if answer["op"] in ("closed", "waiting"):
                 break
+        self.helper.unclaim()
+
+
+class HelperFindSession(FindSession):
+    """A session of the funnel's pool whose C-FINDs the helper sends; their answers come back
+    as received and are read here, so every check of them is the parent's. Where the helper
+    is taken, still starting, gone, silent or faulty, the session works here."""
+
+    def __init__(
+        self, helper: Helper, calling_aet: str, node: RemoteNode, cancel: threading.Event
+    ) -> None:
+        super().__init__(calling_aet, node, cancel, patient=False)
+        self.helper = helper
+        self.sent = 0  # requests the helper answered
+        self._here = True  # until the helper's association is open
+        self._request = 0
+
+    def __enter__(self) -> HelperFindSession:
+        if self.helper.alive and self.helper.ready.is_set() and self.helper.claim():
+            deadline = clock.monotonic() + 2 * self.node.timeout + STOP_SECONDS
+            for answer in self.helper.ask(timeout=0.1, op="find_open"):
+                if answer["op"] == "find_opened":
+                    if answer["ok"]:
+                        self._here = False
+                        return self
+                    self.helper.unclaim()
+                    detail = str(answer.get("error", "the helper could not associate"))
+                    raise AssociationFailed(self.peer, Outcome.REJECTED, detail)
+                if clock.monotonic() > deadline:
+                    self.helper.kill()
+                    break
+            self.helper.unclaim()
+        super().__enter__()
+        return self
+
+    def find(self, identifier: Dataset, limit: int | None = None) -> FindOutcome:
+        if self._here or not self.helper.alive:
+            return self._here_instead(identifier, limit)
+        if self.cancel.is_set():
+            raise Cancelled
+        self._request += 1
+        told_cancel: float | None = None
+        answers, moved = -1, clock.monotonic()
+        patience = 2 * (self.node.timeout + self.node.dimse_timeout) + STOP_SECONDS  # one re-open
+        for answer in self.helper.ask(
+            timeout=0.1, op="find", id=self._request, identifier=identifier.to_json_dict(),
+            limit=limit,
+        ):  # fmt: skip
+            if self.cancel.is_set() and told_cancel is None:
+                told_cancel = clock.monotonic()
+                self.helper.send(op="cancel")
+            now = clock.monotonic()
+            if told_cancel is not None and now - told_cancel > STOP_SECONDS:
+                self.helper.kill()  # it does not answer: bounded all the same
+                raise Cancelled
+            kind = answer["op"]
+            mine = answer.get("id") == self._request
+            if mine and kind == "finding" and answer["answers"] != answers:
+                answers, moved = answer["answers"], now
+            if now - moved > patience:  # no answer came for longer than the node may take
+                self.helper.kill()
+                break
+            if not mine:
+                continue  # waiting, or the end of a request given up on
+            if kind == "found":
+                self.sent += 1
+                self.requests += 1
+                return _read(answer)
+            elif kind == "error":
+                if answer["kind"] == "cancelled":
+                    raise Cancelled
+                if answer["kind"] == "failed":  # the node failed it, as it would here
+                    raise FindFailed(answer["message"])
+                self.helper.kill()  # a fault of the helper's own: the query is asked here
+                break
+        if self.cancel.is_set():
+            raise Cancelled
+        return self._here_instead(identifier, limit)  # the helper is gone
+
+    def _here_instead(self, identifier: Dataset, limit: int | None) -> FindOutcome:
+        if not self._here:
+            self._here = True
+            self.helper.unclaim()
+        try:
+            return super().find(identifier, limit)
+        except AssociationFailed as exc:
+            raise self.failure(str(exc)) from None
+
+    def close(self) -> None:
+        super().close()
+        if self._here:
+            return
+        self._here = True
+        if self.cancel.is_set():
+            self.helper.send(op="cancel")
+        for answer in self.helper.ask(timeout=STOP_SECONDS, op="find_close"):
+            if answer["op"] in ("find_closed", "waiting"):
+                break
+        self.helper.unclaim()
+
+
+def _read(answer: dict[str, Any]) -> FindOutcome:
+    """The helper's answers, decoded as this process would have decoded them."""
+    syntax = UID(answer["syntax"])
+    outcome = FindOutcome(status=answer["status"], undecodable=answer["undecodable"])
+    for item in answer["raw"]:
+        found = decode_answer(BytesIO(base64.b64decode(item)), syntax)
+        if found is None:
+            outcome.undecodable += 1
+        else:
+            outcome.matches.append(found)
+    return outcome

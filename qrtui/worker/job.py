@@ -58,7 +58,7 @@ def run(
             opened_store(
                 store_node, for_writing=not dry_run, wait=context.wait, on_wait=context.on_wait
             ) as store,
-            helpers(config.client.aet, remote, store_node, dry_run) as started,
+            helpers(config.client.aet, remote, store_node) as started,
         ):
             if store is not None and context.forward is not None:
                 store.forward_to = context.forward
@@ -81,7 +81,7 @@ def run(
             else:
                 planned = plan(
                     config, remote, store_node, params, emit=emit, cancel=cancel, store=store,
-                    also_studies=also,
+                    also_studies=also, helpers=started,
                 )  # fmt: skip
             if since is not None and planned.result is not None:
                 planned.result.notices.insert(0, notice)

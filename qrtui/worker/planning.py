@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +20,7 @@ from qrtui.dicom.find import FindOutcome, FindSession, PooledFinder
 from qrtui.dicom.session import Cancelled, LinkedCancel, SessionFailed
 from qrtui.events import Emit, Paused
 from qrtui.funnel import Funnel, OnHead
+from qrtui.helpers import Helper
 from qrtui.learned import Findings, load_learned, save_learned
 from qrtui.politeness import quiet_until, wait_out_quiet_hours
 from qrtui.query import QueryParams
@@ -30,6 +32,7 @@ from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     usage_problem,
 )
 from qrtui.store import INDEX_NAME, Store, StoreBusy, StoreError
+from qrtui.worker.helper import HelperFindSession
 from qrtui.worker.outcome import JobOutcome, _ignore
 
 
@@ -115,7 +118,8 @@ class KeptFinder:
     middle of a funnel (a window's first studies fetched early), it opens a new pool at the
     next query, as patient with a busy node as the first."""
 
-    def __init__(self) -> None:
+    def __init__(self, helpers: Sequence[Helper] = ()) -> None:
+        self.helpers = helpers  # a helper process, where one is free, is one of the pool
         self._pooled: PooledFinder | None = None
         self._asked_before = 0  # requests of the pools closed
         self._opening: tuple[str, RemoteNode, threading.Event | None] | None = None
@@ -134,8 +138,15 @@ class KeptFinder:
             # a pool's cancel of its own: a failed request aborts the pool, not the user's run
             session = FindSession(calling_aet, node, LinkedCancel(cancel))
             session.__enter__()
-            self._pooled = PooledFinder(session)
+            self._pooled = PooledFinder(session, functools.partial(self._extra, session))
         return self._pooled
+
+    def _extra(self, first: FindSession) -> FindSession:
+        """The pool's next session: a free helper's, else one more of this process's."""
+        for helper in self.helpers:
+            if helper.free:
+                return HelperFindSession(helper, first.calling_aet, first.node, first.cancel)
+        return FindSession(first.calling_aet, first.node, first.cancel, patient=False)
 
     def find(self, identifier: Dataset) -> FindOutcome:
         return self._pool().find(identifier)
@@ -159,11 +170,15 @@ class KeptFinder:
 
 @contextlib.contextmanager
 def _finder(
-    calling_aet: str, node: RemoteNode, cancel: threading.Event | None, kept: KeptFinder | None
+    calling_aet: str,
+    node: RemoteNode,
+    cancel: threading.Event | None,
+    kept: KeptFinder | None,
+    helpers: Sequence[Helper],
 ) -> Iterator[KeptFinder]:
     """A pool of find sessions for one funnel: the kept one, or one of its own."""
     owned = kept is None
-    kept = kept or KeptFinder()
+    kept = kept or KeptFinder(helpers)
     finder = kept.open(calling_aet, node, cancel)
     try:
         yield finder
@@ -187,11 +202,13 @@ def plan(
     kept: KeptFinder | None = None,
     head: int = 0,
     on_head: OnHead | None = None,
+    helpers: Sequence[Helper] = (),
 ) -> JobOutcome:
     """The query funnel. Without `store`, an existing index is read to skip what is held.
     `also_studies`: UIDs of studies owed by earlier runs, asked whatever their date. With
     `kept`, its associations serve, and stay open after (a backfill's next window).
-    `head`, `on_head`: the first studies' plans handed on early (Funnel.run)."""
+    `head`, `on_head`: the first studies' plans handed on early (Funnel.run). `helpers`:
+    helper processes a pool of its own may use (qrtui/helpers.py)."""
     paused: list[str] = []
 
     def pause(line: str) -> None:
@@ -206,7 +223,7 @@ def plan(
             if store is None:
                 store = stack.enter_context(opened_store(store_node, for_writing=False))
             node, found = knowledge(config, remote)
-            with _finder(config.client.aet, node, cancel, kept) as finder:
+            with _finder(config.client.aet, node, cancel, kept, helpers) as finder:
                 asked_before = finder.requests
                 funnel = Funnel(
                     finder, node, params, emit=emit, holdings=store, knowledge=found,

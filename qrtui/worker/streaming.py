@@ -87,7 +87,7 @@ def run_days(
     if on_window is not None and not dry_run and store is not None:
         outcome.custody = PlanSpool()  # the history's entries, as the plans are let go
     first, position, studies_seen, last = clock.monotonic(), 0, 0, (0, 0)
-    kept = KeptFinder()  # the funnel's associations, from one window to the next
+    kept = KeptFinder(helpers)  # the funnel's associations, from one window to the next
     early: list[JobOutcome] = []
 
     def fetch_early(plans: list[StudyPlan]) -> None:

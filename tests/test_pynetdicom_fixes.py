@@ -67,6 +67,14 @@ RECORDED: dict[str, tuple[str, str]] = {
     ),
     "pynetdicom.dimse_messages._DATASET_KEYWORDS": ("dict", "4006056746b641fa"),
     "pynetdicom.dimse_messages._MSG_TO_PRIMITVE": ("dict", "4a9f2cbad6e91d69"),
+    "pydicom.dataset.Dataset.__init__": (
+        "(self, *args: 'Dataset | MutableMapping[BaseTag, _DatasetValue]', **kwargs: Any) -> None",
+        "a82ca621cc775db2",
+    ),
+    "pydicom.dataset.Dataset.set_original_encoding": (
+        "(self, is_implicit_vr: bool | None, is_little_endian: bool | None, character_encoding: str | collections.abc.MutableSequence[str] | None = None) -> None",
+        "99f2ab9cc9fc91de",
+    ),
     "pydicom.filereader.read_dataset": (
         "(fp: <class 'BinaryIO'>, is_implicit_VR: bool, is_little_endian: bool, bytelength: int | None = None, stop_when: collections.abc.Callable[[pydicom.tag.BaseTag, str | None, int], bool] | None = None, defer_size: str | int | float | None = None, parent_encoding: str | collections.abc.MutableSequence[str] = 'iso8859', specific_tags: list[pydicom.tag.BaseTag | int] | None = None, at_top_level: bool = True) -> pydicom.dataset.Dataset",
         "12a694baec955199",

@@ -376,6 +376,10 @@ def decoded_both_ways(
 
 
 def assert_same(quick: Dataset, slow: Dataset) -> None:
+    own = ("_dict", "_as_read", "_by_keyword", "_values")  # ReceivedCommand's
+    assert {k: v for k, v in vars(quick).items() if k not in own} == {
+        k: v for k, v in vars(slow).items() if k != "_dict"
+    }, "made as pydicom makes a dataset it reads"
     assert values(quick, raw=True) == values(slow, raw=True)  # before anything is read
     assert quick.original_encoding == slow.original_encoding
     assert quick.original_character_set == slow.original_character_set
@@ -405,6 +409,14 @@ def test_received_datasets_are_read_as_pydicom_reads_them(
         data = pydicom_bytes(ds, implicit)
         assert speed.raw_elements(data, implicit) is not None, "read the quick way"
         assert_same(*decoded_both_ways(data, implicit, command=ds in commands))
+
+
+def test_datasets_read_the_quick_way_share_nothing_mutable() -> None:
+    data = pydicom_bytes(answers()[0], True)
+    one, two = (association.decode(BytesIO(data), True, True) for _ in range(2))
+    for name, value in vars(one).items():
+        if isinstance(value, dict | list):
+            assert value is not vars(two)[name], name
 
 
 def test_what_the_quick_reader_cannot_vouch_for_goes_to_pydicom() -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from io import BytesIO
 from typing import Any
 
+from pydicom import config as pydicom_config
 from pydicom import filereader
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import dictionary_keyword, dictionary_VR
@@ -311,6 +312,35 @@ def _encodings(value: bytes | None, vr: str | None, implicit_vr: bool) -> tuple[
     return tuple(convert_encodings(convert_raw_data_element(charset).value))
 
 
+# Saves: each received dataset (a command set, an identifier) was made by Dataset(), whose
+# thirteen attributes each pass through pydicom's __setattr__ (a keyword look-up), and then
+# given its encoding the same way: about 18 us, twice for every C-FIND answer. They are set
+# here directly, as Dataset.__init__ and set_original_encoding set them. Figure: issue 26,
+# seventh round (bench/README.md). Written against pydicom 3.0.2 (the shape of both is
+# recorded; tests/test_wire.py compares what they make).
+original(Dataset, "__init__")
+original(Dataset, "set_original_encoding")
+
+
+def received_dataset(
+    kind: type[Dataset], elements: dict[BaseTag, Any], implicit_vr: bool, encoding: Any
+) -> Dataset:
+    """kind(elements), little endian, of `implicit_vr` and `encoding`, as read."""
+    if pydicom_config._use_future:  # pydicom's next release's attributes: made its way
+        ds = kind(elements)
+        ds.set_original_encoding(implicit_vr, True, encoding)
+        return ds
+    ds = kind.__new__(kind)
+    ds.__dict__.update(
+        _parent_encoding=default_encoding, _dict=elements, is_decompressed=False,
+        _read_little=True, _read_implicit=implicit_vr, _read_charset=encoding,
+        _is_little_endian=None, _is_implicit_VR=None, is_undefined_length_sequence_item=False,
+        _private_blocks={}, _pixel_array=None, _pixel_array_opts={"use_pdh": False},
+        _pixel_id={},
+    )  # fmt: skip
+    return ds
+
+
 def _quick_decode(
     bytestring: Any,
     is_implicit_vr: bool,
@@ -321,15 +351,13 @@ def _quick_decode(
     if is_little_endian and not deflated and type(bytestring) is BytesIO:
         elements = raw_elements(bytestring.getvalue(), is_implicit_vr)
         if elements is not None:
-            ds = kind(elements)
             charset = elements.get(_CHARSET)
             encoding = (
                 default_encoding
                 if charset is None
                 else list(_encodings(charset.value, charset.VR, is_implicit_vr))
             )
-            ds.set_original_encoding(is_implicit_vr, True, encoding)
-            return ds
+            return received_dataset(kind, elements, is_implicit_vr, encoding)
     return _decode(bytestring, is_implicit_vr, is_little_endian, deflated)  # type: ignore[no-any-return]
 
 

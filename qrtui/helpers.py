@@ -142,9 +142,9 @@ class Helper:
             yield answer
 
     @property
-    def free(self) -> bool:
-        """Started, and not taken by a session."""
-        return self.alive and self.ready.is_set() and not self._claimed.locked()
+    def taken(self) -> bool:
+        """A session uses it."""
+        return self._claimed.locked()
 
     def claim(self) -> bool:
         """For one session at a time (a find pool's or a retrieve pool's); False where it is

@@ -57,12 +57,19 @@ def plan_json(remote: str, store: str, params: QueryParams, result: FunnelResult
         "store": store,
         "query": params.to_json(),
         "counts": dict(result.counts),
-        "find_requests": result.find_requests,
+        **find_requests_json(result),
         "studies_per_group": result.per_group(),
         "notices": list(result.notices),
         "studies": [study_json(p) for p in result.plans],
         "dropped": dropped_json(result),
     }
+
+
+def find_requests_json(result: FunnelResult) -> dict[str, int]:
+    """The C-FIND requests sent; of them, a helper process's where it sent any."""
+    helped = result.find_requests_by_helpers
+    by_helpers = {"find_requests_by_helpers": helped} if helped else {}
+    return {"find_requests": result.find_requests, **by_helpers}
 
 
 def dropped_json(result: FunnelResult) -> list[dict[str, str]]:

@@ -17,7 +17,9 @@ import pytest
 
 from qrtui import helpers, worker
 from qrtui.config import RemoteNode, StoreNode, load_config
+from qrtui.funnel import counts
 from qrtui.query import build_query
+from qrtui.report import plan_json
 from qrtui.store import Store
 from qrtui.worker import helper
 from tests.test_backfill_orthanc import (  # noqa: F401  (backfill: the fixture)
@@ -220,3 +222,95 @@ def test_a_helper_whose_parent_dies_mid_message_leaves(tmp_path):
     finally:
         alone.kill()
         process.wait()
+
+
+def planned(config: Path) -> worker.JobOutcome:
+    """A dry run of the range."""
+    loaded = load_config(config)
+    params = build_query(
+        today=TODAY, date_from=FIRST.isoformat(), date_until=LAST.isoformat(), ct=True
+    )
+    return worker.run(
+        loaded, loaded.remote("pacs-get"), loaded.store("local"), params, dry_run=True
+    )  # fmt: skip
+
+
+def plan_of(outcome: worker.JobOutcome) -> dict[str, object]:
+    """What a dry run decided and said, but for who sent its queries."""
+    assert outcome.result is not None
+    found = plan_json("pacs", "local", outcome.params, outcome.result)
+    found.pop("find_requests_by_helpers", None)
+    return found
+
+
+@pytest.fixture
+def one_query_a_study(monkeypatch):
+    """Series asked study by study: many queries a window, so the funnel's pool grows to
+    take the helper (which the pool waits for)."""
+    monkeypatch.setattr(counts, "SERIES_PER_QUERY", 1)
+    monkeypatch.setattr(helper, "READY_SECONDS", 60.0)
+
+
+def test_a_helper_takes_queries_and_the_plan_is_that_of_one_process(
+    backfill, tmp_path, one_query_a_study
+):
+    (backfill.work / "release").touch()
+    plain = tmp_path / "plain.toml"
+    plain.write_text(backfill.config.read_text().replace(DAY_BY_DAY, "timeout = 10\n"))
+    one = planned(plain)
+    assert one.status == 0 and one.result is not None, one.message
+    assert one.result.find_requests_by_helpers == 0
+    two = planned(helped(backfill))
+    assert two.status == 0 and two.result is not None, two.message
+    assert two.result.find_requests_by_helpers > 0, "the helper sent queries"
+    assert plan_json("pacs", "local", two.params, two.result)["find_requests_by_helpers"] > 0
+    assert helpers_of(os.getpid()) == [], "stopped at the end of the run"
+    assert plan_of(two) == plan_of(one)
+    assert {s["study_instance_uid"] for s in plan_of(two)["studies"]} == {  # type: ignore[attr-defined]
+        uid for day in backfill.rdsrs for uid in _studies_of(backfill, day)
+    }
+
+
+def _studies_of(backfill: Backfill, day: object) -> set[str]:
+    """The studies of a day whose RDSRs the fixture made."""
+    from pydicom import dcmread
+
+    found = set()
+    for path in (backfill.work.parent / "objects").rglob("*.dcm"):
+        ds = dcmread(path, stop_before_pixels=True)
+        if ds.SOPInstanceUID in backfill.rdsrs[day]:  # type: ignore[index]
+            found.add(str(ds.StudyInstanceUID))
+    return found
+
+
+@pytest.mark.parametrize("how", ["killed as it is handed a query", "a fault of its own"])
+def test_a_query_the_helper_does_not_answer_is_asked_by_the_run(
+    backfill, tmp_path, monkeypatch, one_query_a_study, how
+):
+    """Killed as the parent hands it a query, or failing on it for a reason of its own
+    (here: a query it cannot read): the run asks the query itself; the plan is the same."""
+    (backfill.work / "release").touch()
+    plain = tmp_path / "plain.toml"
+    plain.write_text(backfill.config.read_text().replace(DAY_BY_DAY, "timeout = 10\n"))
+    one = planned(plain)
+    send, struck = helper.Helper._send, []
+
+    def send_then_strike(self: helper.Helper, **message: object) -> bool:
+        if message["op"] == "find" and not struck:
+            struck.append(message["id"])
+            if how == "a fault of its own":
+                message = {**message, "identifier": {"00080052": {"vr": "??"}}}
+            sent = send(self, **message)
+            if how == "killed as it is handed a query":
+                assert self._process is not None
+                self._process.kill()
+                self._process.wait()
+            return sent
+        return send(self, **message)
+
+    monkeypatch.setattr(helper.Helper, "_send", send_then_strike)
+    two = planned(helped(backfill))
+    assert struck, "the helper was handed a query"
+    assert two.status == 0, two.message
+    assert plan_of(two) == plan_of(one)
+    assert helpers_of(os.getpid()) == []

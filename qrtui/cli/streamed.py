@@ -16,6 +16,7 @@ from qrtui.funnel import FunnelResult
 from qrtui.query import QueryParams
 from qrtui.report import (
     dropped_json,
+    find_requests_json,
     missing_json,
     retrieve_lines,
     study_json,
@@ -97,7 +98,7 @@ class StreamedReport:
         dropped.close()
         tail: dict[str, Any] = {
             "counts": dict(result.counts),
-            "find_requests": result.find_requests,
+            **find_requests_json(result),
             "studies_per_group": self.per_group,
             "notices": list(result.notices),
             "profile": self.profile,

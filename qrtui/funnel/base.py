@@ -80,6 +80,7 @@ class FunnelResult:
     incomplete: list[str] = field(default_factory=list)  # answers known to be cut short
     owed_gone: list[str] = field(default_factory=list)  # owed studies the PACS no longer has
     find_requests: int = 0  # C-FIND requests the funnel sent
+    find_requests_by_helpers: int = 0  # ...of which a helper process sent (qrtui/helpers.py)
     passed_on: int = 0  # plans to fetch handed to the face window by window, then let go
     modalities_in_study_ignored: bool = False
 

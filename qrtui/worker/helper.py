@@ -177,6 +177,11 @@ class HelperSession(RetrieveSession):
         self.helper.unclaim()
 
 
+def usable(helper: Helper) -> bool:
+    """Alive, not taken, and started (waiting READY_SECONDS for that)."""
+    return helper.alive and not helper.taken and helper.ready.wait(READY_SECONDS)
+
+
 class HelperFindSession(FindSession):
     """A session of the funnel's pool whose C-FINDs the helper sends; their answers come back
     as received and are read here, so every check of them is the parent's. Where the helper
@@ -192,7 +197,7 @@ class HelperFindSession(FindSession):
         self._request = 0
 
     def __enter__(self) -> HelperFindSession:
-        if self.helper.alive and self.helper.ready.is_set() and self.helper.claim():
+        if usable(self.helper) and self.helper.claim():
             deadline = clock.monotonic() + 2 * self.node.timeout + STOP_SECONDS
             for answer in self.helper.ask(timeout=0.1, op="find_open"):
                 if answer["op"] == "find_opened":

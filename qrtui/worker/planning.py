@@ -32,7 +32,7 @@ from qrtui.status import (  # noqa: F401  (re-exported for the faces)
     usage_problem,
 )
 from qrtui.store import INDEX_NAME, Store, StoreBusy, StoreError
-from qrtui.worker.helper import HelperFindSession
+from qrtui.worker.helper import HelperFindSession, usable
 from qrtui.worker.outcome import JobOutcome, _ignore
 
 
@@ -122,6 +122,7 @@ class KeptFinder:
         self.helpers = helpers  # a helper process, where one is free, is one of the pool
         self._pooled: PooledFinder | None = None
         self._asked_before = 0  # requests of the pools closed
+        self._helped_before = 0  # ...of those, a helper's
         self._opening: tuple[str, RemoteNode, threading.Event | None] | None = None
 
     def open(
@@ -144,7 +145,7 @@ class KeptFinder:
     def _extra(self, first: FindSession) -> FindSession:
         """The pool's next session: a free helper's, else one more of this process's."""
         for helper in self.helpers:
-            if helper.free:
+            if usable(helper):
                 return HelperFindSession(helper, first.calling_aet, first.node, first.cancel)
         return FindSession(first.calling_aet, first.node, first.cancel, patient=False)
 
@@ -161,11 +162,21 @@ class KeptFinder:
         """C-FIND requests sent so far, by every pool it has had."""
         return self._asked_before + (self._pooled.requests if self._pooled else 0)
 
+    @property
+    def by_helpers(self) -> int:
+        """Of those, the requests a helper process sent."""
+        return self._helped_before + (_helped(self._pooled) if self._pooled else 0)
+
     def close(self, interrupted: bool = False) -> None:
         finder, self._pooled = self._pooled, None
         if finder is not None:
             self._asked_before += finder.requests
+            self._helped_before += _helped(finder)
             finder.close(interrupted)
+
+
+def _helped(finder: PooledFinder) -> int:
+    return sum(s.sent for s in finder.pool.sessions if isinstance(s, HelperFindSession))
 
 
 @contextlib.contextmanager
@@ -224,13 +235,14 @@ def plan(
                 store = stack.enter_context(opened_store(store_node, for_writing=False))
             node, found = knowledge(config, remote)
             with _finder(config.client.aet, node, cancel, kept, helpers) as finder:
-                asked_before = finder.requests
+                asked_before, helped_before = finder.requests, finder.by_helpers
                 funnel = Funnel(
                     finder, node, params, emit=emit, holdings=store, knowledge=found,
                     also_studies=also_studies,
                 )  # fmt: skip
                 result = funnel.run(head, on_head)
             result.find_requests = finder.requests - asked_before
+            result.find_requests_by_helpers = finder.by_helpers - helped_before
             if funnel.learned_cap != found.result_cap and (
                 funnel.learned_cap is not None or funnel.cap_forgotten
             ):

@@ -252,6 +252,7 @@ def _add_result(total: FunnelResult, part: FunnelResult) -> None:
     total.incomplete += part.incomplete
     total.owed_gone += part.owed_gone
     total.find_requests += part.find_requests
+    total.find_requests_by_helpers += part.find_requests_by_helpers
     total.passed_on += part.passed_on
     total.modalities_in_study_ignored |= part.modalities_in_study_ignored
 

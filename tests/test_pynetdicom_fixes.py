@@ -57,6 +57,7 @@ RECORDED: dict[str, tuple[str, str]] = {
         "(self, primitive: 'P_DATA') -> None",
         "5f99c86b14a15cef",
     ),
+    "pynetdicom.dimse_messages.DIMSEMessage.__init__": ("(self) -> None", "b9c44307ebf25f19"),
     "pynetdicom.dimse_messages.DIMSEMessage.decode_msg": (
         "(self, primitive: pynetdicom.pdu_primitives.P_DATA, assoc: 'Association | None' = None) -> bool",
         "f51c777e841a76be",
@@ -137,6 +138,7 @@ def test_the_patches_are_installed() -> None:
     assert association.decode is speed._quick_decode  # type: ignore[attr-defined]
     assert dimse_messages.decode is speed._quick_decode_command  # type: ignore[attr-defined]
     assert dimse_messages.DIMSEMessage.message_to_primitive is speed._quick_message_to_primitive
+    assert dimse_messages.DIMSEMessage.__init__ is speed._quick_message_init
     assert dimse_messages.DIMSEMessage.decode_msg is fixes._decode_msg_for
     assert dimse_messages.NamedTemporaryFile is fixes._incoming_file  # type: ignore[attr-defined]
     assert AssociationSocket.recv is fixes._bounded_recv
@@ -145,7 +147,7 @@ def test_the_patches_are_installed() -> None:
     assert DIMSEServiceProvider.get_msg is fixes._get_msg_unless_paused
     replacements = {
         speed._remembered_set_uid, speed._quick_encode, speed._quick_decode,
-        speed._quick_decode_command, speed._quick_message_to_primitive,
+        speed._quick_decode_command, speed._quick_message_to_primitive, speed._quick_message_init,
         fixes._decode_msg_for,
         fixes._bounded_recv, fixes._bounded_receive_primitive,
         fixes._transport_event_held_back, fixes._get_msg_unless_paused,

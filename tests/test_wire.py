@@ -411,6 +411,26 @@ def test_received_datasets_are_read_as_pydicom_reads_them(
         assert_same(*decoded_both_ways(data, implicit, command=ds in commands))
 
 
+def test_a_message_to_receive_is_made_as_pynetdicom_makes_it() -> None:
+    def plain(found: object) -> object:
+        if isinstance(found, BytesIO):
+            return ("BytesIO", found.getvalue())
+        if isinstance(found, Dataset):
+            return (type(found), vars(found))
+        return found
+
+    quick = dimse_messages.DIMSEMessage()
+    slow = dimse_messages.DIMSEMessage.__new__(dimse_messages.DIMSEMessage)
+    speed._message_init(slow)  # type: ignore[attr-defined]
+    assert {k: plain(v) for k, v in vars(quick).items()} == {
+        k: plain(v) for k, v in vars(slow).items()
+    }
+    again = dimse_messages.DIMSEMessage()
+    for name, value in vars(quick).items():
+        if isinstance(value, BytesIO | Dataset):
+            assert value is not vars(again)[name], name
+
+
 def test_datasets_read_the_quick_way_share_nothing_mutable() -> None:
     data = pydicom_bytes(answers()[0], True)
     one, two = (association.decode(BytesIO(data), True, True) for _ in range(2))

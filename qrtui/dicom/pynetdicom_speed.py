@@ -322,23 +322,46 @@ original(Dataset, "__init__")
 original(Dataset, "set_original_encoding")
 
 
-def received_dataset(
-    kind: type[Dataset], elements: dict[BaseTag, Any], implicit_vr: bool, encoding: Any
+def made_dataset(
+    kind: type[Dataset], elements: dict[BaseTag, Any], as_read: tuple[bool, Any] | None = None
 ) -> Dataset:
-    """kind(elements), little endian, of `implicit_vr` and `encoding`, as read."""
+    """kind(elements); with `as_read` (implicit VR, character encoding), read so, in little
+    endian."""
     if pydicom_config._use_future:  # pydicom's next release's attributes: made its way
         ds = kind(elements)
-        ds.set_original_encoding(implicit_vr, True, encoding)
+        if as_read is not None:
+            ds.set_original_encoding(as_read[0], True, as_read[1])
         return ds
+    implicit, little, encoding = (as_read[0], True, as_read[1]) if as_read else (None, None, "")
     ds = kind.__new__(kind)
     ds.__dict__.update(
         _parent_encoding=default_encoding, _dict=elements, is_decompressed=False,
-        _read_little=True, _read_implicit=implicit_vr, _read_charset=encoding,
+        _read_little=little, _read_implicit=implicit, _read_charset=encoding,
         _is_little_endian=None, _is_implicit_VR=None, is_undefined_length_sequence_item=False,
         _private_blocks={}, _pixel_array=None, _pixel_array_opts={"use_pdh": False},
         _pixel_id={},
     )  # fmt: skip
     return ds
+
+
+# Saves: pynetdicom makes a DIMSEMessage for every message it receives, and its empty
+# command set by Dataset(), about 14 us: for every C-FIND answer and every C-STORE of a
+# C-GET. It is made as above. Figure: issue 26, seventh round (bench/README.md). Written
+# against 3.0.4 (tests/test_wire.py compares what both make).
+_message_init = original(dimse_messages.DIMSEMessage, "__init__")
+
+
+def _quick_message_init(self: dimse_messages.DIMSEMessage) -> None:
+    if type(self) is not dimse_messages.DIMSEMessage:  # a message to send: its fields too
+        _message_init(self)
+        return
+    self.__dict__.update(
+        context_id=None, encoded_command_set=BytesIO(), data_set=BytesIO(),
+        command_set=made_dataset(Dataset, {}), _data_set_path=None, _data_set_file=None,
+    )  # fmt: skip
+
+
+install(dimse_messages.DIMSEMessage, "__init__", _quick_message_init)
 
 
 def _quick_decode(
@@ -357,7 +380,7 @@ def _quick_decode(
                 if charset is None
                 else list(_encodings(charset.value, charset.VR, is_implicit_vr))
             )
-            return received_dataset(kind, elements, is_implicit_vr, encoding)
+            return made_dataset(kind, elements, (is_implicit_vr, encoding))
     return _decode(bytestring, is_implicit_vr, is_little_endian, deflated)  # type: ignore[no-any-return]
 
 

@@ -45,7 +45,7 @@ class RemoteNode:
     max_queries_per_second: float | None = None  # requests, over all associations
     quiet_hours: str | None = None  # "07:00-19:00": no new window or study inside
     window_studies: int = 500  # a backfill's window grows to about this many studies
-    retrieve_processes: int = 1  # processes that receive a C-GET retrieve (worker/helper.py)
+    retrieve_processes: int = 1  # processes that send queries and C-GET retrieves (helpers.py)
     tls: bool = False
     tls_ca: str | None = None  # CA certificates to trust (default: the system's)
     tls_cert: str | None = None  # our certificate, for a node that wants one

@@ -29,6 +29,16 @@ READY_SECONDS = 0.0  # a pool does not wait for a helper still starting (tests d
 # ------------------------------------------------------------------ the parent's side
 
 
+def _helper_failed(helper: Helper, answer: dict[str, Any], failure: type[Exception]) -> None:
+    """A request the helper ended without an answer: the user's cancel and the node's
+    failure are raised as they would be here; a fault of its own stops it."""
+    if answer["kind"] == "cancelled":
+        raise Cancelled
+    if answer["kind"] == "failed":
+        raise failure(answer["message"])
+    helper.kill()
+
+
 @contextlib.contextmanager
 def helpers(calling_aet: str, remote: RemoteNode, store_node: StoreNode) -> Iterator[list[Helper]]:
     """The run's helpers: those prestarted for it, or started now (their Python starts
@@ -145,12 +155,8 @@ class HelperSession(RetrieveSession):
                 )
             elif kind == "error":
                 receiver.merge(answer["receiver"])
-                if answer["kind"] == "cancelled":
-                    raise Cancelled
-                if answer["kind"] == "failed":  # the node failed it, as it would here
-                    raise RetrieveFailed(answer["message"])
-                self.helper.kill()  # a fault of the helper's own: the request is asked here
-                break
+                _helper_failed(self.helper, answer, RetrieveFailed)
+                break  # a fault of the helper's own: the request is asked here
         if self.cancel.is_set():
             raise Cancelled
         return self._here_instead(identifier, on_pending, get)  # the helper is gone
@@ -248,12 +254,8 @@ class HelperFindSession(FindSession):
                 self.requests += 1
                 return _read(answer)
             elif kind == "error":
-                if answer["kind"] == "cancelled":
-                    raise Cancelled
-                if answer["kind"] == "failed":  # the node failed it, as it would here
-                    raise FindFailed(answer["message"])
-                self.helper.kill()  # a fault of the helper's own: the query is asked here
-                break
+                _helper_failed(self.helper, answer, FindFailed)
+                break  # a fault of the helper's own: the query is asked here
         if self.cancel.is_set():
             raise Cancelled
         return self._here_instead(identifier, limit)  # the helper is gone

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from qrtui.dicom.assoc import AssociationFailed
 from qrtui.dicom.find import FindSession
 from qrtui.dicom.retrieve import RetrieveSession, SubOps
 from qrtui.dicom.session import Cancelled, SessionFailed
@@ -55,6 +56,10 @@ class RawFindSession(FindSession):
     raw = True  # the parent reads the answers
 
 
+def _sent(finder: FindSession | None, before: int) -> int:
+    return finder.requests - before if finder else 0
+
+
 class _Child:
     def __init__(self, init: dict[str, Any]) -> None:
         self.aet = init["aet"]
@@ -68,7 +73,10 @@ class _Child:
         self._write = threading.Lock()
         self._reported = (0, 0, 0, 0, 0)
         self.finder: FindSession | None = None
-        self.find_cancel = threading.Event()
+        self._finds = threading.Lock()
+        self._find: tuple[int, threading.Event] | None = None  # the find in flight
+        self._find_cancels: set[int] = set()  # finds cancelled before they began
+        self._finds_stopped = False  # the parent is gone
 
     @property
     def receiver(self) -> Receiver:
@@ -84,7 +92,22 @@ class _Child:
                 sys.stdout.write(json.dumps(message) + "\n")
                 sys.stdout.flush()
         except (OSError, ValueError):  # the parent is gone: stop what is in flight
-            self.cancel.set()
+            self.stop()
+
+    def stop(self) -> None:
+        """Whatever is in flight, and whatever comes, cancelled: the parent is gone."""
+        self.cancel.set()
+        with self._finds:
+            self._finds_stopped = True
+            if self._find is not None:
+                self._find[1].set()
+
+    def cancel_find(self, request: int) -> None:
+        with self._finds:
+            if self._find is not None and self._find[0] == request:
+                self._find[1].set()
+            else:  # asked before the find began
+                self._find_cancels.add(request)
 
     def _received(self, received: Received) -> None:
         self.say(op="received", id=self.request, **received_to_wire(received))
@@ -155,9 +178,8 @@ class _Child:
 
     def find_open(self) -> None:
         self.find_close()
-        self.find_cancel = threading.Event()
         try:
-            session = RawFindSession(self.aet, self.node, self.find_cancel, patient=False)
+            session = RawFindSession(self.aet, self.node, threading.Event(), patient=False)
             self.finder = session.__enter__()
         except Exception as exc:
             self.say(op="find_opened", ok=False, error=str(exc))
@@ -165,8 +187,14 @@ class _Child:
         self.say(op="find_opened", ok=True)
 
     def find(self, message: dict[str, Any]) -> None:
+        """One query, with a cancel of its own (the parent names the query it cancels)."""
         request, finder = message["id"], self.finder
-        done = threading.Event()
+        done, cancel = threading.Event(), threading.Event()
+        with self._finds:
+            if self._finds_stopped or request in self._find_cancels:
+                cancel.set()
+            self._find = (request, cancel)
+        asked = finder.requests if finder else 0
 
         def beat() -> None:  # the parent bounds a find by its progress
             while not done.wait(BEAT_SECONDS):
@@ -176,24 +204,36 @@ class _Child:
         try:
             if finder is None:
                 raise SessionFailed("the helper has no association")
+            finder.cancel = cancel
             outcome = finder.find(Dataset.from_json(message["identifier"]), message["limit"])
         except Cancelled:
-            self.say(op="error", id=request, kind="cancelled")
+            self.say(op="error", id=request, kind="cancelled", requests=_sent(finder, asked))
             return
         except Exception as exc:  # the node's failure, or one of the helper's own
-            kind = "failed" if isinstance(exc, SessionFailed) else "fault"
-            self.say(op="error", id=request, kind=kind, message=str(exc))
+            node = isinstance(exc, SessionFailed | AssociationFailed)
+            self.say(
+                op="error", id=request, kind="failed" if node else "fault", message=str(exc),
+                requests=_sent(finder, asked),
+            )  # fmt: skip
             return
         finally:
             done.set()
+            with self._finds:
+                self._find = None
+                self._find_cancels.discard(request)
         self.say(
             op="found", id=request, status=outcome.status, undecodable=outcome.undecodable,
             syntax=outcome.syntax, raw=[base64.b64encode(r).decode("ascii") for r in outcome.raw],
+            requests=_sent(finder, asked),
         )  # fmt: skip
 
-    def find_close(self) -> None:
+    def find_close(self, abort: bool = False) -> None:
+        """Released; aborted where the parent's pool was cancelled, or the last find."""
         finder, self.finder = self.finder, None
         if finder is not None:
+            if abort:
+                finder.cancel = threading.Event()
+                finder.cancel.set()
             with contextlib.suppress(Exception):  # a lost association: nothing more to do
                 finder.close()
 
@@ -223,15 +263,17 @@ def main() -> None:
         try:
             for line in lines:
                 message = json.loads(line)  # a line cut short: the parent died writing it
-                if message["op"] == "cancel":
-                    child.cancel.set()
-                    child.find_cancel.set()
+                if message["op"] == "cancel":  # a find's names it; a retrieve's does not
+                    if "id" in message:
+                        child.cancel_find(message["id"])
+                    else:
+                        child.cancel.set()
                     continue
                 with ready:
                     work.append(message)
                     ready.notify()
         finally:  # the parent is gone, or closed its side: stop and leave
-            child.cancel.set()
+            child.stop()
             with ready:
                 work.append({"op": "end"})
                 ready.notify()
@@ -266,11 +308,10 @@ def main() -> None:
             elif op == "find":
                 child.find(message)
             elif op == "find_close":
-                child.find_close()
+                child.find_close(message.get("abort", False))
                 child.say(op="find_closed")
     finally:
-        child.cancel.set()  # an association still open is aborted, not released
-        child.find_cancel.set()
+        child.stop()  # an association still open is aborted, not released
         child.close()
         child.find_close()
         if child._receiver is not None:

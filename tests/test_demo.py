@@ -127,7 +127,7 @@ def test_knob_empty_image_level_answers(pacs, tmp_path):
     assert stored(tmp_path / "store") == expected(pacs)
 
 
-@pytest.mark.parametrize("status", [0xA700, 0xFE00])
+@pytest.mark.parametrize("status", [0xA700, 0xFE00, 0xB001])
 def test_knob_capped_results_are_asked_again_in_halves_and_the_cap_is_remembered(
     pacs, tmp_path, status
 ):

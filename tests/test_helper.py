@@ -6,6 +6,7 @@ to the whole process group stops both, the helper leaving no process behind."""
 # ruff: noqa: F811  (the backfill fixture, imported, is each test's argument)
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from qrtui import helpers, worker
+from qrtui import clock, helpers, worker
 from qrtui.config import RemoteNode, StoreNode, load_config
+from qrtui.dicom.find import identifier
 from qrtui.funnel import counts
 from qrtui.query import build_query
 from qrtui.report import plan_json
@@ -235,11 +237,14 @@ def planned(config: Path) -> worker.JobOutcome:
     )  # fmt: skip
 
 
-def plan_of(outcome: worker.JobOutcome) -> dict[str, object]:
-    """What a dry run decided and said, but for who sent its queries."""
+def plan_of(outcome: worker.JobOutcome, sent: bool = True) -> dict[str, object]:
+    """What a dry run decided and said, but for who sent its queries (and, unless `sent`,
+    how many were sent)."""
     assert outcome.result is not None
     found = plan_json("pacs", "local", outcome.params, outcome.result)
     found.pop("find_requests_by_helpers", None)
+    if not sent:
+        found.pop("find_requests")
     return found
 
 
@@ -283,12 +288,15 @@ def _studies_of(backfill: Backfill, day: object) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("how", ["killed as it is handed a query", "a fault of its own"])
+@pytest.mark.parametrize(
+    "how", ["killed as it is handed a query", "a fault of its own", "cancelled unasked"]
+)
 def test_a_query_the_helper_does_not_answer_is_asked_by_the_run(
     backfill, tmp_path, monkeypatch, one_query_a_study, how
 ):
-    """Killed as the parent hands it a query, or failing on it for a reason of its own
-    (here: a query it cannot read): the run asks the query itself; the plan is the same."""
+    """Killed as the parent hands it a query, failing on it for a reason of its own (here:
+    a query it cannot read), or ending it cancelled when the run did not cancel: the run
+    asks the query itself, and the plan is the same."""
     (backfill.work / "release").touch()
     plain = tmp_path / "plain.toml"
     plain.write_text(backfill.config.read_text().replace(DAY_BY_DAY, "timeout = 10\n"))
@@ -305,6 +313,8 @@ def test_a_query_the_helper_does_not_answer_is_asked_by_the_run(
                 assert self._process is not None
                 self._process.kill()
                 self._process.wait()
+            if how == "cancelled unasked":
+                send(self, op="cancel", id=message["id"])
             return sent
         return send(self, **message)
 
@@ -312,5 +322,38 @@ def test_a_query_the_helper_does_not_answer_is_asked_by_the_run(
     two = planned(helped(backfill))
     assert struck, "the helper was handed a query"
     assert two.status == 0, two.message
-    assert plan_of(two) == plan_of(one)
+    assert plan_of(two, sent=False) == plan_of(one, sent=False)
+    assert two.result is not None and one.result is not None
+    assert two.result.find_requests >= one.result.find_requests  # the helper's counted too
     assert helpers_of(os.getpid()) == []
+
+
+def test_a_helper_whose_run_is_gone_stops_the_query_it_is_sending(backfill, tmp_path):
+    """Its input closed (the run gone) while a query of its is held by the node: it stops
+    that query at the node's next answer and leaves, without answering it."""
+    loaded = load_config(helped(backfill))
+    alone = helpers.Helper(loaded.client.aet, loaded.remote("pacs-get"), loaded.store("local"))
+    process = alone._process
+    assert process is not None and process.stdin is not None and process.stdout is not None
+    try:
+        assert alone.ready.wait(120), "the helper started"
+        opened = next(alone.ask(op="find_open"))
+        assert opened == {"op": "find_opened", "ok": True}
+        query = identifier("STUDY", StudyDate=HELD.strftime("%Y%m%d"), StudyInstanceUID="")
+        alone.send(op="find", id=1, identifier=query.to_json_dict(), limit=None)
+        deadline = clock.monotonic() + 120
+        while not (backfill.work / "held").exists():  # Orthanc's Lua holds the query
+            assert clock.monotonic() < deadline and process.poll() is None
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(0.05)
+        process.stdin.close()  # the run is gone
+        (backfill.work / "release").touch()  # the node answers
+        assert process.wait(60) == 0
+        said = []  # all it wrote, to its end
+        while (answer := alone._answers.get(timeout=60)) is not None:
+            said.append(answer["op"])
+        assert "found" not in said and "error" in said, said
+    finally:
+        (backfill.work / "release").touch()
+        alone.kill()
+        process.wait()

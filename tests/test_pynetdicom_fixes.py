@@ -31,6 +31,7 @@ from pynetdicom.transport import AssociationSocket
 import qrtui.dicom  # noqa: F401  (installs the patches)
 from qrtui.dicom import patching
 from qrtui.dicom import pynetdicom_fixes as fixes
+from qrtui.dicom import pynetdicom_reading as reading
 from qrtui.dicom import pynetdicom_speed as speed
 
 # target -> (signature, first 16 hex digits of the SHA-256 of its source), as in pynetdicom
@@ -135,10 +136,10 @@ def test_the_patches_are_installed() -> None:
     assert PresentationContext.__deepcopy__ is speed._copy_context  # type: ignore[attr-defined]
     for module in (association, dimse_messages):
         assert module.encode is speed._quick_encode  # type: ignore[attr-defined]
-    assert association.decode is speed._quick_decode  # type: ignore[attr-defined]
-    assert dimse_messages.decode is speed._quick_decode_command  # type: ignore[attr-defined]
-    assert dimse_messages.DIMSEMessage.message_to_primitive is speed._quick_message_to_primitive
-    assert dimse_messages.DIMSEMessage.__init__ is speed._quick_message_init
+    assert association.decode is reading._quick_decode  # type: ignore[attr-defined]
+    assert dimse_messages.decode is reading._quick_decode_command  # type: ignore[attr-defined]
+    assert dimse_messages.DIMSEMessage.message_to_primitive is reading._quick_message_to_primitive
+    assert dimse_messages.DIMSEMessage.__init__ is reading._quick_message_init
     assert dimse_messages.DIMSEMessage.decode_msg is fixes._decode_msg_for
     assert dimse_messages.NamedTemporaryFile is fixes._incoming_file  # type: ignore[attr-defined]
     assert AssociationSocket.recv is fixes._bounded_recv
@@ -146,8 +147,8 @@ def test_the_patches_are_installed() -> None:
     assert DULServiceProvider._is_transport_event is fixes._transport_event_held_back
     assert DIMSEServiceProvider.get_msg is fixes._get_msg_unless_paused
     replacements = {
-        speed._remembered_set_uid, speed._quick_encode, speed._quick_decode,
-        speed._quick_decode_command, speed._quick_message_to_primitive, speed._quick_message_init,
+        speed._remembered_set_uid, speed._quick_encode, reading._quick_decode,
+        reading._quick_decode_command, reading._quick_message_to_primitive, reading._quick_message_init,
         fixes._decode_msg_for,
         fixes._bounded_recv, fixes._bounded_receive_primitive,
         fixes._transport_event_held_back, fixes._get_msg_unless_paused,

@@ -22,6 +22,7 @@ from pynetdicom import association, dimse_messages, dimse_primitives, dsutils
 
 from qrtui import worker
 from qrtui.config import RemoteNode
+from qrtui.dicom import pynetdicom_reading as reading
 from qrtui.dicom import pynetdicom_speed as speed
 from qrtui.dicom.find import FindOutcome, identifier, text
 from qrtui.dicom.retrieve import instance_identifier, series_identifier, study_identifier
@@ -312,7 +313,7 @@ def test_received_command_sets_become_the_same_primitives() -> None:
         data = dsutils.encode(command_set, True, True)
         assert data is not None
         quick = dsutils.decode(BytesIO(data), True, True)
-        found = speed.command_values(quick)
+        found = reading.command_values(quick)
         assert found is not None
         slow = dsutils.decode(BytesIO(data), True, True)
         assert found == [(elem.keyword, elem.value) for elem in slow]
@@ -326,21 +327,21 @@ def test_a_received_command_set_gives_its_values_as_read_until_one_changes() -> 
         data = dsutils.encode(command_set, True, True)
         assert data is not None
         quick = dimse_messages.decode(BytesIO(data), True, True)
-        assert type(quick) is speed.ReceivedCommand
+        assert type(quick) is reading.ReceivedCommand
         slow = dsutils.decode(BytesIO(data), True, True)
         as_pydicom = [(elem.keyword, elem.value) for elem in slow]
-        assert speed.command_values(quick) == as_pydicom
+        assert reading.command_values(quick) == as_pydicom
         assert quick.values_as_read() == as_pydicom, "the values read as it was decoded"
         for keyword, value in as_pydicom:
             assert getattr(quick, keyword) == value
         quick.CommandField = 0x0FFF  # a value changed is read as changed, everywhere
         assert quick.CommandField == 0x0FFF and quick["CommandField"].value == 0x0FFF
         assert quick.values_as_read() is None
-        assert ("CommandField", 0x0FFF) in (speed.command_values(quick) or [])
+        assert ("CommandField", 0x0FFF) in (reading.command_values(quick) or [])
         del quick.CommandDataSetType
         assert "CommandDataSetType" not in quick
         assert ("CommandDataSetType", slow.CommandDataSetType) not in (
-            speed.command_values(quick) or []
+            reading.command_values(quick) or []
         )
 
 
@@ -371,7 +372,7 @@ def decoded_both_ways(
     reader = dimse_messages.decode if command else association.decode
     return (
         reader(BytesIO(data), implicit, True),
-        speed._decode(BytesIO(data), implicit, True),  # type: ignore[attr-defined]
+        reading._decode(BytesIO(data), implicit, True),  # type: ignore[attr-defined]
     )
 
 
@@ -407,7 +408,7 @@ def test_received_datasets_are_read_as_pydicom_reads_them(
     commands = command_sets() if implicit else []
     for ds in [*flat, *commands]:
         data = pydicom_bytes(ds, implicit)
-        assert speed.raw_elements(data, implicit) is not None, "read the quick way"
+        assert reading.raw_elements(data, implicit) is not None, "read the quick way"
         assert_same(*decoded_both_ways(data, implicit, command=ds in commands))
 
 
@@ -421,7 +422,7 @@ def test_a_message_to_receive_is_made_as_pynetdicom_makes_it() -> None:
 
     quick = dimse_messages.DIMSEMessage()
     slow = dimse_messages.DIMSEMessage.__new__(dimse_messages.DIMSEMessage)
-    speed._message_init(slow)  # type: ignore[attr-defined]
+    reading._message_init(slow)  # type: ignore[attr-defined]
     assert {k: plain(v) for k, v in vars(quick).items()} == {
         k: plain(v) for k, v in vars(slow).items()
     }
@@ -459,7 +460,7 @@ def test_what_the_quick_reader_cannot_vouch_for_goes_to_pydicom() -> None:
         (implicit + delimiter + implicit, True),
     ]
     for data, implicit_vr in odd:
-        assert speed.raw_elements(data, implicit_vr) is None
+        assert reading.raw_elements(data, implicit_vr) is None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             assert_same(*decoded_both_ways(data, implicit_vr))

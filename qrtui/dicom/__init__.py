@@ -1,7 +1,8 @@
 """DICOM networking: associations, echo, find, C-GET/C-MOVE, the storage SCP, and the patches
-of pynetdicom (pynetdicom_fixes.py, pynetdicom_speed.py). Blocking code; callers run it in
-threads. Transport: it may import keeping (qrtui.store, qrtui.config) and read headers with
-qrtui.dose and qrtui.selection, never a part, the worker or a face."""
+of pynetdicom (pynetdicom_fixes.py, pynetdicom_speed.py, pynetdicom_reading.py). Blocking
+code; callers run it in threads. Transport: it may import keeping (qrtui.store,
+qrtui.config) and read headers with qrtui.dose and qrtui.selection, never a part, the worker
+or a face."""
 
 import pydicom.config
 
@@ -14,7 +15,8 @@ pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
 from pynetdicom import _config as _pynetdicom_config  # noqa: E402
 
-# Patch pynetdicom on import: every patch, and why, is in these two modules.
+# Patch pynetdicom on import: every patch, and why, is in these three modules.
+from qrtui.dicom import pynetdicom_reading as _pynetdicom_reading  # noqa: E402, F401
 from qrtui.dicom import pynetdicom_speed as _pynetdicom_speed  # noqa: E402, F401
 from qrtui.dicom.pynetdicom_fixes import (  # noqa: E402
     MAX_MESSAGE_BYTES,

@@ -18,7 +18,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from qrtui.config import RemoteNode
 from qrtui.dicom.assoc import associate, associate_patiently, make_ae
 from qrtui.dicom.pool import SessionPool
-from qrtui.dicom.pynetdicom_speed import find_responses, find_syntax
+from qrtui.dicom.pynetdicom_reading import find_responses, find_syntax
 from qrtui.dicom.session import Cancelled, Lost, Session, SessionFailed
 from qrtui.politeness import before_request
 
@@ -130,12 +130,13 @@ class FindSession(Session):
                     outcome.status = CANCELLED_BY_US
                     return outcome
                 continue
-            if code == 0xB001:  # response limit reached; the final status still follows
-                outcome.status = code
-                continue
-            if outcome.status != 0xB001 or code != 0:
-                outcome.status = code
+            outcome.status = code
+            if code == 0xB001:  # the response limit: a PACS may still send more, or not
+                assoc.abort()  # what may follow must not be read as the next answer
+                self._assoc = None
             return outcome
+        assoc.abort()  # not reached: find_responses ends with a final status or None
+        self._assoc = None
         raise Lost("the association ended without a final C-FIND status")
 
 

@@ -3,8 +3,9 @@
 `install`. tests/test_pynetdicom_fixes.py compares each shape's signature and source with
 what was recorded, and names the patch to re-check when a pynetdicom release changes it.
 
-The patches: pynetdicom_fixes.py (defects, written up for pynetdicom in docs/upstream.md)
-and pynetdicom_speed.py (CPU saved, each with the figure that kept it).
+The patches: pynetdicom_fixes.py (defects, written up for pynetdicom in docs/upstream.md),
+pynetdicom_speed.py and pynetdicom_reading.py (CPU saved in what is sent and what is read,
+each with the figure that kept it).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The private pieces of pynetdicom that qrtui replaces because they are wrong: a leak, a
 race, reads without bounds. Installed on import: the package `qrtui.dicom` imports this
-module (and pynetdicom_speed.py) before anything opens an association.
+module (and pynetdicom_speed.py, pynetdicom_reading.py) before anything opens an
+association.
 
 Each patch carries one comment: what it fixes, the figure or test that shows it and the
 release it was written against (patching.py keeps the shapes the tests check). The defects

@@ -17,7 +17,7 @@ from qrtui import clock
 from qrtui.config import RemoteNode, StoreNode
 from qrtui.dicom.assoc import AssociationFailed, Outcome
 from qrtui.dicom.find import FindFailed, FindOutcome, FindSession
-from qrtui.dicom.pynetdicom_speed import decode_answer
+from qrtui.dicom.pynetdicom_reading import decode_answer
 from qrtui.dicom.retrieve import RetrieveFailed, RetrieveOutcome, RetrieveSession, SubOps
 from qrtui.dicom.session import Cancelled
 from qrtui.helpers import STOP_SECONDS, Helper, taken, wanted
@@ -29,10 +29,12 @@ READY_SECONDS = 0.0  # a pool does not wait for a helper still starting (tests d
 # ------------------------------------------------------------------ the parent's side
 
 
-def _helper_failed(helper: Helper, answer: dict[str, Any], failure: type[Exception]) -> None:
-    """A request the helper ended without an answer: the user's cancel and the node's
-    failure are raised as they would be here; a fault of its own stops it."""
-    if answer["kind"] == "cancelled":
+def _helper_failed(
+    helper: Helper, answer: dict[str, Any], failure: type[Exception], cancel: threading.Event
+) -> None:
+    """A request the helper ended without an answer: the user's cancel (asked for here) and
+    the node's failure are raised as they would be here; anything else stops it."""
+    if answer["kind"] == "cancelled" and cancel.is_set():
         raise Cancelled
     if answer["kind"] == "failed":
         raise failure(answer["message"])
@@ -155,7 +157,7 @@ class HelperSession(RetrieveSession):
                 )
             elif kind == "error":
                 receiver.merge(answer["receiver"])
-                _helper_failed(self.helper, answer, RetrieveFailed)
+                _helper_failed(self.helper, answer, RetrieveFailed, self.cancel)
                 break  # a fault of the helper's own: the request is asked here
         if self.cancel.is_set():
             raise Cancelled
@@ -235,7 +237,7 @@ class HelperFindSession(FindSession):
         ):  # fmt: skip
             if self.cancel.is_set() and told_cancel is None:
                 told_cancel = clock.monotonic()
-                self.helper.send(op="cancel")
+                self.helper.send(op="cancel", id=self._request)
             now = clock.monotonic()
             if told_cancel is not None and now - told_cancel > STOP_SECONDS:
                 self.helper.kill()  # it does not answer: bounded all the same
@@ -249,20 +251,20 @@ class HelperFindSession(FindSession):
                 break
             if not mine:
                 continue  # waiting, or the end of a request given up on
+            self.requests += answer.get("requests", 0)  # sent again after a re-open included
             if kind == "found":
                 self.sent += 1
-                self.requests += 1
                 return _read(answer)
             elif kind == "error":
-                _helper_failed(self.helper, answer, FindFailed)
+                _helper_failed(self.helper, answer, FindFailed, self.cancel)
                 break  # a fault of the helper's own: the query is asked here
         if self.cancel.is_set():
             raise Cancelled
         return self._here_instead(identifier, limit)  # the helper is gone
 
     def _here_instead(self, identifier: Dataset, limit: int | None) -> FindOutcome:
-        if not self._here:
-            self._here = True
+        if not self._here:  # the helper's association may still count: a patient one
+            self._here, self.patient = True, True
             self.helper.unclaim()
         try:
             return super().find(identifier, limit)
@@ -274,9 +276,8 @@ class HelperFindSession(FindSession):
         if self._here:
             return
         self._here = True
-        if self.cancel.is_set():
-            self.helper.send(op="cancel")
-        for answer in self.helper.ask(timeout=STOP_SECONDS, op="find_close"):
+        abort = self.cancel.is_set()  # as this session's own association would be
+        for answer in self.helper.ask(timeout=STOP_SECONDS, op="find_close", abort=abort):
             if answer["op"] in ("find_closed", "waiting"):
                 break
         self.helper.unclaim()

@@ -59,6 +59,7 @@ RECORDED: dict[str, tuple[str, str]] = {
         "5f99c86b14a15cef",
     ),
     "pynetdicom.dimse_messages.DIMSEMessage.__init__": ("(self) -> None", "b9c44307ebf25f19"),
+    "pynetdicom.association.Association.kill": ("(self) -> None", "8f9713666a7f4cff"),
     "pynetdicom.dimse_messages.DIMSEMessage.decode_msg": (
         "(self, primitive: pynetdicom.pdu_primitives.P_DATA, assoc: 'Association | None' = None) -> bool",
         "f51c777e841a76be",
@@ -146,9 +147,11 @@ def test_the_patches_are_installed() -> None:
     assert DIMSEServiceProvider.receive_primitive is fixes._bounded_receive_primitive
     assert DULServiceProvider._is_transport_event is fixes._transport_event_held_back
     assert DIMSEServiceProvider.get_msg is fixes._get_msg_unless_paused
+    assert association.Association.kill is speed._quick_kill
     replacements = {
-        speed._remembered_set_uid, speed._quick_encode, reading._quick_decode,
-        reading._quick_decode_command, reading._quick_message_to_primitive, reading._quick_message_init,
+        speed._remembered_set_uid, speed._quick_encode, speed._quick_kill,
+        reading._quick_decode, reading._quick_decode_command,
+        reading._quick_message_to_primitive, reading._quick_message_init,
         fixes._decode_msg_for,
         fixes._bounded_recv, fixes._bounded_receive_primitive,
         fixes._transport_event_held_back, fixes._get_msg_unless_paused,

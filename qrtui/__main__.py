@@ -1,5 +1,3 @@
-import sys
+from qrtui.cli import run
 
-from qrtui.cli import main
-
-sys.exit(main())
+run()

@@ -5,6 +5,7 @@ and give what the verbs give; mistakes are one line and exit 2, with a suggestio
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -152,3 +153,27 @@ def test_completion_scripts_complete_the_verbs_and_their_flags(shell):
         assert ran.stdout.split() == ["--repair"], ran.stderr
     else:
         assert done.stdout.startswith("#compdef qrtui")
+
+
+def test_the_command_ends_with_mains_status_its_output_written_and_exit_functions_run(
+    tmp_path,
+):
+    """qrtui.cli.run leaves without Python's tear-down of every module, but not without
+    what a run registered to do at exit, nor what it wrote."""
+    marker = tmp_path / "exit-function-ran"
+    script = (
+        f"import atexit, sys; atexit.register(lambda: open({str(marker)!r}, 'w').close()); "
+        "sys.argv = ['qrtui', 'completion', 'bash']; from qrtui.cli import run; run()"
+    )
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=buffered
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# bash completion") or "_qrtui" in done.stdout
+    assert marker.exists(), "the exit functions ran"
+    bad = script.replace("'completion', 'bash'", "'--no-tui', '--config', '/nonexistent/x'")
+    failed = subprocess.run(
+        [sys.executable, "-c", bad], capture_output=True, text=True, timeout=120
+    )
+    assert failed.returncode == 2 and "configuration file not found" in failed.stderr

@@ -41,6 +41,35 @@ def _helper_failed(
     helper.kill()
 
 
+def usable(helper: Helper) -> bool:
+    """Alive, not taken, and started (waiting READY_SECONDS for that)."""
+    return helper.alive and not helper.taken and helper.ready.wait(READY_SECONDS)
+
+
+def _opened_by_helper(
+    session: HelperSession | HelperFindSession, reply: str, **message: Any
+) -> bool:
+    """The helper's association for `session`: True once open; False where the helper is
+    taken, still starting, gone or silent (the session opens its own). The node's refusal
+    is raised as the session's own would be."""
+    helper = session.helper
+    if not (usable(helper) and helper.claim()):
+        return False
+    deadline = clock.monotonic() + 2 * session.node.timeout + STOP_SECONDS
+    for answer in helper.ask(timeout=0.1, **message):
+        if answer["op"] == reply:
+            if answer["ok"]:
+                return True
+            helper.unclaim()
+            detail = str(answer.get("error", "the helper could not associate"))
+            raise AssociationFailed(session.peer, Outcome.REJECTED, detail)
+        if clock.monotonic() > deadline:
+            helper.kill()
+            break
+    helper.unclaim()
+    return False
+
+
 @contextlib.contextmanager
 def helpers(calling_aet: str, remote: RemoteNode, store_node: StoreNode) -> Iterator[list[Helper]]:
     """The run's helpers: those prestarted for it, or started now (their Python starts
@@ -73,26 +102,12 @@ class HelperSession(RetrieveSession):
     def __enter__(self) -> HelperSession:
         """The helper's association; where it is still starting, gone or silent, this
         session's own (the pool keeps its size)."""
-        ready = self.helper.alive and self.helper.ready.wait(READY_SECONDS)
-        if ready and self.helper.claim():
-            deadline = clock.monotonic() + 2 * self.node.timeout + STOP_SECONDS
-            store = self.receiver.store if self.receiver is not None else None
-            for answer in self.helper.ask(
-                timeout=0.1,
-                op="open",
-                sop_classes=self.sop_classes,
-                forward_to=list(store.forward_to) if store is not None else [],
-            ):
-                if answer["op"] == "opened":
-                    if not answer["ok"]:
-                        self.helper.unclaim()
-                        detail = str(answer.get("error", "the helper could not associate"))
-                        raise AssociationFailed(self.peer, Outcome.REJECTED, detail)
-                    return self
-                if clock.monotonic() > deadline:
-                    self.helper.kill()
-                    break
-            self.helper.unclaim()
+        store = self.receiver.store if self.receiver is not None else None
+        forward_to = list(store.forward_to) if store is not None else []
+        if _opened_by_helper(
+            self, "opened", op="open", sop_classes=self.sop_classes, forward_to=forward_to
+        ):
+            return self
         self._here = True
         super().__enter__()
         return self
@@ -185,11 +200,6 @@ class HelperSession(RetrieveSession):
         self.helper.unclaim()
 
 
-def usable(helper: Helper) -> bool:
-    """Alive, not taken, and started (waiting READY_SECONDS for that)."""
-    return helper.alive and not helper.taken and helper.ready.wait(READY_SECONDS)
-
-
 class HelperFindSession(FindSession):
     """A session of the funnel's pool whose C-FINDs the helper sends; their answers come back
     as received and are read here, so every check of them is the parent's. Where the helper
@@ -205,20 +215,9 @@ class HelperFindSession(FindSession):
         self._request = 0
 
     def __enter__(self) -> HelperFindSession:
-        if usable(self.helper) and self.helper.claim():
-            deadline = clock.monotonic() + 2 * self.node.timeout + STOP_SECONDS
-            for answer in self.helper.ask(timeout=0.1, op="find_open"):
-                if answer["op"] == "find_opened":
-                    if answer["ok"]:
-                        self._here = False
-                        return self
-                    self.helper.unclaim()
-                    detail = str(answer.get("error", "the helper could not associate"))
-                    raise AssociationFailed(self.peer, Outcome.REJECTED, detail)
-                if clock.monotonic() > deadline:
-                    self.helper.kill()
-                    break
-            self.helper.unclaim()
+        if _opened_by_helper(self, "find_opened", op="find_open"):
+            self._here = False
+            return self
         super().__enter__()
         return self
 

@@ -178,6 +178,8 @@ class _Child:
 
     def find_open(self) -> None:
         self.find_close()
+        with self._finds:  # a new session's queries are numbered from 1 again
+            self._find_cancels.clear()
         try:
             session = RawFindSession(self.aet, self.node, threading.Event(), patient=False)
             self.finder = session.__enter__()
